@@ -1,0 +1,49 @@
+# phototag: the commands a newcomer needs. `make test` and `make run` set everything up first.
+PREFIX ?= /usr/local
+CARGO ?= cargo
+CACHE ?= $(or $(PHOTOTAG_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/phototag)
+# What `make run` runs (the daemon, `phototag watch`, arrives with the catalog and watcher).
+RUN_ARGS ?= classify tests/fixtures/photos/*
+
+.PHONY: all setup libtorch build release test run install bench lint fmt clean
+
+all: build
+
+## libtorch in the per-user cache, the binary, and the default models (idempotent)
+setup:
+	scripts/setup.sh
+
+libtorch:
+	scripts/setup.sh --libtorch-only
+
+build: libtorch
+	$(CARGO) build
+
+release: libtorch
+	$(CARGO) build --release
+
+## every test (sets up first); the core suite needs neither the network nor ../shared
+test: setup
+	$(CARGO) test --all-targets
+
+## set up, build optimised, and run phototag on the default configuration
+run:
+	PROFILE=release scripts/setup.sh
+	target/release/phototag $(RUN_ARGS)
+
+bench: setup release
+	target/release/phototag bench --dir tests/fixtures/photos
+
+lint: libtorch
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt
+
+## binary in PREFIX/bin, the libtorch libraries it needs in PREFIX/lib, RUNPATH $ORIGIN/../lib
+install: release
+	scripts/install.sh "$(PREFIX)"
+
+clean:
+	$(CARGO) clean

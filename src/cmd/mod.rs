@@ -1,0 +1,75 @@
+//! One file per subcommand, plus what they share: the loaded configuration and the model.
+//!
+//! May not: define flags (see `cli`) or hold logic a library module should own.
+
+pub mod bench;
+pub mod classify;
+pub mod model;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, RunArgs};
+use crate::config::{self, Config, Origin};
+use crate::model::{Classifier, ClassifierOptions, ModelStore};
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything asked for was done.
+    Success,
+    /// Some inputs failed; the rest were done (exit code 1).
+    Partial,
+}
+
+/// What every command starts from.
+#[derive(Debug)]
+pub struct Context {
+    pub config: Config,
+    pub origin: Origin,
+    pub model_dir: PathBuf,
+}
+
+impl Context {
+    /// Reads the configuration (flags and environment override it).
+    pub fn load(cli: &Cli) -> Result<Self, config::ConfigError> {
+        let (config, origin) = config::load(cli.config.as_deref())?;
+        let model_dir = cli.model_dir.clone().unwrap_or_else(|| config.model_dir());
+        Ok(Self {
+            config,
+            origin,
+            model_dir,
+        })
+    }
+
+    pub fn store(&self) -> ModelStore {
+        ModelStore::new(&self.model_dir)
+    }
+
+    /// Batch size after flags.
+    pub fn batch_size(&self, run: &RunArgs) -> usize {
+        run.batch_size.map(usize::from).unwrap_or(self.config.classify.batch_size)
+    }
+
+    /// Resolves the model (flag, else config; `auto` logs its pick) and loads it.
+    pub fn classifier(&self, run: &RunArgs) -> anyhow::Result<Classifier> {
+        let requested = run.model.as_deref().unwrap_or(&self.config.model);
+        let stored = self.store().resolve(requested)?;
+        if requested == crate::model::AUTO {
+            tracing::info!(model = %stored.name, dir = %stored.dir.display(), "model = auto: using {}", stored.name);
+        } else {
+            tracing::info!(model = %stored.name, "using model {}", stored.name);
+        }
+        if !stored.manifest.pretrained {
+            tracing::warn!(model = %stored.name, "this model has random weights: its tags mean nothing");
+        }
+        let opts = ClassifierOptions {
+            threads: run.threads.unwrap_or(self.config.classify.threads),
+            ..Default::default()
+        };
+        let c = Classifier::load(&stored, &opts)
+            .with_context(|| format!("loading model `{}` from {}", stored.name, stored.dir.display()))?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,580 @@
+//! Decoding: a file or a byte slice → an upright 8-bit RGB image.
+//!
+//! Its job, in order: refuse files over [`Limits::max_file_bytes`]; recognise the format from the
+//! content (never the extension); read only the header and refuse images over the width, height,
+//! pixel or memory limits *before* any pixel buffer is allocated; decode the first frame; flatten
+//! the colour type to 8-bit RGB (alpha composited over white); apply the EXIF orientation.
+//!
+//! It may not: trust file extensions, allocate pixel memory for an image it has not size-checked,
+//! panic on malformed input, or do anything beyond decoding (no resizing, no colour management:
+//! ICC profiles are ignored, as PIL's `convert("RGB")` ignores them).
+//!
+//! Formats read: JPEG, PNG, WebP, GIF (first frame), BMP and TIFF. Everything else (HEIC, AVIF,
+//! JPEG XL, RAW, archives, text…) is refused with an error that names what it looks like.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use image::error::{LimitErrorKind, UnsupportedErrorKind};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Rgb, RgbImage};
+
+/// The formats phototag decodes. Checked explicitly so that enabling another `image` feature
+/// elsewhere in the crate does not silently widen what this module accepts.
+const SUPPORTED: [ImageFormat; 6] = [
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+];
+const SUPPORTED_LIST: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
+
+/// Resource limits for one decode. Usable as a config section (`[decode]` or similar): every
+/// field is optional there and defaults to [`Limits::default`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Widest image accepted, in pixels (as stored, before orientation).
+    pub max_width: u32,
+    /// Tallest image accepted, in pixels (as stored, before orientation).
+    pub max_height: u32,
+    /// Most pixels (width × height) accepted.
+    pub max_pixels: u64,
+    /// Largest file accepted, in bytes; checked before the file is opened.
+    pub max_file_bytes: u64,
+    /// Most bytes the decoder may allocate for the decoded image plus its working buffers.
+    pub max_alloc_bytes: u64,
+}
+
+impl Default for Limits {
+    /// * `max_pixels` = 89,478,485: Pillow's `MAX_IMAGE_PIXELS` (1 GiB / 4 bytes / 3), the point
+    ///   at which PIL starts treating an image as a possible decompression bomb. Every phone and
+    ///   almost every camera is below it (a 61-MP full-frame sensor is 9504×6336). 100-MP
+    ///   medium-format photos (Fujifilm GFX100: 11648×8736 = 101.8 MP; Phase One IQ4: 151 MP)
+    ///   are over it: raise it in the config to read those.
+    /// * `max_width` = `max_height` = 30,000: 2.5× the longest side of a 150-MP camera sensor
+    ///   (14204 px), room for stitched panoramas (30000×2900 is still under `max_pixels`). A side
+    ///   past this is almost always a forged header; bounding it also bounds per-row buffers in
+    ///   the decoders and the aspect ratio the preprocessing has to cope with.
+    /// * `max_file_bytes` = 256 MiB: several times the largest JPEG/PNG a camera writes.
+    /// * `max_alloc_bytes` = 1 GiB: a `max_pixels` image as 16-bit RGBA is 716 MB, so any image
+    ///   within the pixel limit fits, while a bomb cannot take the machine down.
+    fn default() -> Self {
+        Limits {
+            max_width: 30_000,
+            max_height: 30_000,
+            max_pixels: 89_478_485,
+            max_file_bytes: 256 * 1024 * 1024,
+            max_alloc_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// A decoded image, upright and in 8-bit RGB.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The pixels, with the EXIF orientation already applied.
+    pub image: RgbImage,
+    /// The format recognised from the content.
+    pub format: ImageFormat,
+    /// The orientation that was read from the file and applied.
+    pub orientation: Orientation,
+    /// Width as stored in the file, before the orientation was applied.
+    pub source_width: u32,
+    /// Height as stored in the file, before the orientation was applied.
+    pub source_height: u32,
+}
+
+/// Which limit an image broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    FileBytes,
+    Width,
+    Height,
+    Pixels,
+    AllocBytes,
+}
+
+impl LimitKind {
+    /// The name of the [`Limits`] field (and config key) for this limit.
+    pub fn field(self) -> &'static str {
+        match self {
+            LimitKind::FileBytes => "max_file_bytes",
+            LimitKind::Width => "max_width",
+            LimitKind::Height => "max_height",
+            LimitKind::Pixels => "max_pixels",
+            LimitKind::AllocBytes => "max_alloc_bytes",
+        }
+    }
+}
+
+/// Why a file could not be decoded. Every message is meant to be shown to a person as is.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The file could not be read (missing, no permission, a directory, an I/O error).
+    #[error("cannot read {}: {source}", path.as_deref().map_or("<bytes>".into(), |p| p.display().to_string()))]
+    Io {
+        path: Option<PathBuf>,
+        #[source]
+        source: io::Error,
+    },
+    /// The file or image is over one of the [`Limits`]; nothing large was allocated.
+    #[error("{}", too_large_message(*limit, *actual, *max, *dimensions))]
+    TooLarge {
+        limit: LimitKind,
+        /// The offending amount (bytes or pixels, per `limit`); `None` when a decoder ran out of
+        /// its allocation budget mid-way and did not say how much it wanted.
+        actual: Option<u64>,
+        max: u64,
+        /// The image's width and height as stored, when known.
+        dimensions: Option<(u32, u32)>,
+    },
+    /// The content is not an image at all (or an empty file). `detected` names what it looks
+    /// like when that is recognisable ("ZIP archive", "text").
+    #[error("not a supported image: {}", match detected { Some(kind) => format!("this is {kind}, not an image"), None => "the content is not a recognised image format".into() })]
+    NotAnImage { detected: Option<&'static str> },
+    /// An image format (or a feature of one) that phototag does not decode.
+    #[error("not a supported image: {format}{} (phototag reads {SUPPORTED_LIST})", detail.as_deref().map(|d| format!(" with {d}")).unwrap_or_default())]
+    Unsupported {
+        format: String,
+        detail: Option<String>,
+    },
+    /// A supported format, but the data is damaged or truncated.
+    #[error("corrupt or truncated {} file: {message}", format_name(*format))]
+    Corrupt {
+        format: ImageFormat,
+        message: String,
+    },
+}
+
+/// Decode the image in `path`. The format is taken from the content; the extension is ignored.
+pub fn decode_file(path: &Path, limits: &Limits) -> Result<Decoded, DecodeError> {
+    let io_err = |source| DecodeError::Io {
+        path: Some(path.to_path_buf()),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(io_err)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(io_err(io::Error::new(io::ErrorKind::InvalidInput, kind)));
+    }
+    check_file_size(meta.len(), limits)?;
+    let file = File::open(path).map_err(io_err)?;
+    decode_reader(BufReader::new(file), limits, Some(path))
+}
+
+/// Decode an image held in memory. [`Limits::max_file_bytes`] applies to `bytes.len()`.
+pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    check_file_size(bytes.len() as u64, limits)?;
+    decode_reader(Cursor::new(bytes), limits, None)
+}
+
+fn check_file_size(len: u64, limits: &Limits) -> Result<(), DecodeError> {
+    if len > limits.max_file_bytes {
+        return Err(DecodeError::TooLarge {
+            limit: LimitKind::FileBytes,
+            actual: Some(len),
+            max: limits.max_file_bytes,
+            dimensions: None,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the header dimensions; called before any pixel buffer exists.
+fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), DecodeError> {
+    let too_large = |limit, actual, max| DecodeError::TooLarge {
+        limit,
+        actual: Some(actual),
+        max,
+        dimensions: Some((width, height)),
+    };
+    let pixels = u64::from(width) * u64::from(height);
+    if width > limits.max_width {
+        return Err(too_large(
+            LimitKind::Width,
+            width.into(),
+            limits.max_width.into(),
+        ));
+    }
+    if height > limits.max_height {
+        return Err(too_large(
+            LimitKind::Height,
+            height.into(),
+            limits.max_height.into(),
+        ));
+    }
+    if pixels > limits.max_pixels {
+        return Err(too_large(LimitKind::Pixels, pixels, limits.max_pixels));
+    }
+    Ok(())
+}
+
+fn decode_reader<R: BufRead + Seek>(
+    mut reader: R,
+    limits: &Limits,
+    path: Option<&Path>,
+) -> Result<Decoded, DecodeError> {
+    let io_err = |source| DecodeError::Io {
+        path: path.map(Path::to_path_buf),
+        source,
+    };
+    let head = read_head(&mut reader).map_err(io_err)?;
+    let reader = ImageReader::new(reader)
+        .with_guessed_format()
+        .map_err(io_err)?;
+    let format = match reader.format() {
+        Some(f) if SUPPORTED.contains(&f) => f,
+        Some(f) => return Err(sniff_unsupported(&head).unwrap_or_else(|| unsupported(f))),
+        None => return Err(sniff_unsupported(&head).unwrap_or_else(|| sniff_not_image(&head))),
+    };
+    decode_known(reader, format, limits, path.is_some())
+}
+
+fn decode_known<R: BufRead + Seek>(
+    mut reader: ImageReader<R>,
+    format: ImageFormat,
+    limits: &Limits,
+    from_file: bool,
+) -> Result<Decoded, DecodeError> {
+    let map = |e| map_image_error(e, format, limits, from_file);
+    // Stage 1: only the memory budget, so that the header can be read and *our* size check (with
+    // a message that has the numbers in it) runs first. The PNG decoder also uses this budget
+    // for its metadata chunks (zTXt/iCCP bombs).
+    let mut image_limits = image::Limits::default();
+    image_limits.max_alloc = Some(limits.max_alloc_bytes);
+    reader.limits(image_limits.clone());
+    let mut decoder = reader.into_decoder().map_err(map)?;
+
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(DecodeError::Corrupt {
+            format,
+            message: format!("the header says the image is {width}x{height}"),
+        });
+    }
+    check_dimensions(width, height, limits)?;
+    let buffer_bytes = decoder.total_bytes();
+    if buffer_bytes > limits.max_alloc_bytes {
+        return Err(DecodeError::TooLarge {
+            limit: LimitKind::AllocBytes,
+            actual: Some(buffer_bytes),
+            max: limits.max_alloc_bytes,
+            dimensions: Some((width, height)),
+        });
+    }
+    // Stage 2: the strict width/height limits, and what is left of the memory budget once the
+    // output buffer is paid for (as `ImageReader::decode` does), for the decoder's own buffers.
+    image_limits.max_image_width = Some(limits.max_width);
+    image_limits.max_image_height = Some(limits.max_height);
+    image_limits.reserve(buffer_bytes).map_err(map)?;
+    decoder.set_limits(image_limits).map_err(map)?;
+
+    // A broken EXIF block must not cost the photo: decode it unrotated instead.
+    let orientation = decoder.orientation().unwrap_or_else(|e| {
+        tracing::debug!("ignoring unreadable EXIF orientation: {e}");
+        Orientation::NoTransforms
+    });
+    let image = DynamicImage::from_decoder(decoder).map_err(map)?;
+    let mut upright = DynamicImage::ImageRgb8(to_rgb8_over_white(image));
+    upright.apply_orientation(orientation);
+    Ok(Decoded {
+        image: upright.into_rgb8(),
+        format,
+        orientation,
+        source_width: width,
+        source_height: height,
+    })
+}
+
+/// Flattens any colour type to 8-bit RGB. Grey is replicated; 16-bit and float are scaled by
+/// `image`'s own conversions (65535 → 255, 1.0 → 255, float clamped). Alpha is composited over
+/// white rather than dropped: fully transparent pixels very often carry black (or garbage) RGB,
+/// so dropping alpha, as PIL's `convert("RGB")` does, turns a logo on a transparent background
+/// into a logo on black, which the classifier has never seen; white is what a viewer shows.
+pub fn to_rgb8_over_white(image: DynamicImage) -> RgbImage {
+    if !image.color().has_alpha() {
+        return image.into_rgb8();
+    }
+    // Composite in floating point from the exact 16-bit or float values (8-bit is exact in f32).
+    let (w, h) = (image.width(), image.height());
+    let blend = |c: f32, a: f32| -> u8 {
+        let (c, a) = (c.clamp(0.0, 1.0), a.clamp(0.0, 1.0));
+        ((c * a + (1.0 - a)) * 255.0).round() as u8
+    };
+    match image {
+        DynamicImage::ImageRgba8(img) => RgbImage::from_fn(w, h, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            let a = f32::from(p[3]) / 255.0;
+            Rgb([0, 1, 2].map(|i| blend(f32::from(p[i]) / 255.0, a)))
+        }),
+        DynamicImage::ImageLumaA8(img) => RgbImage::from_fn(w, h, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgb([blend(f32::from(p[0]) / 255.0, f32::from(p[1]) / 255.0); 3])
+        }),
+        DynamicImage::ImageRgba16(img) => RgbImage::from_fn(w, h, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            let a = f32::from(p[3]) / 65535.0;
+            Rgb([0, 1, 2].map(|i| blend(f32::from(p[i]) / 65535.0, a)))
+        }),
+        DynamicImage::ImageLumaA16(img) => RgbImage::from_fn(w, h, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgb([blend(f32::from(p[0]) / 65535.0, f32::from(p[1]) / 65535.0); 3])
+        }),
+        DynamicImage::ImageRgba32F(img) => RgbImage::from_fn(w, h, |x, y| {
+            let p = img.get_pixel(x, y).0;
+            Rgb([0, 1, 2].map(|i| blend(p[i], p[3])))
+        }),
+        // A future alpha-carrying variant: fall back to the generic float conversion.
+        other => {
+            let img = other.to_rgba32f();
+            RgbImage::from_fn(w, h, |x, y| {
+                let p = img.get_pixel(x, y).0;
+                Rgb([0, 1, 2].map(|i| blend(p[i], p[3])))
+            })
+        }
+    }
+}
+
+/// Reads up to 64 bytes for format sniffing and rewinds.
+fn read_head<R: Read + Seek>(reader: &mut R) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(64);
+    reader.by_ref().take(64).read_to_end(&mut head)?;
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(head)
+}
+
+fn format_name(format: ImageFormat) -> String {
+    match format {
+        ImageFormat::Jpeg => "JPEG".into(),
+        ImageFormat::Png => "PNG".into(),
+        ImageFormat::WebP => "WebP".into(),
+        ImageFormat::Gif => "GIF".into(),
+        ImageFormat::Bmp => "BMP".into(),
+        ImageFormat::Tiff => "TIFF".into(),
+        ImageFormat::Avif => "AVIF".into(),
+        ImageFormat::OpenExr => "OpenEXR".into(),
+        ImageFormat::Hdr => "Radiance HDR".into(),
+        ImageFormat::Pnm => "PNM (PBM/PGM/PPM)".into(),
+        other => format!("{other:?}").to_uppercase(),
+    }
+}
+
+fn unsupported(format: ImageFormat) -> DecodeError {
+    DecodeError::Unsupported {
+        format: format_name(format),
+        detail: None,
+    }
+}
+
+/// Image formats that `image` does not recognise (or that we do not decode), by magic bytes.
+fn sniff_unsupported(head: &[u8]) -> Option<DecodeError> {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    let kind = if at(4, b"ftyp") {
+        // ISO base media file: the major brand says which.
+        match head.get(8..12).unwrap_or_default() {
+            b"avif" | b"avis" => "AVIF",
+            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
+                "HEIF/HEIC"
+            }
+            b"crx " => "Canon CR3 raw",
+            b"jxl " => "JPEG XL",
+            _ => return None, // MP4/MOV video, handled as "not an image"
+        }
+    } else if at(0, &[0xff, 0x0a]) || at(4, b"JXL ") {
+        "JPEG XL"
+    } else if at(4, b"jP  ") || at(0, &[0xff, 0x4f, 0xff, 0x51]) {
+        "JPEG 2000"
+    } else if at(0, b"8BPS") {
+        "Photoshop PSD"
+    } else if at(6, b"HEAPCCDR") {
+        "Canon CRW raw"
+    } else if at(0, b"FUJIFILMCCD-RAW") {
+        "Fujifilm RAF raw"
+    } else if at(0, b"IIRO") || at(0, b"IIRS") || at(0, b"MMOR") {
+        "Olympus ORF raw"
+    } else if at(0, b"IIU\0") {
+        "Panasonic RW2 raw"
+    } else if at(0, b"\0MRM") {
+        "Minolta MRW raw"
+    } else if at(0, b"FOVb") {
+        "Sigma X3F raw"
+    } else if at(0, b"<svg") || (at(0, b"<?xml") && head.windows(4).any(|w| w == b"<svg")) {
+        "SVG"
+    } else {
+        return None;
+    };
+    Some(DecodeError::Unsupported {
+        format: kind.into(),
+        detail: None,
+    })
+}
+
+/// Names common non-image content, for a clearer "not an image" message.
+fn sniff_not_image(head: &[u8]) -> DecodeError {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    let detected = if head.is_empty() {
+        Some("an empty file")
+    } else if at(0, b"PK\x03\x04") || at(0, b"PK\x05\x06") {
+        Some("a ZIP archive")
+    } else if at(0, &[0x1f, 0x8b]) {
+        Some("a gzip archive")
+    } else if at(0, b"BZh") {
+        Some("a bzip2 archive")
+    } else if at(0, &[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some("an xz archive")
+    } else if at(0, b"7z\xbc\xaf\x27\x1c") {
+        Some("a 7-Zip archive")
+    } else if at(0, b"%PDF") {
+        Some("a PDF document")
+    } else if at(4, b"ftyp") || at(4, b"moov") {
+        Some("an MP4/QuickTime video")
+    } else if at(0, b"RIFF") && at(8, b"AVI ") {
+        Some("an AVI video")
+    } else if is_text(head) {
+        Some("text")
+    } else {
+        None
+    };
+    DecodeError::NotAnImage { detected }
+}
+
+/// UTF-8 without control characters other than whitespace. The head may end in the middle of
+/// a multi-byte character, which is allowed.
+fn is_text(head: &[u8]) -> bool {
+    let text = match std::str::from_utf8(head) {
+        Ok(text) => text,
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| !c.is_control() || c.is_ascii_whitespace())
+}
+
+fn map_image_error(
+    error: ImageError,
+    format: ImageFormat,
+    limits: &Limits,
+    from_file: bool,
+) -> DecodeError {
+    let corrupt = |message: String| DecodeError::Corrupt { format, message };
+    match error {
+        // `DecodingError`'s own message repeats "Format error decoding <format>": use the cause.
+        ImageError::Decoding(e) => corrupt(match std::error::Error::source(&e) {
+            Some(cause) => cause.to_string(),
+            None => e.to_string(),
+        }),
+        ImageError::Unsupported(e) => DecodeError::Unsupported {
+            format: format_name(format),
+            detail: Some(match e.kind() {
+                UnsupportedErrorKind::Color(c) | UnsupportedErrorKind::ColorLayout(c) => {
+                    format!("the colour type {c:?}")
+                }
+                UnsupportedErrorKind::GenericFeature(feature) => format!("the feature {feature}"),
+                _ => e.to_string(),
+            }),
+        },
+        ImageError::Limits(e) => match e.kind() {
+            LimitErrorKind::InsufficientMemory => DecodeError::TooLarge {
+                limit: LimitKind::AllocBytes,
+                actual: None,
+                max: limits.max_alloc_bytes,
+                dimensions: None,
+            },
+            // Our own check runs first, so this is a decoder that re-reads its dimensions.
+            _ => corrupt(format!("the decoder refused the image: {e}")),
+        },
+        ImageError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            corrupt("the file ends before the image data does (truncated?)".into())
+        }
+        // Reading from memory cannot fail, so any I/O error there is the decoder's way of saying
+        // the data is bad; from a file, InvalidData means the same.
+        ImageError::IoError(e) if !from_file || e.kind() == io::ErrorKind::InvalidData => {
+            corrupt(e.to_string())
+        }
+        ImageError::IoError(source) => DecodeError::Io { path: None, source },
+        other => corrupt(other.to_string()),
+    }
+}
+
+struct Bytes(u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MIB: f64 = 1024.0 * 1024.0;
+        let b = self.0 as f64;
+        if b >= 1024.0 * MIB {
+            write!(f, "{:.1} GiB", b / (1024.0 * MIB))
+        } else if b >= MIB {
+            write!(f, "{:.1} MiB", b / MIB)
+        } else {
+            write!(f, "{} bytes", self.0)
+        }
+    }
+}
+
+struct Megapixels(u64);
+
+impl fmt::Display for Megapixels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_multiple_of(1_000_000) {
+            write!(f, "{} MP", self.0 / 1_000_000)
+        } else {
+            write!(f, "{:.1} MP", self.0 as f64 / 1e6)
+        }
+    }
+}
+
+fn too_large_message(
+    limit: LimitKind,
+    actual: Option<u64>,
+    max: u64,
+    dimensions: Option<(u32, u32)>,
+) -> String {
+    let field = limit.field();
+    let dims = dimensions.map_or_else(String::new, |(w, h)| format!("{w}x{h}"));
+    match (limit, actual) {
+        (LimitKind::FileBytes, Some(n)) => format!(
+            "file is {} ({n} bytes), over the limit of {} (limits.{field})",
+            Bytes(n),
+            Bytes(max)
+        ),
+        (LimitKind::Width, Some(n)) => {
+            format!("image is {dims}: {n} pixels wide, over the limit of {max} (limits.{field})")
+        }
+        (LimitKind::Height, Some(n)) => {
+            format!("image is {dims}: {n} pixels tall, over the limit of {max} (limits.{field})")
+        }
+        (LimitKind::Pixels, Some(n)) => format!(
+            "image is {dims} ({}), over the limit of {} (limits.{field})",
+            Megapixels(n),
+            Megapixels(max)
+        ),
+        (LimitKind::AllocBytes, Some(n)) => format!(
+            "decoding this {dims} image needs {} of memory, over the limit of {} (limits.{field})",
+            Bytes(n),
+            Bytes(max)
+        ),
+        (_, _) => format!(
+            "the decoder needed more memory than the limit of {} allows (limits.{field})",
+            Bytes(max)
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+}

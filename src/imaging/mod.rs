@@ -1,0 +1,18 @@
+//! Imaging: turning photo files into the float tensors a classifier eats.
+//!
+//! Two stages, each in its own module:
+//!
+//! * [`decode`]: bytes or a file → an upright 8-bit RGB image. It sniffs the format from the
+//!   content (never the extension), enforces [`Limits`] *before* allocating pixel memory, applies
+//!   the EXIF orientation and flattens every colour type (grey, alpha, CMYK, 16-bit, float) to RGB.
+//! * [`preprocess`]: an RGB image → a normalised CHW `f32` vector, computed the way torchvision's
+//!   `Resize` / `CenterCrop` / `ToTensor` / `Normalize` compute it for a PIL image.
+//!
+//! This module does no I/O other than reading the one file it is asked to decode, knows nothing
+//! about models, tensors (`tch`) or the catalogue, and never panics on bad input.
+
+pub mod decode;
+pub mod preprocess;
+
+pub use decode::{decode_bytes, decode_file, DecodeError, Decoded, LimitKind, Limits};
+pub use preprocess::{preprocess, Prepared, Preprocess, PreprocessError};

@@ -1,0 +1,13 @@
+//! phototag: tags photos with an ImageNet classifier and searches the tags.
+//!
+//! The binary (`src/main.rs`) is a thin shell over these modules; see ARCHITECTURE.md.
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod imaging;
+pub mod labels;
+pub mod model;
+pub mod paths;
+pub mod pipeline;

@@ -1,0 +1,60 @@
+//! The `phototag` binary: parses flags, sets up logging, runs one command, and maps the
+//! result to an exit code (documented in README.md and `phototag --help`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use phototag::cli::{Cli, Command};
+use phototag::cmd::{self, Context, Outcome};
+use phototag::exit;
+
+fn init_logging(cli: &Cli, default_level: &str) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => default_level,
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.is_empty() && cli.verbose == 0 && !cli.quiet => EnvFilter::try_new(v),
+        _ => EnvFilter::try_new(level),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = match Context::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging(&cli, "info");
+            eprintln!("phototag: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    init_logging(&cli, &ctx.config.log_level);
+    tracing::debug!(origin = ?ctx.origin, model_dir = %ctx.model_dir.display(), "configuration");
+    let result = match &cli.command {
+        Command::Classify(a) => cmd::classify::run(&ctx, a),
+        Command::Model(m) => cmd::model::run(&ctx, m),
+        Command::Bench(b) => cmd::bench::run(&ctx, b),
+    };
+    match result {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Partial) => ExitCode::from(exit::PARTIAL),
+        Err(e) => {
+            eprintln!("phototag: {e:#}");
+            ExitCode::from(exit::code_for(&e))
+        }
+    }
+}
