@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 CARGO ?= cargo
 CACHE ?= $(or $(PHOTOTAG_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/phototag)
 # What `make run` runs (the daemon, `phototag watch`, arrives with the catalog and watcher).
-RUN_ARGS ?= classify tests/fixtures/photos/*
+RUN_ARGS ?= classify tests/fixtures/photos/*.jpg
 
 .PHONY: all setup libtorch build release test run install bench lint fmt clean
 

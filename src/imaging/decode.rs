@@ -198,6 +198,9 @@ fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Deco
         dimensions: Some((width, height)),
     };
     let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(too_large(LimitKind::Pixels, pixels, limits.max_pixels));
+    }
     if width > limits.max_width {
         return Err(too_large(
             LimitKind::Width,
@@ -211,9 +214,6 @@ fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), Deco
             height.into(),
             limits.max_height.into(),
         ));
-    }
-    if pixels > limits.max_pixels {
-        return Err(too_large(LimitKind::Pixels, pixels, limits.max_pixels));
     }
     Ok(())
 }
