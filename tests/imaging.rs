@@ -400,11 +400,14 @@ fn preprocessing_matches_torchvision() {
         let diffs: Vec<f32> = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).collect();
         let max = diffs.iter().copied().fold(0.0, f32::max);
         let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+        let differing = diffs.iter().filter(|&&d| d > 1e-6).count() as f64 / diffs.len() as f64;
         let levels = |v: f32| v * 0.226 * 255.0; // roughly, in 8-bit levels
         println!(
-            "{name}: max abs {max:.6} (~{:.1} levels), mean abs {mean:.6} (~{:.2} levels)",
+            "{name}: max abs {max:.6} (~{:.1} levels), mean abs {mean:.6} (~{:.3} levels), \
+             {:.2}% of values differ",
             levels(max),
-            levels(mean)
+            levels(mean),
+            differing * 100.0
         );
         assert!(
             max <= max_tol && mean <= mean_tol,

@@ -186,9 +186,16 @@ fn resize_and_crop_with(
     let crop = p.crop as usize;
 
     if u64::from(new_w) * u64::from(new_h) * 3 <= max_full_resize_bytes {
+        // Pillow resamples horizontally first, rounding to 8 bits, then vertically;
+        // fast_image_resize does u8 images the other way round when both passes are needed.
+        // Two single-direction resizes reproduce Pillow's order and intermediate rounding.
+        let mut wide = Image::new(new_w, height, PixelType::U8x3);
+        resizer
+            .resize(&src, &mut wide, &alg)
+            .map_err(|e| resize_err(&e))?;
         let mut resized = Image::new(new_w, new_h, PixelType::U8x3);
         resizer
-            .resize(&src, &mut resized, &alg)
+            .resize(&wide, &mut resized, &alg)
             .map_err(|e| resize_err(&e))?;
         let row = new_w as usize * 3;
         let buf = resized.buffer();
