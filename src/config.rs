@@ -98,7 +98,9 @@ pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     let candidates = user
         .map(|u| u.join("phototag").join("phototag.toml"))
         .into_iter()
-        .chain(std::iter::once(PathBuf::from("/etc/phototag/phototag.toml")));
+        .chain(std::iter::once(PathBuf::from(
+            "/etc/phototag/phototag.toml",
+        )));
     candidates.into_iter().find(|p| p.is_file())
 }
 
@@ -146,22 +148,37 @@ impl Config {
     /// Checks values serde cannot: ranges and names.
     fn check(&self) -> Result<(), (String, String)> {
         if self.classify.batch_size == 0 || self.classify.batch_size > 256 {
-            return Err(("classify.batch_size".into(), "must be between 1 and 256".into()));
+            return Err((
+                "classify.batch_size".into(),
+                "must be between 1 and 256".into(),
+            ));
         }
         if self.classify.top_k == 0 || self.classify.top_k > 1000 {
             return Err(("classify.top_k".into(), "must be between 1 and 1000".into()));
         }
         if self.classify.threads > 1024 {
-            return Err(("classify.threads".into(), "must be at most 1024 (0 means all cores)".into()));
+            return Err((
+                "classify.threads".into(),
+                "must be at most 1024 (0 means all cores)".into(),
+            ));
         }
         if self.model != crate::model::AUTO {
-            crate::model::store::check_name(&self.model).map_err(|e| ("model".into(), e.to_string()))?;
+            crate::model::store::check_name(&self.model)
+                .map_err(|e| ("model".into(), e.to_string()))?;
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
-            return Err(("log_level".into(), format!("`{}` is not a log filter (try \"info\")", self.log_level)));
+            return Err((
+                "log_level".into(),
+                format!("`{}` is not a log filter (try \"info\")", self.log_level),
+            ));
         }
         let l = &self.limits;
-        if l.max_width == 0 || l.max_height == 0 || l.max_pixels == 0 || l.max_file_bytes == 0 || l.max_alloc_bytes == 0 {
+        if l.max_width == 0
+            || l.max_height == 0
+            || l.max_pixels == 0
+            || l.max_file_bytes == 0
+            || l.max_alloc_bytes == 0
+        {
             return Err(("limits".into(), "limits must be greater than zero".into()));
         }
         Ok(())
@@ -207,7 +224,9 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> String {
-        parse(text, Path::new("/etc/phototag/phototag.toml")).unwrap_err().to_string()
+        parse(text, Path::new("/etc/phototag/phototag.toml"))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -222,7 +241,11 @@ mod tests {
     fn the_shipped_example_parses_to_the_defaults() {
         let text = include_str!("../config/phototag.toml");
         let c = parse(text, Path::new("config/phototag.toml")).unwrap();
-        assert_eq!(c, Config::default(), "config/phototag.toml must document the defaults");
+        assert_eq!(
+            c,
+            Config::default(),
+            "config/phototag.toml must document the defaults"
+        );
     }
 
     #[test]

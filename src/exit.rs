@@ -26,11 +26,15 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
         if cause.is::<ConfigError>() {
             return USAGE;
         }
-        if cause.is::<StoreError>() || cause.is::<ManifestError>() || cause.is::<CheckpointError>() {
+        if cause.is::<StoreError>() || cause.is::<ManifestError>() || cause.is::<CheckpointError>()
+        {
             return MODEL;
         }
-        if let Some(ClassifyError::Load { .. } | ClassifyError::Manifest(_) | ClassifyError::BadOutput { .. }) =
-            cause.downcast_ref::<ClassifyError>()
+        if let Some(
+            ClassifyError::Load { .. }
+            | ClassifyError::Manifest(_)
+            | ClassifyError::BadOutput { .. },
+        ) = cause.downcast_ref::<ClassifyError>()
         {
             return MODEL;
         }

@@ -35,7 +35,12 @@ pub fn imagenet() -> &'static [Class] {
                 let (idx, wnid, name, syn) = (f.next(), f.next(), f.next(), f.next());
                 // The data file is compiled in and checked by the tests below.
                 let index: usize = idx.and_then(|s| s.parse().ok()).unwrap_or(usize::MAX);
-                assert_eq!(index, i, "data/imagenet_classes.tsv: line {} out of order", i + 2);
+                assert_eq!(
+                    index,
+                    i,
+                    "data/imagenet_classes.tsv: line {} out of order",
+                    i + 2
+                );
                 Class {
                     index,
                     wnid: wnid.unwrap_or(""),
@@ -78,6 +83,8 @@ mod tests {
         for w in c.windows(2) {
             assert!(w[0].wnid < w[1].wnid, "{} !< {}", w[0].wnid, w[1].wnid);
         }
-        assert!(c.iter().all(|k| k.wnid.len() == 9 && k.wnid.starts_with('n')));
+        assert!(c
+            .iter()
+            .all(|k| k.wnid.len() == 9 && k.wnid.starts_with('n')));
     }
 }

@@ -50,7 +50,7 @@ struct Ready {
     format: image::ImageFormat,
 }
 
-fn prepare(path: &PathBuf, s: &Settings) -> Result<Ready, FileError> {
+fn prepare(path: &std::path::Path, s: &Settings) -> Result<Ready, FileError> {
     let d = imaging::decode_file(path, &s.limits)?;
     let p = imaging::preprocess(&d.image, &s.preprocess)?;
     Ok(Ready {
@@ -63,8 +63,12 @@ fn prepare(path: &PathBuf, s: &Settings) -> Result<Ready, FileError> {
 }
 
 /// Classifies `files` in order, calling `on_result` once per file, in input order.
-pub fn classify_files<F>(classifier: &Classifier, files: Vec<PathBuf>, settings: &Settings, mut on_result: F)
-where
+pub fn classify_files<F>(
+    classifier: &Classifier,
+    files: Vec<PathBuf>,
+    settings: &Settings,
+    mut on_result: F,
+) where
     F: FnMut(&PathBuf, Result<Classified, FileError>),
 {
     let batch_size = settings.batch_size.max(1);

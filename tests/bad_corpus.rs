@@ -20,7 +20,9 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
 
 #[test]
 fn every_bad_file_gives_a_clean_result_or_error() {
-    let Some(bad) = common::shared("corpus/bad", "bad_corpus") else { return };
+    let Some(bad) = common::shared("corpus/bad", "bad_corpus") else {
+        return;
+    };
     let mut files = Vec::new();
     files_under(&bad, &mut files);
     files.sort();
@@ -46,9 +48,17 @@ fn every_bad_file_gives_a_clean_result_or_error() {
             .output()
             .unwrap();
         let code = out.status.code();
-        assert!(matches!(code, Some(0) | Some(1)), "crashed or failed: {:?}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(code, Some(0) | Some(1)),
+            "crashed or failed: {:?}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), chunk.len(), "one line per file");
         for (v, f) in lines.iter().zip(chunk) {
             assert_eq!(v["file"].as_str().unwrap(), f.to_string_lossy());
@@ -61,5 +71,8 @@ fn every_bad_file_gives_a_clean_result_or_error() {
             }
         }
     }
-    eprintln!("bad corpus: {} files, {ok} classified, {errors} refused with an error", files.len());
+    eprintln!(
+        "bad corpus: {} files, {ok} classified, {errors} refused with an error",
+        files.len()
+    );
 }

@@ -15,8 +15,15 @@ fn model_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep().join("models");
-        let out = phototag(&dir, &["model", "prepare", "resnet18-random", "--seed", "7"]);
-        assert!(out.status.success(), "prepare failed: {}", String::from_utf8_lossy(&out.stderr));
+        let out = phototag(
+            &dir,
+            &["model", "prepare", "resnet18-random", "--seed", "7"],
+        );
+        assert!(
+            out.status.success(),
+            "prepare failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         dir
     })
 }
@@ -42,7 +49,9 @@ fn json_lines(out: &Output) -> Vec<Value> {
 /// Writes a few generated images of different formats, sizes and colour types.
 fn generated_images(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let grad = image::RgbImage::from_fn(320, 240, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    let grad = image::RgbImage::from_fn(320, 240, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
     let p = dir.join("gradient.png");
     grad.save(&p).unwrap();
     files.push(p);
@@ -61,14 +70,19 @@ fn generated_images(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn check_result(v: &Value, k: usize) {
-    let results = v["results"].as_array().unwrap_or_else(|| panic!("no results in {v}"));
+    let results = v["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no results in {v}"));
     assert_eq!(results.len(), k, "{v}");
     let mut last = f64::INFINITY;
     for (i, r) in results.iter().enumerate() {
         assert_eq!(r["rank"].as_u64().unwrap() as usize, i + 1);
         let index = r["index"].as_u64().unwrap() as usize;
         assert!(index < 1000);
-        assert_eq!(r["class"].as_str().unwrap(), phototag::labels::class(index).unwrap().name);
+        assert_eq!(
+            r["class"].as_str().unwrap(),
+            phototag::labels::class(index).unwrap().name
+        );
         let p = r["probability"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&p), "{p}");
         assert_eq!((p * 100.0).round() / 100.0, p, "two decimals: {p}");
@@ -99,15 +113,30 @@ fn classify_json_for_generated_images_and_fixtures() {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
     files.push(fixtures.join("orange.jpg"));
     files.push(fixtures.join("squirrel_cls.jpg"));
-    let mut args = vec!["classify", "--model", "resnet18-random", "--json", "--top", "5"];
+    let mut args = vec![
+        "classify",
+        "--model",
+        "resnet18-random",
+        "--json",
+        "--top",
+        "5",
+    ];
     let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
     args.extend(names.iter().map(String::as_str));
     let out = phototag(model_dir(), &args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines = json_lines(&out);
     assert_eq!(lines.len(), files.len());
     for (v, f) in lines.iter().zip(&files) {
-        assert_eq!(v["file"].as_str().unwrap(), f.display().to_string(), "order is input order");
+        assert_eq!(
+            v["file"].as_str().unwrap(),
+            f.display().to_string(),
+            "order is input order"
+        );
         assert_eq!(v["model"], "resnet18-random");
         check_result(v, 5);
     }
@@ -119,18 +148,44 @@ fn batch_size_does_not_change_results() {
     let a = fixtures.join("orange.jpg").display().to_string();
     let b = fixtures.join("squirrel_cls.jpg").display().to_string();
     let run = |bs: &str| {
-        let out = phototag(model_dir(), &["classify", "--model", "resnet18-random", "--json", "--batch-size", bs, &a, &b, &a]);
+        let out = phototag(
+            model_dir(),
+            &[
+                "classify",
+                "--model",
+                "resnet18-random",
+                "--json",
+                "--batch-size",
+                bs,
+                &a,
+                &b,
+                &a,
+            ],
+        );
         assert!(out.status.success());
         json_lines(&out)
     };
     let one = run("1");
     let three = run("3");
     for (x, y) in one.iter().zip(&three) {
-        let ix: Vec<&Value> = x["results"].as_array().unwrap().iter().map(|r| &r["index"]).collect();
-        let iy: Vec<&Value> = y["results"].as_array().unwrap().iter().map(|r| &r["index"]).collect();
+        let ix: Vec<&Value> = x["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["index"])
+            .collect();
+        let iy: Vec<&Value> = y["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["index"])
+            .collect();
         assert_eq!(ix, iy);
     }
-    assert_eq!(one[0]["results"], one[2]["results"], "same file, same result");
+    assert_eq!(
+        one[0]["results"], one[2]["results"],
+        "same file, same result"
+    );
 }
 
 #[test]
@@ -144,24 +199,48 @@ fn bad_files_get_an_error_entry_and_the_rest_are_classified() {
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let missing = tmp.path().join("missing.png");
     let files = [&text, &good, &truncated, &missing];
-    let mut args = vec!["classify".to_string(), "--model".into(), "resnet18-random".into(), "--json".into()];
+    let mut args = vec![
+        "classify".to_string(),
+        "--model".into(),
+        "resnet18-random".into(),
+        "--json".into(),
+    ];
     args.extend(files.iter().map(|f| f.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = phototag(model_dir(), &args);
     assert_eq!(out.status.code(), Some(1), "some inputs failed → exit 1");
     let lines = json_lines(&out);
     assert_eq!(lines.len(), 4);
-    assert!(lines[0]["error"].as_str().unwrap().contains("not a supported image"), "{}", lines[0]);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a supported image"),
+        "{}",
+        lines[0]
+    );
     check_result(&lines[1], 3);
     assert!(lines[2]["error"].is_string(), "{}", lines[2]);
     assert!(lines[3]["error"].is_string(), "{}", lines[3]);
 
     // Text mode: errors on stderr, results on stdout.
-    let out = phototag(model_dir(), &["classify", "--model", "resnet18-random", &text.display().to_string(), &good.display().to_string()]);
+    let out = phototag(
+        model_dir(),
+        &[
+            "classify",
+            "--model",
+            "resnet18-random",
+            &text.display().to_string(),
+            &good.display().to_string(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stdout.contains("gradient.png") && stdout.contains("  1. "), "{stdout}");
+    assert!(
+        stdout.contains("gradient.png") && stdout.contains("  1. "),
+        "{stdout}"
+    );
     assert!(!stdout.contains("notes.jpg"), "{stdout}");
     assert!(stderr.contains("notes.jpg"), "{stderr}");
 }
@@ -170,8 +249,19 @@ fn bad_files_get_an_error_entry_and_the_rest_are_classified() {
 fn small_images_classify_with_a_warning() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("tiny.png");
-    image::RgbImage::from_pixel(100, 80, image::Rgb([10, 200, 30])).save(&p).unwrap();
-    let out = phototag(model_dir(), &["classify", "--model", "resnet18-random", "--json", &p.display().to_string()]);
+    image::RgbImage::from_pixel(100, 80, image::Rgb([10, 200, 30]))
+        .save(&p)
+        .unwrap();
+    let out = phototag(
+        model_dir(),
+        &[
+            "classify",
+            "--model",
+            "resnet18-random",
+            "--json",
+            &p.display().to_string(),
+        ],
+    );
     assert!(out.status.success());
     let v = &json_lines(&out)[0];
     check_result(v, 3);
@@ -189,7 +279,10 @@ fn missing_model_says_how_to_prepare_it_and_exits_3() {
     let out = phototag(empty.path(), &["classify", "x.jpg"]);
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("no model is prepared") && err.contains("efficientnet-lite0"), "{err}");
+    assert!(
+        err.contains("no model is prepared") && err.contains("efficientnet-lite0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -206,11 +299,23 @@ fn a_changed_model_file_is_refused() {
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
     std::fs::write(&pt, bytes).unwrap();
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/orange.jpg");
-    let out = phototag(&dir, &["classify", "--model", "resnet18-random", &fixture.display().to_string()]);
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/orange.jpg");
+    let out = phototag(
+        &dir,
+        &[
+            "classify",
+            "--model",
+            "resnet18-random",
+            &fixture.display().to_string(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(3));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("SHA-256") && err.contains("prepare the model again"), "{err}");
+    assert!(
+        err.contains("SHA-256") && err.contains("prepare the model again"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -240,7 +345,13 @@ fn resnet18_download_failure_is_quick_and_helpful() {
     let tmp = tempfile::tempdir().unwrap();
     // A closed local port: the download fails at once, as on a machine without internet.
     let out = Command::new(common::bin())
-        .args(["model", "prepare", "resnet18", "--url", "http://127.0.0.1:9/resnet18-f37072fd.pth"])
+        .args([
+            "model",
+            "prepare",
+            "resnet18",
+            "--url",
+            "http://127.0.0.1:9/resnet18-f37072fd.pth",
+        ])
         .env("PHOTOTAG_MODEL_DIR", tmp.path().join("models"))
         .env("PHOTOTAG_CACHE_DIR", tmp.path().join("cache"))
         .env("PHOTOTAG_CONFIG", "/dev/null")
@@ -248,6 +359,9 @@ fn resnet18_download_failure_is_quick_and_helpful() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--from") && err.contains("efficientnet-lite0"), "{err}");
+    assert!(
+        err.contains("--from") && err.contains("efficientnet-lite0"),
+        "{err}"
+    );
     assert!(!tmp.path().join("models/resnet18").exists());
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use phototag::imaging::{
-    decode_bytes, decode_file, preprocess, DecodeError, LimitKind, Limits, Preprocess,
+    decode_bytes, decode_file, preprocess, DecodeError, Decoded, LimitKind, Limits, Preprocess,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -34,7 +34,7 @@ fn shared(rel: &str, what: &str) -> Option<PathBuf> {
 }
 
 /// Short outcome name for summaries.
-fn outcome(r: &Result<phototag::imaging::Decoded, DecodeError>) -> &'static str {
+fn outcome(r: &Result<Decoded, DecodeError>) -> &'static str {
     match r {
         Ok(_) => "ok",
         Err(DecodeError::Io { .. }) => "io",
@@ -64,7 +64,7 @@ fn png_bytes(img: image::DynamicImage) -> Vec<u8> {
     out.into_inner()
 }
 
-/// A PNG that is only a signature and an IHDR claiming `width`x`height` (a "bomb header").
+/// A PNG that is only a signature, an IHDR claiming `width`x`height` and an empty IDAT (a "bomb header").
 fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     fn crc32(bytes: &[u8]) -> u32 {
         let mut crc = !0u32;
@@ -76,14 +76,17 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
         }
         !crc
     }
-    let mut chunk = b"IHDR".to_vec();
-    chunk.extend(width.to_be_bytes());
-    chunk.extend(height.to_be_bytes());
-    chunk.extend([8, 2, 0, 0, 0]); // 8-bit RGB, no interlace
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend(width.to_be_bytes());
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]); // 8-bit RGB, no interlace
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend(13u32.to_be_bytes());
-    png.extend(&chunk);
-    png.extend(crc32(&chunk).to_be_bytes());
+    // An empty IDAT: the PNG decoder reads chunks up to the first IDAT before it reports the size.
+    for chunk in [ihdr, b"IDAT".to_vec()] {
+        png.extend((chunk.len() as u32 - 4).to_be_bytes());
+        png.extend(&chunk);
+        png.extend(crc32(&chunk).to_be_bytes());
+    }
     png
 }
 
@@ -112,7 +115,7 @@ fn fixtures_decode_by_content_with_orientation() {
         .to_rgb8();
     let unrotated = mean_abs_diff_64(&stored, &png.image);
     println!("hopper: jpg vs png {same:.2}, oriented 6 vs png {upright:.2}, stored {unrotated:.2}");
-    // Measured: 1.1, 2.3 and 43.5. Thresholds halfway on a log scale between the groups.
+    // Measured: 0.27, 2.24 (the rotated copy was re-encoded) and 69.0.
     assert!(same < 5.0 && upright < 8.0, "upright copies should match");
     assert!(
         unrotated > 20.0,
@@ -129,57 +132,39 @@ fn fixtures_decode_by_content_with_orientation() {
     );
 }
 
+/// The limit a decode broke, if it was refused as too large.
+fn limit_broken(r: Result<Decoded, DecodeError>) -> Option<LimitKind> {
+    match r {
+        Err(DecodeError::TooLarge { limit, .. }) => Some(limit),
+        _ => None,
+    }
+}
+
 #[test]
 fn limits_refuse_before_decoding() {
     let limits = Limits::default();
-    let err = decode_bytes(&png_header_only(225_000, 225_000), &limits).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "image is 225000x225000 (50625 MP), over the limit of 89.5 MP (limits.max_pixels)"
-    );
-    let err = decode_bytes(&png_header_only(10_000, 10_000), &limits).unwrap_err();
-    assert!(
-        matches!(
-            err,
-            DecodeError::TooLarge {
-                limit: LimitKind::Pixels,
-                ..
-            }
-        ),
-        "{err}"
-    );
-    let err = decode_bytes(&png_header_only(40_000, 10), &limits).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "image is 40000x10: 40000 pixels wide, over the limit of 30000 (limits.max_width)"
-    );
+    let bomb = decode_bytes(&png_header_only(225_000, 225_000), &limits);
+    let msg = "image is 225000x225000 (50625 MP), over the limit of 89.5 MP (limits.max_pixels)";
+    assert_eq!(bomb.unwrap_err().to_string(), msg);
+    let ten_k = decode_bytes(&png_header_only(10_000, 10_000), &limits);
+    assert_eq!(limit_broken(ten_k), Some(LimitKind::Pixels));
+    let wide = decode_bytes(&png_header_only(40_000, 10), &limits);
+    let msg = "image is 40000x10: 40000 pixels wide, over the limit of 30000 (limits.max_width)";
+    assert_eq!(wide.unwrap_err().to_string(), msg);
 
     let tiny = Limits {
         max_file_bytes: 1000,
         ..limits
     };
-    let err = decode_file(&fixture("hopper.jpg"), &tiny).unwrap_err();
-    assert!(matches!(
-        err,
-        DecodeError::TooLarge {
-            limit: LimitKind::FileBytes,
-            ..
-        }
-    ));
-    println!("{err}");
+    let r = decode_file(&fixture("hopper.jpg"), &tiny);
+    assert_eq!(limit_broken(r), Some(LimitKind::FileBytes));
     let small_alloc = Limits {
         max_alloc_bytes: 10_000,
         ..limits
     };
-    let err = decode_file(&fixture("hopper.png"), &small_alloc).unwrap_err();
-    assert!(matches!(
-        err,
-        DecodeError::TooLarge {
-            limit: LimitKind::AllocBytes,
-            ..
-        }
-    ));
-    println!("{err}");
+    let r = decode_file(&fixture("hopper.png"), &small_alloc);
+    println!("{}", r.as_ref().unwrap_err());
+    assert_eq!(limit_broken(r), Some(LimitKind::AllocBytes));
 }
 
 #[test]
@@ -187,7 +172,7 @@ fn non_images_and_broken_files_are_clean_errors() {
     let limits = Limits::default();
     let not_image = |bytes: &[u8]| match decode_bytes(bytes, &limits) {
         Err(DecodeError::NotAnImage { detected }) => detected,
-        other => panic!("{:?}", other.map(|d| d.format)),
+        other => panic!("{other:?}"),
     };
     assert_eq!(not_image(b""), Some("an empty file"));
     assert_eq!(
@@ -198,25 +183,29 @@ fn non_images_and_broken_files_are_clean_errors() {
     assert_eq!(not_image(&[0x1f, 0x8b, 8, 0]), Some("a gzip archive"));
     assert_eq!(not_image(&[0, 1, 2, 3, 250, 251, 252]), None);
 
-    let heic = b"\0\0\0\x18ftypheic\0\0\0\0mif1heic";
-    let err = decode_bytes(heic, &limits).unwrap_err();
-    assert!(matches!(&err, DecodeError::Unsupported { format, .. } if format == "HEIF/HEIC"));
+    let heic = decode_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", &limits).unwrap_err();
+    assert!(matches!(&heic, DecodeError::Unsupported { format, .. } if format == "HEIF/HEIC"));
     assert!(
-        err.to_string()
+        heic.to_string()
             .starts_with("not a supported image: HEIF/HEIC"),
-        "{err}"
+        "{heic}"
     );
 
     let jpeg = std::fs::read(fixture("hopper.jpg")).unwrap();
-    for cut in [3, 200, 2000] {
-        let err = decode_bytes(&jpeg[..cut], &limits).unwrap_err();
+    for cut in [3, 200, 400] {
+        let r = decode_bytes(&jpeg[..cut], &limits);
         assert!(
-            matches!(err, DecodeError::Corrupt { .. }),
-            "cut at {cut}: {err}"
+            matches!(r, Err(DecodeError::Corrupt { .. })),
+            "cut at {cut}: {r:?}"
         );
     }
+    // Cut inside the entropy-coded data, zune-jpeg decodes what is there (as browsers do, and
+    // PIL with LOAD_TRUNCATED_IMAGES); a partial photo is still worth tagging.
+    let partial = decode_bytes(&jpeg[..2000], &limits).map(|d| d.image.dimensions());
+    assert_eq!(partial.ok(), Some((128, 128)));
+
     let missing = decode_file(Path::new("/no/such/photo.jpg"), &limits).unwrap_err();
-    assert!(matches!(missing, DecodeError::Io { .. }));
+    assert!(matches!(missing, DecodeError::Io { .. }), "{missing}");
     assert!(
         missing.to_string().contains("/no/such/photo.jpg"),
         "{missing}"
@@ -298,37 +287,33 @@ fn bombs_are_refused_quickly() {
     let mut files: Vec<PathBuf> = walk(&dir);
     files.retain(|p| !p.to_string_lossy().ends_with(".md") && !p.ends_with("LICENSE"));
     for path in files {
-        let start = Instant::now();
-        let r = decode_file(&path, &Limits::default());
-        let elapsed = start.elapsed();
         let name = path.strip_prefix(&dir).unwrap().display().to_string();
-        match &r {
-            Ok(d) => panic!(
-                "{name}: decoded a bomb ({}x{})",
-                d.source_width, d.source_height
-            ),
-            Err(e) => println!("{:>8.1} ms  {name}: {e}", elapsed.as_secs_f64() * 1e3),
-        }
-        let is_archive = [".zip", ".bz2", ".gz"]
-            .iter()
-            .any(|ext| name.ends_with(ext));
-        match r.unwrap_err() {
-            DecodeError::NotAnImage { .. } => assert!(is_archive, "{name}"),
-            DecodeError::TooLarge { .. } => assert!(!is_archive, "{name}"),
+        let start = Instant::now();
+        let err = match decode_file(&path, &Limits::default()) {
+            Ok(d) => panic!("{name}: decoded a bomb: {d:?}"),
+            Err(e) => e,
+        };
+        println!(
+            "{:>8.2} ms  {name}: {err}",
+            start.elapsed().as_secs_f64() * 1e3
+        );
+        let archive = name.ends_with(".zip") || name.ends_with(".bz2") || name.ends_with(".gz");
+        match err {
+            DecodeError::NotAnImage { .. } => assert!(archive, "{name}"),
+            DecodeError::TooLarge { .. } => assert!(!archive, "{name}"),
             // badsize.jp2 is a JPEG 2000 header: unsupported before its size matters.
             DecodeError::Unsupported { format, .. } => assert_eq!(format, "JPEG 2000", "{name}"),
             e => panic!("{name}: expected a size refusal, got {e}"),
         }
     }
-    println!("peak RSS of this test process so far: {}", peak_rss());
+    let mib = peak_rss_kib() / 1024;
+    println!("peak RSS of this test process so far: {mib} MiB");
 }
 
 #[test]
 fn exif_orientations_come_out_upright() {
-    let Some(dir) = shared(
-        "corpus/exif/recurser-exif-orientation-examples",
-        "EXIF examples",
-    ) else {
+    let examples = "corpus/exif/recurser-exif-orientation-examples";
+    let Some(dir) = shared(examples, "EXIF orientation examples") else {
         return;
     };
     let limits = Limits::default();
@@ -351,8 +336,8 @@ fn exif_orientations_come_out_upright() {
             let stored = image::open(&path).unwrap().to_rgb8();
             let raw = mean_abs_diff_64(&stored, &reference.image);
             println!("{kind}_{n}: oriented {upright:5.2}, stored {raw:5.2}");
-            // Measured: oriented 0.00-0.41 (JPEG re-encoding of the rotated copies), stored
-            // 29-42 for n >= 2. 5 sits an order of magnitude from both.
+            // Measured: oriented 0.00-0.45 (JPEG re-encoding of the rotated copies), stored
+            // 36-82 for n >= 2. The thresholds sit an order of magnitude from both.
             assert!(upright < 5.0, "{kind}_{n} is not upright ({upright:.2})");
             assert!(
                 n == 1 || raw > 15.0,
@@ -370,25 +355,34 @@ fn preprocessing_matches_torchvision() {
     let Some(corpus) = shared("corpus", "test corpus") else {
         return;
     };
-    // (reference, photo, max-abs tolerance, mean-abs tolerance), in normalised units (1/255 of
-    // a level is ~0.017 after dividing by std ~0.225).
-    // PNG: decoder-independent, so only resampler rounding can differ. Measured: 0 and 0.
-    // JPEG: zune-jpeg and libjpeg-turbo (PIL) differ by a few levels where the upsampling of
-    // chroma differs. Measured: see the printout; tolerances ~2x the measurements.
+    // (reference, photo, max-abs tolerance, mean-abs tolerance), in normalised units: one 8-bit
+    // level is 1/255/std = 0.0171..0.0175.
+    // PNG is decoder-independent; what is left is fast_image_resize's fixed-point coefficients
+    // (at most 15 bits, Pillow's have 22), which move 0.13% (chelsea) and 0.35% (coffee) of the
+    // values by one level: measured max 0.0175, mean 2.2e-5 and 6.1e-5. Tolerance: one level,
+    // mean 2e-4 (about 3x).
+    // JPEG adds zune-jpeg vs libjpeg-turbo (PIL) differences (IDCT, chroma upsampling): measured
+    // max 0.035 (2 levels) and mean 0.0033 (baboon), 0.0020 (Landscape_1), 12-19% of values
+    // differing. Tolerance: 4 levels, mean 0.01.
     let cases = [
-        ("chelsea", "pkg/scikit-image-0.26.0/chelsea.png", 1e-5, 1e-6),
-        ("coffee", "pkg/scikit-image-0.26.0/coffee.png", 1e-5, 1e-6),
+        (
+            "chelsea",
+            "pkg/scikit-image-0.26.0/chelsea.png",
+            0.018,
+            2e-4,
+        ),
+        ("coffee", "pkg/scikit-image-0.26.0/coffee.png", 0.018, 2e-4),
         (
             "baboon",
             "pkg/debian-opencv-doc-4.6.0/baboon.jpg",
-            0.5,
-            0.05,
+            0.07,
+            0.01,
         ),
         (
             "Landscape_1",
             "exif/recurser-exif-orientation-examples/Landscape_1.jpg",
-            0.5,
-            0.05,
+            0.07,
+            0.01,
         ),
     ];
     for (name, photo, max_tol, mean_tol) in cases {
@@ -417,6 +411,22 @@ fn preprocessing_matches_torchvision() {
 }
 
 #[test]
+fn cmyk_jpeg_has_the_colours_of_its_rgb_twin() {
+    let Some(dir) = shared("corpus/formats/pillow", "Pillow test images") else {
+        return;
+    };
+    let rgb = decode_file(&dir.join("pil_sample_rgb.jpg"), &Limits::default()).unwrap();
+    let cmyk = decode_file(&dir.join("pil_sample_cmyk.jpg"), &Limits::default()).unwrap();
+    let diff = mean_abs_diff_64(&rgb.image, &cmyk.image);
+    println!("CMYK vs RGB JPEG: mean abs diff {diff:.2}");
+    // Measured 4.1 (two lossy encodings of one picture); inverted CMYK would be ~100.
+    assert!(
+        diff < 15.0,
+        "CMYK JPEG colours are off by {diff:.1} levels on average"
+    );
+}
+
+#[test]
 fn bad_corpus_never_panics() {
     let Some(dir) = shared("corpus/bad", "bad-file corpus") else {
         return;
@@ -429,30 +439,43 @@ fn formats_corpus_decodes_or_fails_cleanly() {
     let Some(dir) = shared("corpus/formats", "formats corpus") else {
         return;
     };
-    let counts = sweep(&dir, "formats");
+    let decoded = sweep(&dir, "formats").get("ok").copied().unwrap_or(0);
     assert!(
-        counts.get("ok").copied().unwrap_or(0) > 500,
-        "most of formats/ should decode"
+        decoded > 500,
+        "most of formats/ should decode, {decoded} did"
     );
 }
 
 /// Decodes every file under `dir`, each under `catch_unwind` so that one panic names its file
-/// instead of ending the sweep; prints counts by outcome and the slowest files.
+/// instead of ending the sweep; prints counts by outcome and the slowest files, and every error
+/// when PHOTOTAG_SWEEP_VERBOSE is set.
 fn sweep(dir: &Path, label: &str) -> BTreeMap<&'static str, usize> {
     let files = walk(dir);
     let limits = Limits::default();
     let mut counts = BTreeMap::new();
     let mut panics = Vec::new();
     let mut times: Vec<(Duration, String)> = Vec::new();
+    let verbose = std::env::var_os("PHOTOTAG_SWEEP_VERBOSE").is_some();
+    let mut peak = peak_rss_kib();
     let start = Instant::now();
     for path in &files {
         let t = Instant::now();
         let r = std::panic::catch_unwind(|| decode_file(path, &limits));
         let name = path.strip_prefix(dir).unwrap().display().to_string();
         match r {
-            Ok(r) => *counts.entry(outcome(&r)).or_insert(0) += 1,
+            Ok(r) => {
+                if let (true, Err(e)) = (verbose, &r) {
+                    println!("  {:<12} {name}: {e}", outcome(&r));
+                }
+                *counts.entry(outcome(&r)).or_insert(0) += 1;
+            }
             Err(_) => panics.push(name.clone()),
         }
+        let rss = peak_rss_kib();
+        if rss > peak + 50 * 1024 {
+            println!("  peak RSS rose to {} MiB at {name}", rss / 1024);
+        }
+        peak = peak.max(rss);
         times.push((t.elapsed(), name));
     }
     times.sort();
@@ -491,14 +514,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// VmHWM from /proc (Linux), for the record; "unknown" elsewhere.
-fn peak_rss() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM"))
-                .map(|l| l[6..].trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
+/// Peak resident memory of this process (VmHWM, Linux) in KiB; 0 where unknown. Tests run in
+/// parallel threads, so a rise is only attributable to one file with `--test-threads 1`.
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap_or("");
+    let kib = line
+        .trim_start_matches("VmHWM:")
+        .trim_end_matches("kB")
+        .trim();
+    kib.parse().unwrap_or(0)
 }

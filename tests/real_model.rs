@@ -19,7 +19,9 @@ fn lite0() -> Option<Classifier> {
     match ModelStore::new(&dir).get("efficientnet-lite0") {
         Ok(m) => Some(Classifier::load(&m, &ClassifierOptions::default()).unwrap()),
         Err(e) => {
-            eprintln!("SKIPPED {TEST}: efficientnet-lite0 is not prepared ({e}); `make test` prepares it");
+            eprintln!(
+                "SKIPPED {TEST}: efficientnet-lite0 is not prepared ({e}); `make test` prepares it"
+            );
             None
         }
     }
@@ -36,7 +38,9 @@ fn settings(c: &Classifier) -> Settings {
 
 #[test]
 fn expected_classes_are_in_the_top_3() {
-    let Some(corpus) = common::shared("corpus", TEST) else { return };
+    let Some(corpus) = common::shared("corpus", TEST) else {
+        return;
+    };
     let Some(classifier) = lite0() else { return };
     let csv = std::fs::read_to_string(corpus.join("expected.csv")).unwrap();
     let rows: Vec<(PathBuf, Vec<usize>, String)> = csv
@@ -46,7 +50,12 @@ fn expected_classes_are_in_the_top_3() {
         .map(|l| {
             let mut f = l.splitn(3, ',');
             let file = corpus.join(f.next().unwrap());
-            let ok = f.next().unwrap().split('|').map(|s| s.parse().unwrap()).collect();
+            let ok = f
+                .next()
+                .unwrap()
+                .split('|')
+                .map(|s| s.parse().unwrap())
+                .collect();
             (file, ok, f.next().unwrap_or("").to_string())
         })
         .collect();
@@ -57,11 +66,21 @@ fn expected_classes_are_in_the_top_3() {
     pipeline::classify_files(&classifier, files, &settings(&classifier), |path, r| {
         let (_, ok, name) = &rows[i];
         i += 1;
-        let preds = r.unwrap_or_else(|e| panic!("{}: {e}", path.display())).predictions;
+        let preds = r
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .predictions;
         let hit = preds.iter().any(|p| ok.contains(&p.index));
         hits += hit as usize;
-        let top: Vec<String> = preds.iter().map(|p| format!("{} {:.1}%", p.class, p.probability * 100.0)).collect();
-        eprintln!("{} {:<60} want {name}: {}", if hit { "ok  " } else { "MISS" }, path.display(), top.join(", "));
+        let top: Vec<String> = preds
+            .iter()
+            .map(|p| format!("{} {:.1}%", p.class, p.probability * 100.0))
+            .collect();
+        eprintln!(
+            "{} {:<60} want {name}: {}",
+            if hit { "ok  " } else { "MISS" },
+            path.display(),
+            top.join(", ")
+        );
     });
     eprintln!("efficientnet-lite0: {hits}/15 photos have an acceptable class in the top 3");
     assert!(hits >= 12, "only {hits}/15");
@@ -69,7 +88,9 @@ fn expected_classes_are_in_the_top_3() {
 
 #[test]
 fn chelsea_is_a_cat_at_rank_1() {
-    let Some(corpus) = common::shared("corpus", TEST) else { return };
+    let Some(corpus) = common::shared("corpus", TEST) else {
+        return;
+    };
     let Some(classifier) = lite0() else { return };
     let file = corpus.join("pkg/scikit-image-0.26.0/chelsea.png");
     let mut top = None;
@@ -77,5 +98,10 @@ fn chelsea_is_a_cat_at_rank_1() {
         top = Some(r.unwrap().predictions[0].clone());
     });
     let top = top.unwrap();
-    assert!([281, 282, 283, 284, 285].contains(&top.index), "rank 1 is {} ({})", top.class, top.index);
+    assert!(
+        [281, 282, 283, 284, 285].contains(&top.index),
+        "rank 1 is {} ({})",
+        top.class,
+        top.index
+    );
 }

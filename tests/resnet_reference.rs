@@ -13,7 +13,9 @@ const TEST: &str = "resnet_reference";
 
 #[test]
 fn torchvision_checkpoint_traced_matches_pytorch_logits() {
-    let Some(dir) = common::shared("models", TEST) else { return };
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
     let pth = dir.join("resnet18-tvformat-test.pth");
     let input = Tensor::read_npy(dir.join("resnet18-tvformat-test.input.npy")).unwrap();
     let expected = Tensor::read_npy(dir.join("resnet18-tvformat-test.logits.npy")).unwrap();
@@ -28,7 +30,11 @@ fn torchvision_checkpoint_traced_matches_pytorch_logits() {
     };
     let m = prepare::prepare(&store, tmp.path(), &recipe).unwrap();
     assert_eq!(m.manifest.architecture, "resnet18");
-    assert!(m.manifest.source.contains("not torchvision's"), "{}", m.manifest.source);
+    assert!(
+        m.manifest.source.contains("not torchvision's"),
+        "{}",
+        m.manifest.source
+    );
 
     // The saved TorchScript was traced at batch 1; run it at batch 2.
     let module = CModule::load(m.model_file()).unwrap();
@@ -40,7 +46,9 @@ fn torchvision_checkpoint_traced_matches_pytorch_logits() {
 
 #[test]
 fn a_checkpoint_that_is_not_torchvisions_needs_a_name() {
-    let Some(dir) = common::shared("models", TEST) else { return };
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let store = ModelStore::new(tmp.path());
     let recipe = Recipe::Resnet18 {
@@ -56,7 +64,9 @@ fn a_checkpoint_that_is_not_torchvisions_needs_a_name() {
 
 #[test]
 fn strict_loading_refuses_missing_unknown_and_misshapen_tensors() {
-    let Some(dir) = common::shared("models", TEST) else { return };
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
     let state = checkpoint::read_state_dict(&dir.join("resnet18-tvformat-test.pth")).unwrap();
     assert_eq!(state.len(), 122);
     let fresh = || {
@@ -71,25 +81,50 @@ fn strict_loading_refuses_missing_unknown_and_misshapen_tensors() {
     let rm = &vs.variables()["bn1.running_mean"];
     assert!(common::max_abs_diff(rm, &state["bn1.running_mean"]) == 0.0);
 
-    let mut missing = state.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<std::collections::BTreeMap<_, _>>();
+    let mut missing = state
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect::<std::collections::BTreeMap<_, _>>();
     missing.remove("layer3.1.bn2.running_var");
     let (vs, _net) = fresh();
     let e = checkpoint::fill_strict(&vs, &missing, resnet::ignored_key).unwrap_err();
-    assert!(matches!(e, CheckpointError::Missing { .. }) && e.to_string().contains("layer3.1.bn2.running_var"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::Missing { .. })
+            && e.to_string().contains("layer3.1.bn2.running_var"),
+        "{e}"
+    );
 
-    let mut extra = state.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<std::collections::BTreeMap<_, _>>();
-    extra.insert("fc.extra".into(), Tensor::zeros([3], (tch::Kind::Float, Device::Cpu)));
+    let mut extra = state
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect::<std::collections::BTreeMap<_, _>>();
+    extra.insert(
+        "fc.extra".into(),
+        Tensor::zeros([3], (tch::Kind::Float, Device::Cpu)),
+    );
     let (vs, _net) = fresh();
     let e = checkpoint::fill_strict(&vs, &extra, resnet::ignored_key).unwrap_err();
-    assert!(matches!(e, CheckpointError::Unexpected { .. }) && e.to_string().contains("fc.extra"), "{e}");
+    assert!(
+        matches!(e, CheckpointError::Unexpected { .. }) && e.to_string().contains("fc.extra"),
+        "{e}"
+    );
 
-    let mut shaped = state.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<std::collections::BTreeMap<_, _>>();
-    shaped.insert("fc.bias".into(), Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)));
+    let mut shaped = state
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect::<std::collections::BTreeMap<_, _>>();
+    shaped.insert(
+        "fc.bias".into(),
+        Tensor::zeros([1], (tch::Kind::Float, Device::Cpu)),
+    );
     let (vs, _net) = fresh();
     let e = checkpoint::fill_strict(&vs, &shaped, resnet::ignored_key).unwrap_err();
     assert!(matches!(e, CheckpointError::Mismatch { .. }), "{e}");
 
-    let mut kinds = state.iter().map(|(k, v)| (k.clone(), v.shallow_clone())).collect::<std::collections::BTreeMap<_, _>>();
+    let mut kinds = state
+        .iter()
+        .map(|(k, v)| (k.clone(), v.shallow_clone()))
+        .collect::<std::collections::BTreeMap<_, _>>();
     let w = kinds["fc.bias"].to_kind(tch::Kind::Double);
     kinds.insert("fc.bias".into(), w);
     let (vs, _net) = fresh();
@@ -99,7 +134,9 @@ fn strict_loading_refuses_missing_unknown_and_misshapen_tensors() {
 
 #[test]
 fn eager_import_matches_before_tracing_too() {
-    let Some(dir) = common::shared("models", TEST) else { return };
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
     let state = checkpoint::read_state_dict(&dir.join("resnet18-tvformat-test.pth")).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
     let net = resnet::resnet18(&vs.root(), 1000);

@@ -19,7 +19,8 @@ fn proc_status_mib(key: &str) -> Option<f64> {
 }
 
 fn mib(v: Option<f64>) -> String {
-    v.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "n/a".into())
+    v.map(|m| format!("{m:.0} MiB"))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// Every regular file under `dir`, sorted.
@@ -47,18 +48,37 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
     let classifier = ctx.classifier(&args.run)?;
     let load = t.elapsed();
     let rss_loaded = proc_status_mib("VmRSS:");
-    let sizes: Vec<usize> = args.batch_sizes.iter().copied().filter(|&n| n > 0).collect();
+    let sizes: Vec<usize> = args
+        .batch_sizes
+        .iter()
+        .copied()
+        .filter(|&n| n > 0)
+        .collect();
     let warm = classifier.warm_up(&sizes)?;
     let threads = tch::get_num_threads();
     println!("model\t{}", classifier.name());
     println!("threads\t{threads}");
-    println!("load\t{:.0} ms (hash check + TorchScript load)", load.as_secs_f64() * 1e3);
-    println!("warm-up\t{:.0} ms (batch sizes {:?})", warm.as_secs_f64() * 1e3, sizes);
-    println!("rss\t{} at start, {} with the model loaded", mib(rss_start), mib(rss_loaded));
+    println!(
+        "load\t{:.0} ms (hash check + TorchScript load)",
+        load.as_secs_f64() * 1e3
+    );
+    println!(
+        "warm-up\t{:.0} ms (batch sizes {:?})",
+        warm.as_secs_f64() * 1e3,
+        sizes
+    );
+    println!(
+        "rss\t{} at start, {} with the model loaded",
+        mib(rss_start),
+        mib(rss_loaded)
+    );
     let size = classifier.manifest().input_size as usize;
     let iterations = args.iterations.max(1);
     for &n in &sizes {
-        let x = Tensor::rand([(n * 3 * size * size) as i64], (Kind::Float, tch::Device::Cpu));
+        let x = Tensor::rand(
+            [(n * 3 * size * size) as i64],
+            (Kind::Float, tch::Device::Cpu),
+        );
         let data: Vec<f32> = Vec::try_from(&x)?;
         let per = 3 * size * size;
         let inputs: Vec<&[f32]> = data.chunks(per).collect();

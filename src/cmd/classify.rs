@@ -50,41 +50,54 @@ pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
         limits: ctx.config.limits,
         preprocess: classifier.manifest().preprocess(),
         batch_size,
-        top_k: args.top.map(usize::from).unwrap_or(ctx.config.classify.top_k),
+        top_k: args
+            .top
+            .map(usize::from)
+            .unwrap_or(ctx.config.classify.top_k),
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
     let mut write_error = None;
     let model = classifier.name().to_string();
-    pipeline::classify_files(&classifier, args.files.clone(), &settings, |path, result| {
-        if result.is_err() {
-            failed += 1;
-        }
-        let written = if args.json {
-            writeln!(out, "{}", json_entry(path, &model, &result))
-        } else {
-            match &result {
-                Ok(c) => {
-                    let mut s = format!("{}\n", path.display());
-                    for p in &c.predictions {
-                        s.push_str(&format!("  {}. {:<28} {:>6.2}%\n", p.rank, p.class, percent(p.probability)));
-                    }
-                    for w in &c.warnings {
-                        tracing::warn!(file = %path.display(), "{w}");
-                    }
-                    out.write_all(s.as_bytes())
-                }
-                Err(e) => {
-                    eprintln!("phototag: {}: {e}", path.display());
-                    Ok(())
-                }
+    pipeline::classify_files(
+        &classifier,
+        args.files.clone(),
+        &settings,
+        |path, result| {
+            if result.is_err() {
+                failed += 1;
             }
-        };
-        if let Err(e) = written {
-            write_error.get_or_insert(e);
-        }
-    });
+            let written = if args.json {
+                writeln!(out, "{}", json_entry(path, &model, &result))
+            } else {
+                match &result {
+                    Ok(c) => {
+                        let mut s = format!("{}\n", path.display());
+                        for p in &c.predictions {
+                            s.push_str(&format!(
+                                "  {}. {:<28} {:>6.2}%\n",
+                                p.rank,
+                                p.class,
+                                percent(p.probability)
+                            ));
+                        }
+                        for w in &c.warnings {
+                            tracing::warn!(file = %path.display(), "{w}");
+                        }
+                        out.write_all(s.as_bytes())
+                    }
+                    Err(e) => {
+                        eprintln!("phototag: {}: {e}", path.display());
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = written {
+                write_error.get_or_insert(e);
+            }
+        },
+    );
     out.flush()?;
     if let Some(e) = write_error {
         // A closed pipe (`phototag classify ... | head`) is not worth a message.
@@ -93,7 +106,10 @@ pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
         }
     }
     if failed > 0 {
-        tracing::warn!("{failed} of {} file(s) could not be classified", args.files.len());
+        tracing::warn!(
+            "{failed} of {} file(s) could not be classified",
+            args.files.len()
+        );
         return Ok(Outcome::Partial);
     }
     Ok(Outcome::Success)

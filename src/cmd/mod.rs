@@ -49,7 +49,9 @@ impl Context {
 
     /// Batch size after flags.
     pub fn batch_size(&self, run: &RunArgs) -> usize {
-        run.batch_size.map(usize::from).unwrap_or(self.config.classify.batch_size)
+        run.batch_size
+            .map(usize::from)
+            .unwrap_or(self.config.classify.batch_size)
     }
 
     /// Resolves the model (flag, else config; `auto` logs its pick) and loads it.
@@ -68,8 +70,13 @@ impl Context {
             threads: run.threads.unwrap_or(self.config.classify.threads),
             ..Default::default()
         };
-        let c = Classifier::load(&stored, &opts)
-            .with_context(|| format!("loading model `{}` from {}", stored.name, stored.dir.display()))?;
+        let c = Classifier::load(&stored, &opts).with_context(|| {
+            format!(
+                "loading model `{}` from {}",
+                stored.name,
+                stored.dir.display()
+            )
+        })?;
         Ok(c)
     }
 }

@@ -15,22 +15,22 @@
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use image::error::{LimitErrorKind, UnsupportedErrorKind};
 use image::metadata::Orientation;
-use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Rgb, RgbImage};
+use image::{
+    DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageFormat, ImageReader, Pixel,
+    Primitive, Rgb, RgbImage,
+};
 
 /// The formats phototag decodes. Checked explicitly so that enabling another `image` feature
 /// elsewhere in the crate does not silently widen what this module accepts.
-const SUPPORTED: [ImageFormat; 6] = [
-    ImageFormat::Jpeg,
-    ImageFormat::Png,
-    ImageFormat::WebP,
-    ImageFormat::Gif,
-    ImageFormat::Bmp,
-    ImageFormat::Tiff,
-];
+const SUPPORTED: [ImageFormat; 6] = {
+    use ImageFormat::*;
+    [Jpeg, Png, WebP, Gif, Bmp, Tiff]
+};
 const SUPPORTED_LIST: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
 
 /// Resource limits for one decode. Usable as a config section (`[decode]` or similar): every
@@ -74,8 +74,8 @@ impl Default for Limits {
     }
 }
 
-/// A decoded image, upright and in 8-bit RGB.
-#[derive(Debug, Clone)]
+/// A decoded image, upright and in 8-bit RGB. (`Debug` shows the size, not the pixels.)
+#[derive(Clone)]
 pub struct Decoded {
     /// The pixels, with the EXIF orientation already applied.
     pub image: RgbImage,
@@ -87,6 +87,18 @@ pub struct Decoded {
     pub source_width: u32,
     /// Height as stored in the file, before the orientation was applied.
     pub source_height: u32,
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (w, h) = self.image.dimensions();
+        let (format, orientation) = (self.format, self.orientation);
+        let (sw, sh) = (self.source_width, self.source_height);
+        write!(
+            f,
+            "Decoded {{ {w}x{h} RGB, {format:?}, {orientation:?}, stored {sw}x{sh} }}"
+        )
+    }
 }
 
 /// Which limit an image broke.
@@ -159,63 +171,38 @@ pub fn decode_file(path: &Path, limits: &Limits) -> Result<Decoded, DecodeError>
     };
     let meta = std::fs::metadata(path).map_err(io_err)?;
     if !meta.is_file() {
-        let kind = if meta.is_dir() {
-            "a directory"
-        } else {
-            "not a regular file"
-        };
-        return Err(io_err(io::Error::new(io::ErrorKind::InvalidInput, kind)));
+        let not_file = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
+        return Err(io_err(not_file));
     }
-    check_file_size(meta.len(), limits)?;
+    over_limits(
+        &[(LimitKind::FileBytes, meta.len(), limits.max_file_bytes)],
+        None,
+    )?;
     let file = File::open(path).map_err(io_err)?;
     decode_reader(BufReader::new(file), limits, Some(path))
 }
 
 /// Decode an image held in memory. [`Limits::max_file_bytes`] applies to `bytes.len()`.
 pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    check_file_size(bytes.len() as u64, limits)?;
+    let len = bytes.len() as u64;
+    over_limits(&[(LimitKind::FileBytes, len, limits.max_file_bytes)], None)?;
     decode_reader(Cursor::new(bytes), limits, None)
 }
 
-fn check_file_size(len: u64, limits: &Limits) -> Result<(), DecodeError> {
-    if len > limits.max_file_bytes {
-        return Err(DecodeError::TooLarge {
-            limit: LimitKind::FileBytes,
-            actual: Some(len),
-            max: limits.max_file_bytes,
-            dimensions: None,
-        });
+/// Refuses the first of `checks` (limit, actual, max) that is over its limit.
+fn over_limits(
+    checks: &[(LimitKind, u64, u64)],
+    dims: Option<(u32, u32)>,
+) -> Result<(), DecodeError> {
+    match checks.iter().find(|(_, actual, max)| actual > max) {
+        Some(&(limit, actual, max)) => Err(DecodeError::TooLarge {
+            limit,
+            actual: Some(actual),
+            max,
+            dimensions: dims,
+        }),
+        None => Ok(()),
     }
-    Ok(())
-}
-
-/// Checks the header dimensions; called before any pixel buffer exists.
-fn check_dimensions(width: u32, height: u32, limits: &Limits) -> Result<(), DecodeError> {
-    let too_large = |limit, actual, max| DecodeError::TooLarge {
-        limit,
-        actual: Some(actual),
-        max,
-        dimensions: Some((width, height)),
-    };
-    let pixels = u64::from(width) * u64::from(height);
-    if pixels > limits.max_pixels {
-        return Err(too_large(LimitKind::Pixels, pixels, limits.max_pixels));
-    }
-    if width > limits.max_width {
-        return Err(too_large(
-            LimitKind::Width,
-            width.into(),
-            limits.max_width.into(),
-        ));
-    }
-    if height > limits.max_height {
-        return Err(too_large(
-            LimitKind::Height,
-            height.into(),
-            limits.max_height.into(),
-        ));
-    }
-    Ok(())
 }
 
 fn decode_reader<R: BufRead + Seek>(
@@ -233,19 +220,34 @@ fn decode_reader<R: BufRead + Seek>(
         .map_err(io_err)?;
     let format = match reader.format() {
         Some(f) if SUPPORTED.contains(&f) => f,
-        Some(f) => return Err(sniff_unsupported(&head).unwrap_or_else(|| unsupported(f))),
-        None => return Err(sniff_unsupported(&head).unwrap_or_else(|| sniff_not_image(&head))),
+        guessed => {
+            return Err(sniff_unsupported(&head, guessed).unwrap_or_else(|| sniff_not_image(&head)))
+        }
     };
-    decode_known(reader, format, limits, path.is_some())
+    // Last defence: a decoder bug must cost one file, not the whole scan. The tiff crate
+    // (0.11.3) fails an assertion on a valid tiled, planar, 16-bit TIFF from Pillow's test
+    // suite. (The panic hook still prints the panic to stderr.)
+    let decoded = panic::catch_unwind(AssertUnwindSafe(|| {
+        decode_known(reader, format, limits, path)
+    }));
+    decoded.unwrap_or_else(|payload| {
+        let what = (payload.downcast_ref::<&str>().copied())
+            .or(payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("unknown panic");
+        Err(DecodeError::Corrupt {
+            format,
+            message: format!("the decoder crashed on this file ({what})"),
+        })
+    })
 }
 
 fn decode_known<R: BufRead + Seek>(
     mut reader: ImageReader<R>,
     format: ImageFormat,
     limits: &Limits,
-    from_file: bool,
+    path: Option<&Path>,
 ) -> Result<Decoded, DecodeError> {
-    let map = |e| map_image_error(e, format, limits, from_file);
+    let map = |e| map_image_error(e, format, limits, path);
     // Stage 1: only the memory budget, so that the header can be read and *our* size check (with
     // a message that has the numbers in it) runs first. The PNG decoder also uses this budget
     // for its metadata chunks (zTXt/iCCP bombs).
@@ -261,16 +263,16 @@ fn decode_known<R: BufRead + Seek>(
             message: format!("the header says the image is {width}x{height}"),
         });
     }
-    check_dimensions(width, height, limits)?;
+    // The size check, before any pixel buffer exists.
     let buffer_bytes = decoder.total_bytes();
-    if buffer_bytes > limits.max_alloc_bytes {
-        return Err(DecodeError::TooLarge {
-            limit: LimitKind::AllocBytes,
-            actual: Some(buffer_bytes),
-            max: limits.max_alloc_bytes,
-            dimensions: Some((width, height)),
-        });
-    }
+    let pixels = u64::from(width) * u64::from(height);
+    let checks = [
+        (LimitKind::Pixels, pixels, limits.max_pixels),
+        (LimitKind::Width, width.into(), limits.max_width.into()),
+        (LimitKind::Height, height.into(), limits.max_height.into()),
+        (LimitKind::AllocBytes, buffer_bytes, limits.max_alloc_bytes),
+    ];
+    over_limits(&checks, Some((width, height)))?;
     // Stage 2: the strict width/height limits, and what is left of the memory budget once the
     // output buffer is paid for (as `ImageReader::decode` does), for the decoder's own buffers.
     image_limits.max_image_width = Some(limits.max_width);
@@ -301,47 +303,31 @@ fn decode_known<R: BufRead + Seek>(
 /// so dropping alpha, as PIL's `convert("RGB")` does, turns a logo on a transparent background
 /// into a logo on black, which the classifier has never seen; white is what a viewer shows.
 pub fn to_rgb8_over_white(image: DynamicImage) -> RgbImage {
-    if !image.color().has_alpha() {
-        return image.into_rgb8();
-    }
-    // Composite in floating point from the exact 16-bit or float values (8-bit is exact in f32).
-    let (w, h) = (image.width(), image.height());
-    let blend = |c: f32, a: f32| -> u8 {
-        let (c, a) = (c.clamp(0.0, 1.0), a.clamp(0.0, 1.0));
-        ((c * a + (1.0 - a)) * 255.0).round() as u8
-    };
     match image {
-        DynamicImage::ImageRgba8(img) => RgbImage::from_fn(w, h, |x, y| {
-            let p = img.get_pixel(x, y).0;
-            let a = f32::from(p[3]) / 255.0;
-            Rgb([0, 1, 2].map(|i| blend(f32::from(p[i]) / 255.0, a)))
-        }),
-        DynamicImage::ImageLumaA8(img) => RgbImage::from_fn(w, h, |x, y| {
-            let p = img.get_pixel(x, y).0;
-            Rgb([blend(f32::from(p[0]) / 255.0, f32::from(p[1]) / 255.0); 3])
-        }),
-        DynamicImage::ImageRgba16(img) => RgbImage::from_fn(w, h, |x, y| {
-            let p = img.get_pixel(x, y).0;
-            let a = f32::from(p[3]) / 65535.0;
-            Rgb([0, 1, 2].map(|i| blend(f32::from(p[i]) / 65535.0, a)))
-        }),
-        DynamicImage::ImageLumaA16(img) => RgbImage::from_fn(w, h, |x, y| {
-            let p = img.get_pixel(x, y).0;
-            Rgb([blend(f32::from(p[0]) / 65535.0, f32::from(p[1]) / 65535.0); 3])
-        }),
-        DynamicImage::ImageRgba32F(img) => RgbImage::from_fn(w, h, |x, y| {
-            let p = img.get_pixel(x, y).0;
-            Rgb([0, 1, 2].map(|i| blend(p[i], p[3])))
-        }),
-        // A future alpha-carrying variant: fall back to the generic float conversion.
-        other => {
-            let img = other.to_rgba32f();
-            RgbImage::from_fn(w, h, |x, y| {
-                let p = img.get_pixel(x, y).0;
-                Rgb([0, 1, 2].map(|i| blend(p[i], p[3])))
-            })
-        }
+        DynamicImage::ImageRgba8(img) => composite_over_white(&img),
+        DynamicImage::ImageLumaA8(img) => composite_over_white(&img),
+        DynamicImage::ImageRgba16(img) => composite_over_white(&img),
+        DynamicImage::ImageLumaA16(img) => composite_over_white(&img),
+        DynamicImage::ImageRgba32F(img) => composite_over_white(&img),
+        other if other.color().has_alpha() => composite_over_white(&other.to_rgba32f()),
+        other => other.into_rgb8(),
     }
+}
+
+/// `round(255 * (c * a + 1 - a))` per channel, computed in `f32` from the exact 8-bit, 16-bit or
+/// float values (one rounding, so 16-bit alpha is not first truncated to 8 bits).
+fn composite_over_white<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> RgbImage
+where
+    P: Pixel,
+    P::Subpixel: Into<f32>,
+{
+    let max: f32 = <P::Subpixel as Primitive>::DEFAULT_MAX_VALUE.into();
+    let unit = |v: P::Subpixel| (v.into() / max).clamp(0.0, 1.0);
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let p = img.get_pixel(x, y).to_rgba().0;
+        let a = unit(p[3]);
+        Rgb([0, 1, 2].map(|i| ((unit(p[i]) * a + 1.0 - a) * 255.0).round() as u8))
+    })
 }
 
 /// Reads up to 64 bytes for format sniffing and rewinds.
@@ -354,95 +340,90 @@ fn read_head<R: Read + Seek>(reader: &mut R) -> io::Result<Vec<u8>> {
 
 fn format_name(format: ImageFormat) -> String {
     match format {
-        ImageFormat::Jpeg => "JPEG".into(),
-        ImageFormat::Png => "PNG".into(),
         ImageFormat::WebP => "WebP".into(),
-        ImageFormat::Gif => "GIF".into(),
-        ImageFormat::Bmp => "BMP".into(),
-        ImageFormat::Tiff => "TIFF".into(),
-        ImageFormat::Avif => "AVIF".into(),
         ImageFormat::OpenExr => "OpenEXR".into(),
         ImageFormat::Hdr => "Radiance HDR".into(),
         ImageFormat::Pnm => "PNM (PBM/PGM/PPM)".into(),
-        other => format!("{other:?}").to_uppercase(),
+        other => format!("{other:?}").to_uppercase(), // JPEG, PNG, GIF, BMP, TIFF, AVIF, ICO…
     }
 }
 
-fn unsupported(format: ImageFormat) -> DecodeError {
-    DecodeError::Unsupported {
-        format: format_name(format),
-        detail: None,
-    }
-}
+/// `(offset, magic bytes, name)` of image formats that `image` does not recognise.
+const UNSUPPORTED_MAGIC: &[(usize, &[u8], &str)] = &[
+    (0, b"\xff\x0a", "JPEG XL"),
+    (4, b"JXL ", "JPEG XL"),
+    (4, b"jP  ", "JPEG 2000"),
+    (0, b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (0, b"8BPS", "Photoshop PSD"),
+    (6, b"HEAPCCDR", "Canon CRW raw"),
+    (0, b"FUJIFILMCCD-RAW", "Fujifilm RAF raw"),
+    (0, b"IIRO", "Olympus ORF raw"),
+    (0, b"IIRS", "Olympus ORF raw"),
+    (0, b"MMOR", "Olympus ORF raw"),
+    (0, b"IIU\0", "Panasonic RW2 raw"),
+    (0, b"\0MRM", "Minolta MRW raw"),
+    (0, b"FOVb", "Sigma X3F raw"),
+    (0, b"<svg", "SVG"),
+];
 
-/// Image formats that `image` does not recognise (or that we do not decode), by magic bytes.
-fn sniff_unsupported(head: &[u8]) -> Option<DecodeError> {
+/// `(offset, magic bytes, description)` of common content that is not an image.
+const NOT_IMAGE_MAGIC: &[(usize, &[u8], &str)] = &[
+    (0, b"PK\x03\x04", "a ZIP archive"),
+    (0, b"PK\x05\x06", "a ZIP archive"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"BZh", "a bzip2 archive"),
+    (0, b"\xfd7zXZ\0", "an xz archive"),
+    (0, b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (0, b"%PDF", "a PDF document"),
+    (4, b"ftyp", "an MP4/QuickTime video"), // after the image brands in `sniff_unsupported`
+    (4, b"moov", "an MP4/QuickTime video"),
+    (8, b"AVI ", "an AVI video"),
+];
+
+fn find_magic(head: &[u8], table: &[(usize, &[u8], &'static str)]) -> Option<&'static str> {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    let kind = if at(4, b"ftyp") {
-        // ISO base media file: the major brand says which.
-        match head.get(8..12).unwrap_or_default() {
-            b"avif" | b"avis" => "AVIF",
-            b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
-                "HEIF/HEIC"
-            }
-            b"crx " => "Canon CR3 raw",
-            b"jxl " => "JPEG XL",
-            _ => return None, // MP4/MOV video, handled as "not an image"
+    table
+        .iter()
+        .find(|(o, m, _)| at(*o, m))
+        .map(|(_, _, name)| *name)
+}
+
+/// An image format we do not decode, named from its magic bytes (or from `image`'s guess).
+fn sniff_unsupported(head: &[u8], guessed: Option<ImageFormat>) -> Option<DecodeError> {
+    // ISO base media files (HEIF, AVIF, CR3, MP4…): the major brand says which.
+    let brand = (head.get(4..8) == Some(b"ftyp"))
+        .then(|| head.get(8..12))
+        .flatten();
+    let format = match brand.unwrap_or_default() {
+        b"avif" | b"avis" => Some("AVIF".to_string()),
+        // Generic HEIF brands: AVIF files list "avif" among the compatible brands.
+        b"mif1" | b"msf1" if head[12..].windows(4).any(|b| b == b"avif") => Some("AVIF".into()),
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" => {
+            Some("HEIF/HEIC".to_string())
         }
-    } else if at(0, &[0xff, 0x0a]) || at(4, b"JXL ") {
-        "JPEG XL"
-    } else if at(4, b"jP  ") || at(0, &[0xff, 0x4f, 0xff, 0x51]) {
-        "JPEG 2000"
-    } else if at(0, b"8BPS") {
-        "Photoshop PSD"
-    } else if at(6, b"HEAPCCDR") {
-        "Canon CRW raw"
-    } else if at(0, b"FUJIFILMCCD-RAW") {
-        "Fujifilm RAF raw"
-    } else if at(0, b"IIRO") || at(0, b"IIRS") || at(0, b"MMOR") {
-        "Olympus ORF raw"
-    } else if at(0, b"IIU\0") {
-        "Panasonic RW2 raw"
-    } else if at(0, b"\0MRM") {
-        "Minolta MRW raw"
-    } else if at(0, b"FOVb") {
-        "Sigma X3F raw"
-    } else if at(0, b"<svg") || (at(0, b"<?xml") && head.windows(4).any(|w| w == b"<svg")) {
-        "SVG"
-    } else {
-        return None;
+        b"crx " => Some("Canon CR3 raw".to_string()),
+        b"jxl " => Some("JPEG XL".to_string()),
+        _ => find_magic(head, UNSUPPORTED_MAGIC)
+            .map(str::to_string)
+            .or_else(|| {
+                (is_text(head) && head.windows(4).any(|w| w == b"<svg")).then(|| "SVG".into())
+            })
+            .or_else(|| guessed.map(format_name)),
     };
-    Some(DecodeError::Unsupported {
-        format: kind.into(),
+    format.map(|format| DecodeError::Unsupported {
+        format,
         detail: None,
     })
 }
 
 /// Names common non-image content, for a clearer "not an image" message.
 fn sniff_not_image(head: &[u8]) -> DecodeError {
-    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
     let detected = if head.is_empty() {
         Some("an empty file")
-    } else if at(0, b"PK\x03\x04") || at(0, b"PK\x05\x06") {
-        Some("a ZIP archive")
-    } else if at(0, &[0x1f, 0x8b]) {
-        Some("a gzip archive")
-    } else if at(0, b"BZh") {
-        Some("a bzip2 archive")
-    } else if at(0, &[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-        Some("an xz archive")
-    } else if at(0, b"7z\xbc\xaf\x27\x1c") {
-        Some("a 7-Zip archive")
-    } else if at(0, b"%PDF") {
-        Some("a PDF document")
-    } else if at(4, b"ftyp") || at(4, b"moov") {
-        Some("an MP4/QuickTime video")
-    } else if at(0, b"RIFF") && at(8, b"AVI ") {
-        Some("an AVI video")
     } else if is_text(head) {
         Some("text")
     } else {
-        None
+        find_magic(head, NOT_IMAGE_MAGIC)
     };
     DecodeError::NotAnImage { detected }
 }
@@ -450,32 +431,40 @@ fn sniff_not_image(head: &[u8]) -> DecodeError {
 /// UTF-8 without control characters other than whitespace. The head may end in the middle of
 /// a multi-byte character, which is allowed.
 fn is_text(head: &[u8]) -> bool {
-    let text = match std::str::from_utf8(head) {
-        Ok(text) => text,
-        Err(e) if e.error_len().is_none() => {
-            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
-        }
+    let valid = match std::str::from_utf8(head) {
+        Ok(_) => head.len(),
+        Err(e) if e.error_len().is_none() => e.valid_up_to(),
         Err(_) => return false,
     };
-    !text.is_empty()
-        && text
-            .chars()
-            .all(|c| !c.is_control() || c.is_ascii_whitespace())
+    let text = String::from_utf8_lossy(&head[..valid]);
+    !text.is_empty() && (text.chars()).all(|c| !c.is_control() || c.is_ascii_whitespace())
 }
 
 fn map_image_error(
     error: ImageError,
     format: ImageFormat,
     limits: &Limits,
-    from_file: bool,
+    path: Option<&Path>,
 ) -> DecodeError {
     let corrupt = |message: String| DecodeError::Corrupt { format, message };
     match error {
         // `DecodingError`'s own message repeats "Format error decoding <format>": use the cause.
-        ImageError::Decoding(e) => corrupt(match std::error::Error::source(&e) {
-            Some(cause) => cause.to_string(),
-            None => e.to_string(),
-        }),
+        ImageError::Decoding(e) => {
+            let message = std::error::Error::source(&e).map_or(e.to_string(), |c| c.to_string());
+            // zune-jpeg reports 12-bit and arithmetic-coded JPEGs (valid files) as decoding
+            // errors; their messages say so, and "unsupported" is the truthful answer.
+            let lower = message.to_lowercase();
+            if ["not supported", "unsupported", "can only parse"]
+                .iter()
+                .any(|w| lower.contains(w))
+            {
+                return DecodeError::Unsupported {
+                    format: format_name(format),
+                    detail: Some(message.trim_matches('"').to_string()),
+                };
+            }
+            corrupt(message)
+        }
         ImageError::Unsupported(e) => DecodeError::Unsupported {
             format: format_name(format),
             detail: Some(match e.kind() {
@@ -501,39 +490,29 @@ fn map_image_error(
         }
         // Reading from memory cannot fail, so any I/O error there is the decoder's way of saying
         // the data is bad; from a file, InvalidData means the same.
-        ImageError::IoError(e) if !from_file || e.kind() == io::ErrorKind::InvalidData => {
+        ImageError::IoError(e) if path.is_none() || e.kind() == io::ErrorKind::InvalidData => {
             corrupt(e.to_string())
         }
-        ImageError::IoError(source) => DecodeError::Io { path: None, source },
+        ImageError::IoError(source) => DecodeError::Io {
+            path: path.map(Path::to_path_buf),
+            source,
+        },
         other => corrupt(other.to_string()),
     }
 }
 
-struct Bytes(u64);
-
-impl fmt::Display for Bytes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MIB: f64 = 1024.0 * 1024.0;
-        let b = self.0 as f64;
-        if b >= 1024.0 * MIB {
-            write!(f, "{:.1} GiB", b / (1024.0 * MIB))
-        } else if b >= MIB {
-            write!(f, "{:.1} MiB", b / MIB)
-        } else {
-            write!(f, "{} bytes", self.0)
-        }
+fn bytes(n: u64) -> String {
+    match n as f64 {
+        b if b >= (1u64 << 30) as f64 => format!("{:.1} GiB", b / (1u64 << 30) as f64),
+        b if b >= (1u64 << 20) as f64 => format!("{:.1} MiB", b / (1u64 << 20) as f64),
+        _ => format!("{n} bytes"),
     }
 }
 
-struct Megapixels(u64);
-
-impl fmt::Display for Megapixels {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_multiple_of(1_000_000) {
-            write!(f, "{} MP", self.0 / 1_000_000)
-        } else {
-            write!(f, "{:.1} MP", self.0 as f64 / 1e6)
-        }
+fn megapixels(n: u64) -> String {
+    match n.is_multiple_of(1_000_000) {
+        true => format!("{} MP", n / 1_000_000),
+        false => format!("{:.1} MP", n as f64 / 1e6),
     }
 }
 
@@ -547,34 +526,31 @@ fn too_large_message(
     let dims = dimensions.map_or_else(String::new, |(w, h)| format!("{w}x{h}"));
     match (limit, actual) {
         (LimitKind::FileBytes, Some(n)) => format!(
-            "file is {} ({n} bytes), over the limit of {} (limits.{field})",
-            Bytes(n),
-            Bytes(max)
+            "file is {}, over the limit of {} (limits.{field})",
+            bytes(n),
+            bytes(max)
         ),
-        (LimitKind::Width, Some(n)) => {
-            format!("image is {dims}: {n} pixels wide, over the limit of {max} (limits.{field})")
-        }
-        (LimitKind::Height, Some(n)) => {
-            format!("image is {dims}: {n} pixels tall, over the limit of {max} (limits.{field})")
+        (LimitKind::Width | LimitKind::Height, Some(n)) => {
+            let side = if limit == LimitKind::Width {
+                "wide"
+            } else {
+                "tall"
+            };
+            format!("image is {dims}: {n} pixels {side}, over the limit of {max} (limits.{field})")
         }
         (LimitKind::Pixels, Some(n)) => format!(
             "image is {dims} ({}), over the limit of {} (limits.{field})",
-            Megapixels(n),
-            Megapixels(max)
+            megapixels(n),
+            megapixels(max)
         ),
         (LimitKind::AllocBytes, Some(n)) => format!(
             "decoding this {dims} image needs {} of memory, over the limit of {} (limits.{field})",
-            Bytes(n),
-            Bytes(max)
+            bytes(n),
+            bytes(max)
         ),
         (_, _) => format!(
             "the decoder needed more memory than the limit of {} allows (limits.{field})",
-            Bytes(max)
+            bytes(max)
         ),
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 }

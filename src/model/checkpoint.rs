@@ -68,12 +68,11 @@ pub fn read_state_dict(path: &Path) -> Result<BTreeMap<String, Tensor>, Checkpoi
         })?;
         let bytes = t.read().map_err(|e| read_err(e.to_string()))?;
         let shape: Vec<i64> = t.shape().iter().map(|&d| d as i64).collect();
-        let tensor = Tensor::f_from_data_size(&bytes, &shape, kind).map_err(|e| {
-            CheckpointError::Torch {
+        let tensor =
+            Tensor::f_from_data_size(&bytes, &shape, kind).map_err(|e| CheckpointError::Torch {
                 name: name.clone(),
                 source: e,
-            }
-        })?;
+            })?;
         out.insert(name.clone(), tensor);
     }
     Ok(out)

