@@ -13,6 +13,7 @@
 
 pub mod decode;
 pub mod preprocess;
+mod sniff;
 
 pub use decode::{decode_bytes, decode_file, DecodeError, Decoded, LimitKind, Limits};
 pub use preprocess::{preprocess, Prepared, Preprocess, PreprocessError};
