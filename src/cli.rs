@@ -20,6 +20,9 @@ pub struct Cli {
     /// Folder of prepared models (overrides the config's model_dir)
     #[arg(long, global = true, env = "PHOTOTAG_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
+    /// Catalog database (overrides the config's db)
+    #[arg(long, global = true, env = "PHOTOTAG_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -34,6 +37,16 @@ pub struct Cli {
 pub enum Command {
     /// Print the top classes of image files
     Classify(ClassifyArgs),
+    /// Add photo folders to the catalog: classify new content, skip what is unchanged
+    Index(IndexArgs),
+    /// Find files by tag (exit 1 when nothing matches)
+    Search(SearchArgs),
+    /// Print the stored tags of files
+    Show(ShowArgs),
+    /// Print catalog counts: files, images, failures, models, top labels
+    Stats(StatsArgs),
+    /// Reclassify images that were tagged by another model than the current one
+    Retag(RetagArgs),
     /// Prepare and list models
     #[command(subcommand)]
     Model(ModelCommand),
@@ -123,6 +136,63 @@ pub struct BenchArgs {
     /// Batch sizes to time on random input
     #[arg(long, value_delimiter = ',', default_value = "1,8", value_name = "N,N")]
     pub batch_sizes: Vec<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Photo folders (each is a root: a root that is missing or suddenly empty is treated as offline)
+    #[arg(required = true, value_name = "DIR")]
+    pub dirs: Vec<PathBuf>,
+    /// Remove catalog rows of files that are gone (never for an offline root)
+    #[arg(long)]
+    pub prune: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// Class names or synonyms (case-insensitive); a file matching any term is listed
+    #[arg(required = true, value_name = "TERM")]
+    pub terms: Vec<String>,
+    /// Only tags at least this probable, in percent (0-100)
+    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    pub min_prob: f32,
+    /// At most this many files
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// One JSON object per file and line: path, hash, score, tags
+    #[arg(long, conflicts_with = "null")]
+    pub json: bool,
+    /// Paths only, each followed by a NUL byte (for xargs -0)
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Files to look up
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// One JSON object per file and line
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RetagArgs {
     #[command(flatten)]
     pub run: RunArgs,
 }

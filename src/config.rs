@@ -19,8 +19,44 @@ pub struct Config {
     pub model_dir: PathBuf,
     /// Log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
+    /// The catalog database; empty means `~/.local/share/phototag/catalog.db`.
+    pub db: PathBuf,
     pub classify: ClassifyConfig,
+    pub index: IndexConfig,
     pub limits: Limits,
+}
+
+/// What `index` (and later the watcher) walks past.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Skip files and folders whose names start with '.'.
+    pub skip_hidden: bool,
+    /// Glob patterns matched against file and folder names.
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and reported).
+    pub follow_symlinks: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        let e = crate::index::exclude::ExcludeConfig::default();
+        Self {
+            skip_hidden: e.skip_hidden,
+            exclude: e.patterns,
+            follow_symlinks: false,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// The exclusion settings for the walker.
+    pub fn exclude_config(&self) -> crate::index::exclude::ExcludeConfig {
+        crate::index::exclude::ExcludeConfig {
+            skip_hidden: self.skip_hidden,
+            patterns: self.exclude.clone(),
+        }
+    }
 }
 
 /// How images are classified.
@@ -41,7 +77,9 @@ impl Default for Config {
             model: crate::model::AUTO.to_string(),
             model_dir: PathBuf::new(),
             log_level: "info".into(),
+            db: PathBuf::new(),
             classify: ClassifyConfig::default(),
+            index: IndexConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -172,6 +210,9 @@ impl Config {
                 format!("`{}` is not a log filter (try \"info\")", self.log_level),
             ));
         }
+        if let Err(e) = globset_check(&self.index.exclude) {
+            return Err(("index.exclude".into(), e));
+        }
         let l = &self.limits;
         if l.max_width == 0
             || l.max_height == 0
@@ -184,6 +225,15 @@ impl Config {
         Ok(())
     }
 
+    /// The catalog database this configuration points at.
+    pub fn db_path(&self) -> PathBuf {
+        if self.db.as_os_str().is_empty() {
+            crate::paths::default_db()
+        } else {
+            self.db.clone()
+        }
+    }
+
     /// The models folder this configuration points at.
     pub fn model_dir(&self) -> PathBuf {
         if self.model_dir.as_os_str().is_empty() {
@@ -192,6 +242,13 @@ impl Config {
             self.model_dir.clone()
         }
     }
+}
+
+fn globset_check(patterns: &[String]) -> Result<(), String> {
+    for p in patterns {
+        globset::Glob::new(p).map_err(|e| format!("bad pattern `{p}`: {e}"))?;
+    }
+    Ok(())
 }
 
 /// 1-based line and column of a byte offset.

@@ -17,8 +17,10 @@ pub const PARTIAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The model is missing, unusable, or does not match its manifest.
 pub const MODEL: u8 = 3;
-/// Anything else: I/O, network, libtorch.
+/// Anything else: I/O, network, libtorch, the catalog.
 pub const OTHER: u8 = 4;
+/// Stopped by SIGINT or SIGTERM; what was done is saved (128 + SIGINT, as shells report).
+pub const INTERRUPTED: u8 = 130;
 
 /// The exit code for an error that stopped a command.
 pub fn code_for(e: &anyhow::Error) -> u8 {

@@ -49,11 +49,17 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Classify(a) => cmd::classify::run(&ctx, a),
         Command::Model(m) => cmd::model::run(&ctx, m),
+        Command::Index(a) => cmd::index::run(&ctx, a),
+        Command::Search(a) => cmd::catalog::search(&ctx, a),
+        Command::Show(a) => cmd::catalog::show(&ctx, a),
+        Command::Stats(a) => cmd::catalog::stats(&ctx, a),
+        Command::Retag(a) => cmd::index::retag(&ctx, a),
         Command::Bench(b) => cmd::bench::run(&ctx, b),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Partial) => ExitCode::from(exit::PARTIAL),
+        Ok(Outcome::Partial | Outcome::NoMatch) => ExitCode::from(exit::PARTIAL),
+        Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
         Err(e) => {
             eprintln!("phototag: {e:#}");
             ExitCode::from(exit::code_for(&e))

@@ -22,12 +22,21 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
+fn data_dir() -> PathBuf {
+    match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d).join("phototag"),
+        None => home().join(".local").join("share").join("phototag"),
+    }
+}
+
+/// `$XDG_DATA_HOME/phototag/catalog.db`, else `~/.local/share/phototag/catalog.db`. The config
+/// key `db`, `$PHOTOTAG_DB` and `--db` override it.
+pub fn default_db() -> PathBuf {
+    data_dir().join("catalog.db")
+}
+
 /// `$XDG_DATA_HOME/phototag/models`, else `~/.local/share/phototag/models`. The config key
 /// `model_dir`, `$PHOTOTAG_MODEL_DIR` and `--model-dir` override it.
 pub fn default_model_dir() -> PathBuf {
-    let data = match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => home().join(".local").join("share"),
-    };
-    data.join("phototag").join("models")
+    data_dir().join("models")
 }

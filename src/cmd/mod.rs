@@ -3,7 +3,9 @@
 //! May not: define flags (see `cli`) or hold logic a library module should own.
 
 pub mod bench;
+pub mod catalog;
 pub mod classify;
+pub mod index;
 pub mod model;
 
 use std::path::PathBuf;
@@ -21,6 +23,10 @@ pub enum Outcome {
     Success,
     /// Some inputs failed; the rest were done (exit code 1).
     Partial,
+    /// Nothing matched (search; exit code 1, as grep).
+    NoMatch,
+    /// Stopped by SIGINT/SIGTERM after saving what was done (exit code 130).
+    Interrupted,
 }
 
 /// What every command starts from.
@@ -29,6 +35,7 @@ pub struct Context {
     pub config: Config,
     pub origin: Origin,
     pub model_dir: PathBuf,
+    pub db: PathBuf,
 }
 
 impl Context {
@@ -36,10 +43,12 @@ impl Context {
     pub fn load(cli: &Cli) -> Result<Self, config::ConfigError> {
         let (config, origin) = config::load(cli.config.as_deref())?;
         let model_dir = cli.model_dir.clone().unwrap_or_else(|| config.model_dir());
+        let db = cli.db.clone().unwrap_or_else(|| config.db_path());
         Ok(Self {
             config,
             origin,
             model_dir,
+            db,
         })
     }
 

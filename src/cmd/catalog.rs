@@ -1,0 +1,151 @@
+//! `phototag search`, `phototag show` and `phototag stats`: read-only views of the catalog.
+
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+
+use anyhow::Context as _;
+
+use super::{Context, Outcome};
+use crate::catalog::{hex, Catalog, SearchQuery, TagRow};
+use crate::cli::{SearchArgs, ShowArgs, StatsArgs};
+use crate::search::Query;
+
+fn open(ctx: &Context) -> anyhow::Result<Catalog> {
+    Catalog::open_readonly(&ctx.db)
+        .with_context(|| format!("opening the catalog {}", ctx.db.display()))
+}
+
+fn tags_json(tags: &[TagRow]) -> serde_json::Value {
+    tags.iter()
+        .map(|t| {
+            serde_json::json!({
+                "rank": t.rank,
+                "class": t.label,
+                "index": t.class_index,
+                "probability": ((t.probability as f64) * 10_000.0).round() / 100.0,
+            })
+        })
+        .collect()
+}
+
+fn tags_text(tags: &[TagRow]) -> String {
+    tags.iter()
+        .map(|t| format!("{} {:.1}%", t.label, t.probability * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Writes, ignoring a closed pipe (`phototag search dog | head`).
+fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
+    match out.write_all(bytes) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
+    if !(0.0..=100.0).contains(&args.min_prob) {
+        anyhow::bail!("--min-prob is a percentage between 0 and 100");
+    }
+    let resolved = Query::parse(&args.terms).resolve();
+    for t in &resolved.unknown {
+        tracing::warn!("no ImageNet class is called `{t}`");
+    }
+    if resolved.classes.is_empty() {
+        return Ok(Outcome::NoMatch);
+    }
+    let catalog = open(ctx)?;
+    let hits = catalog.search(&SearchQuery {
+        classes: resolved.classes,
+        min_probability: args.min_prob / 100.0,
+        limit: args.limit,
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for h in &hits {
+        let mut line = Vec::new();
+        if args.null {
+            line.extend_from_slice(h.path.as_os_str().as_bytes());
+            line.push(0);
+        } else if args.json {
+            let v = serde_json::json!({
+                "path": h.path.to_string_lossy(),
+                "hash": hex(&h.hash),
+                "score": ((h.score as f64) * 10_000.0).round() / 100.0,
+                "tags": tags_json(&h.tags),
+            });
+            line.extend_from_slice(v.to_string().as_bytes());
+            line.push(b'\n');
+        } else {
+            line.extend_from_slice(h.path.as_os_str().as_bytes());
+            line.extend_from_slice(format!("\t{}\n", tags_text(&h.tags)).as_bytes());
+        }
+        if !emit(&mut out, &line)? {
+            return Ok(Outcome::Success);
+        }
+    }
+    let _ = out.flush();
+    Ok(if hits.is_empty() {
+        Outcome::NoMatch
+    } else {
+        Outcome::Success
+    })
+}
+
+pub fn show(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
+    let catalog = open(ctx)?;
+    let mut outcome = Outcome::Success;
+    for f in &args.files {
+        let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
+        let Some(row) = catalog.file(&path)? else {
+            eprintln!("phototag: {}: not in the catalog", f.display());
+            outcome = Outcome::Partial;
+            continue;
+        };
+        let image = catalog.image(&row.hash)?;
+        let tags = catalog.tags(&row.hash)?;
+        if args.json {
+            let v = serde_json::json!({
+                "path": path.to_string_lossy(),
+                "hash": hex(&row.hash),
+                "size": row.size,
+                "width": image.as_ref().map(|i| i.width),
+                "height": image.as_ref().map(|i| i.height),
+                "format": image.as_ref().map(|i| i.format.clone()),
+                "model": image.as_ref().map(|i| i.model_name.clone()),
+                "tags": tags_json(&tags),
+            });
+            println!("{v}");
+        } else {
+            println!("{}", path.display());
+            if let Some(i) = &image {
+                println!(
+                    "  {}x{} {}, {} bytes, tagged by {}",
+                    i.width, i.height, i.format, row.size, i.model_name
+                );
+            }
+            println!("  hash {}", hex(&row.hash));
+            for t in &tags {
+                println!(
+                    "  {}. {:<28} {:>6.2}%",
+                    t.rank,
+                    t.label,
+                    t.probability * 100.0
+                );
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+pub fn stats(ctx: &Context, args: &StatsArgs) -> anyhow::Result<Outcome> {
+    let catalog = open(ctx)?;
+    let s = catalog.stats()?;
+    if args.json {
+        println!("{}", serde_json::to_string(&s)?);
+    } else {
+        println!("{s}");
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,503 @@
+//! One indexing run over some roots: compare the walk with the catalog, skip unchanged files
+//! by (path, size, mtime) without reading them, hash new and changed files, classify only
+//! content the catalog has never seen (in batches, decoding on a worker thread while the
+//! model runs), and commit in small transactions so an interrupted run loses nothing.
+//!
+//! May not: delete anything unless asked to prune, or prune a root that is missing or
+//! suddenly empty (an unmounted share is not a deletion); print (it reports through
+//! `Progress` and the returned `Summary`).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::catalog::{Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer};
+use crate::imaging::{self, DecodeError};
+use crate::index::exclude::{ExcludeConfig, Excluder};
+use crate::index::walk::{self, Entry};
+use crate::model::Classifier;
+use crate::pipeline::Settings;
+
+/// What to index and how.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub roots: Vec<PathBuf>,
+    /// Remove rows of files that are gone (never for a missing or emptied root).
+    pub prune: bool,
+    pub follow_symlinks: bool,
+    pub exclude: ExcludeConfig,
+    pub settings: Settings,
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Image candidates found by the walk (after exclusions).
+    pub seen: usize,
+    /// Files whose content was classified in this run.
+    pub new: usize,
+    /// Files skipped because path, size and mtime were unchanged.
+    pub unchanged: usize,
+    /// New or changed files whose content was already in the catalog.
+    pub duplicates: usize,
+    /// Files that failed in this run (recorded; retried only when they change).
+    pub failed: usize,
+    /// Files skipped because they failed before and have not changed.
+    pub known_failures: usize,
+    /// Files in the catalog that the walk no longer found.
+    pub gone: usize,
+    /// Rows removed (only with prune).
+    pub removed: usize,
+    /// Roots that were missing or empty: treated as offline, nothing pruned.
+    pub offline_roots: Vec<PathBuf>,
+    /// Folders that could not be read, symlink loops, and the like.
+    pub problems: usize,
+    pub excluded: usize,
+    pub seconds: f64,
+    /// Classified images per second of the run.
+    pub images_per_second: f64,
+    /// Stopped early by a signal; what was done is committed.
+    pub interrupted: bool,
+}
+
+/// Progress reports, for a bar or log lines.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// The walk and the comparison are done: `total` files need reading.
+    Planned { total: usize, unchanged: usize },
+    /// One more of them is done.
+    Done,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("bad exclusion pattern: {0}")]
+    Exclude(String),
+}
+
+enum Item {
+    New {
+        entry: Entry,
+        hash: Hash,
+        ready: Ready,
+    },
+    Duplicate {
+        entry: Entry,
+        hash: Hash,
+    },
+    Failed {
+        entry: Entry,
+        error: String,
+    },
+}
+
+struct Ready {
+    data: Vec<f32>,
+    width: u32,
+    height: u32,
+    format: String,
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Reads a file (refusing it over the size limit) and hashes it.
+fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > max {
+        return Err(DecodeError::TooLarge {
+            limit: imaging::LimitKind::FileBytes,
+            actual: Some(len),
+            max,
+            dimensions: None,
+        }
+        .to_string());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let hash = *blake3::hash(&bytes).as_bytes();
+    Ok((bytes, hash))
+}
+
+fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
+    let d = imaging::decode_bytes(bytes, &s.limits).map_err(|e| e.to_string())?;
+    let p = imaging::preprocess(&d.image, &s.preprocess).map_err(|e| e.to_string())?;
+    Ok(Ready {
+        data: p.data,
+        width: d.image.width(),
+        height: d.image.height(),
+        format: format!("{:?}", d.format).to_lowercase(),
+    })
+}
+
+/// Reads, hashes and (for unseen content) decodes `todo` on the calling thread, sending
+/// items in order. Stops early when `stop` is set.
+fn produce(
+    todo: Vec<Entry>,
+    mut known: HashSet<Hash>,
+    s: &Settings,
+    stop: &AtomicBool,
+    tx: mpsc::SyncSender<Item>,
+) {
+    for entry in todo {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let item = match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+            Err(error) => Item::Failed { entry, error },
+            Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
+            Ok((bytes, hash)) => match prepare(&bytes, s) {
+                Ok(ready) => {
+                    known.insert(hash);
+                    Item::New { entry, hash, ready }
+                }
+                Err(error) => Item::Failed { entry, error },
+            },
+        };
+        if tx.send(item).is_err() {
+            break;
+        }
+    }
+}
+
+/// The writer side: batches new images for the model and writes everything in short
+/// transactions.
+struct Sink<'a> {
+    classifier: &'a Classifier,
+    model_id: i64,
+    top_k: usize,
+    batch_size: usize,
+    root_ids: &'a HashMap<PathBuf, i64>,
+    batch: Vec<(Entry, Hash, Ready)>,
+    /// Duplicates of content still waiting in `batch`.
+    deferred: Vec<(Entry, Hash)>,
+    summary: Summary,
+}
+
+impl Sink<'_> {
+    fn root_id(&self, path: &Path) -> i64 {
+        self.root_ids
+            .iter()
+            .filter(|(r, _)| path.starts_with(r))
+            .max_by_key(|(r, _)| r.as_os_str().len())
+            .map(|(_, id)| *id)
+            .unwrap_or(0)
+    }
+
+    fn file(&self, e: &Entry, hash: Hash, now: i64) -> NewFile {
+        NewFile {
+            path: e.path.clone(),
+            root_id: self.root_id(&e.path),
+            hash,
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            seen: now,
+        }
+    }
+
+    fn accept(
+        &mut self,
+        w: &mut Writer<'_>,
+        item: Item,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        let now = unix_now();
+        match item {
+            Item::New { entry, hash, ready } => {
+                self.batch.push((entry, hash, ready));
+                if self.batch.len() >= self.batch_size {
+                    self.flush(w, progress)?;
+                }
+            }
+            Item::Duplicate { entry, hash } => {
+                if self.batch.iter().any(|(_, h, _)| *h == hash) {
+                    self.deferred.push((entry, hash));
+                } else {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+            }
+            Item::Failed { entry, error } => {
+                tracing::warn!(file = %entry.path.display(), "{error}");
+                let root = self.root_id(&entry.path);
+                w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
+                self.summary.failed += 1;
+                progress(Progress::Done);
+            }
+        }
+        Ok(())
+    }
+
+    /// Classifies the pending batch and writes images, tags and file rows.
+    fn flush(
+        &mut self,
+        w: &mut Writer<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let now = unix_now();
+        let batch = std::mem::take(&mut self.batch);
+        let inputs: Vec<&[f32]> = batch.iter().map(|(_, _, r)| r.data.as_slice()).collect();
+        let results = self.classifier.classify(&inputs, self.top_k);
+        let mut written = HashSet::new();
+        match results {
+            Ok(results) => {
+                for ((entry, hash, ready), preds) in batch.iter().zip(results) {
+                    let tags = preds
+                        .iter()
+                        .map(|p| NewTag {
+                            rank: p.rank as u32,
+                            class_index: p.index,
+                            label: p.class.to_string(),
+                            probability: p.probability,
+                        })
+                        .collect();
+                    w.put_image(&NewImage {
+                        hash: *hash,
+                        width: ready.width,
+                        height: ready.height,
+                        format: ready.format.clone(),
+                        model_id: self.model_id,
+                        classified_at: now,
+                        tags,
+                    })?;
+                    w.put_file(&self.file(entry, *hash, now))?;
+                    written.insert(*hash);
+                    self.summary.new += 1;
+                    progress(Progress::Done);
+                }
+            }
+            Err(e) => {
+                let error = format!("classification failed: {e}");
+                for (entry, _, _) in &batch {
+                    tracing::warn!(file = %entry.path.display(), "{error}");
+                    let root = self.root_id(&entry.path);
+                    w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
+                    self.summary.failed += 1;
+                    progress(Progress::Done);
+                }
+            }
+        }
+        for (entry, hash) in std::mem::take(&mut self.deferred) {
+            if written.contains(&hash) {
+                w.put_file(&self.file(&entry, hash, now))?;
+                self.summary.duplicates += 1;
+            } else {
+                let root = self.root_id(&entry.path);
+                w.put_failure(
+                    &entry.path,
+                    root,
+                    entry.size,
+                    entry.mtime_ns,
+                    "classification failed for identical content",
+                    now,
+                )?;
+                self.summary.failed += 1;
+            }
+            progress(Progress::Done);
+        }
+        Ok(())
+    }
+}
+
+/// The classifier, loaded only when some file needs classifying: a run over an unchanged
+/// library never pays for loading the model.
+pub struct LazyClassifier<'a> {
+    load: Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a>,
+    loaded: Option<Classifier>,
+}
+
+impl<'a> LazyClassifier<'a> {
+    pub fn new(
+        load: impl FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a,
+    ) -> Self {
+        Self {
+            load: Box::new(load),
+            loaded: None,
+        }
+    }
+
+    /// An already loaded classifier.
+    pub fn ready(c: Classifier) -> Self {
+        Self {
+            load: Box::new(|| Err("already loaded".into())),
+            loaded: Some(c),
+        }
+    }
+
+    pub fn get(&mut self) -> Result<&Classifier, IndexError> {
+        if self.loaded.is_none() {
+            self.loaded = Some((self.load)().map_err(IndexError::Model)?);
+        }
+        Ok(self.loaded.as_ref().expect("loaded above"))
+    }
+}
+
+/// How often the writer commits while indexing.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs one indexing pass. `stop` ends it early (after committing what was done).
+pub fn run(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    opts: &IndexOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, IndexError> {
+    let start = Instant::now();
+    let excluder = Excluder::new(&opts.exclude).map_err(|e| IndexError::Exclude(e.to_string()))?;
+    let mut summary = Summary::default();
+    let mut todo: Vec<Entry> = Vec::new();
+    let mut unchanged: Vec<PathBuf> = Vec::new();
+    let mut gone: Vec<PathBuf> = Vec::new();
+    let mut root_ids = HashMap::new();
+    let now = unix_now();
+
+    for root in &opts.roots {
+        let known = catalog.files_under(root)?;
+        let walked = match walk::walk(root, &excluder, opts.follow_symlinks, stop) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(root = %root.display(), "{e}: root is offline; nothing under it is pruned");
+                summary.offline_roots.push(root.clone());
+                let mut w = catalog.begin()?;
+                let id = w.root_id(root)?;
+                w.set_root_state(id, "offline", now)?;
+                w.commit()?;
+                continue;
+            }
+        };
+        for p in &walked.problems {
+            tracing::warn!(root = %root.display(), "{p}");
+        }
+        summary.problems += walked.problems.len();
+        summary.excluded += walked.excluded;
+        let failures = catalog.failures_under(root)?;
+        let mut w = catalog.begin()?;
+        let id = w.root_id(root)?;
+        // An emptied root that used to hold files looks like an unmounted share.
+        let offline = walked.files.is_empty() && !known.is_empty();
+        w.set_root_state(id, if offline { "offline" } else { "online" }, now)?;
+        w.commit()?;
+        root_ids.insert(root.clone(), id);
+        if offline {
+            tracing::warn!(root = %root.display(), files = known.len(), "root is empty but the catalog has files under it: treated as offline (unmounted?); nothing is pruned");
+            summary.offline_roots.push(root.clone());
+            continue;
+        }
+        let mut found: HashSet<&Path> = HashSet::with_capacity(walked.files.len());
+        summary.seen += walked.files.len();
+        for e in &walked.files {
+            found.insert(e.path.as_path());
+        }
+        // A stopped walk is incomplete, and so is what lies under a folder it could not read:
+        // files it did not list there are not gone.
+        if !walked.stopped {
+            let blind: Vec<&Path> = walked.problems.iter().map(|p| p.path()).collect();
+            gone.extend(
+                known
+                    .keys()
+                    .filter(|p| !found.contains(p.as_path()))
+                    .filter(|p| !blind.iter().any(|b| p.starts_with(b)))
+                    .cloned(),
+            );
+        }
+        for e in walked.files {
+            if let Some(row) = known.get(&e.path) {
+                if row.size == e.size && row.mtime_ns == e.mtime_ns {
+                    unchanged.push(e.path);
+                    continue;
+                }
+            }
+            if let Some(f) = failures.get(&e.path) {
+                if f.size == e.size && f.mtime_ns == e.mtime_ns {
+                    summary.known_failures += 1;
+                    continue;
+                }
+            }
+            todo.push(e);
+        }
+    }
+    summary.unchanged = unchanged.len();
+    summary.gone = gone.len();
+    progress(Progress::Planned {
+        total: todo.len(),
+        unchanged: unchanged.len(),
+    });
+
+    // Unchanged files: only their last-seen time is written.
+    for chunk in unchanged.chunks(20_000) {
+        let mut w = catalog.begin()?;
+        let paths: Vec<&Path> = chunk.iter().map(PathBuf::as_path).collect();
+        w.touch_files(&paths, now)?;
+        w.commit()?;
+    }
+
+    if !todo.is_empty() {
+        let classifier = model.get()?;
+        let m = classifier.manifest();
+        let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
+        let known = catalog.image_hashes()?;
+        let settings = &opts.settings;
+        let mut sink = Sink {
+            classifier,
+            model_id,
+            top_k: settings.top_k,
+            batch_size: settings.batch_size.max(1),
+            root_ids: &root_ids,
+            batch: Vec::new(),
+            deferred: Vec::new(),
+            summary: Summary::default(),
+        };
+        let (tx, rx) = mpsc::sync_channel::<Item>(sink.batch_size * 2);
+        let result: Result<(), CatalogError> = std::thread::scope(|scope| {
+            scope.spawn(move || produce(todo, known, settings, stop, tx));
+            let mut w = catalog.begin()?;
+            let mut last_commit = Instant::now();
+            for item in rx {
+                sink.accept(&mut w, item, progress)?;
+                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                    w.commit()?;
+                    w = catalog.begin()?;
+                    last_commit = Instant::now();
+                }
+            }
+            sink.flush(&mut w, progress)?;
+            w.commit()
+        });
+        result?;
+        let s = sink.summary;
+        summary.new = s.new;
+        summary.duplicates = s.duplicates;
+        summary.failed = s.failed;
+    }
+
+    if opts.prune && !gone.is_empty() && !stop.load(Ordering::Relaxed) {
+        let mut w = catalog.begin()?;
+        let paths: Vec<&Path> = gone.iter().map(PathBuf::as_path).collect();
+        summary.removed = w.remove_files(&paths)?;
+        w.remove_orphan_images()?;
+        w.commit()?;
+    }
+    summary.interrupted = stop.load(Ordering::Relaxed);
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.images_per_second = summary.new as f64 / summary.seconds.max(1e-9);
+    Ok(summary)
+}

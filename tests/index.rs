@@ -1,0 +1,379 @@
+//! `index::run` on temporary photo folders with a seeded random ResNet-18: dedupe,
+//! unchanged skip, changed files, failures, prune semantics, offline roots, resuming an
+//! interrupted run, non-UTF-8 names; and a kill -9 of the real binary mid-run.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+
+use phototag::catalog::Catalog;
+use phototag::index::exclude::ExcludeConfig;
+use phototag::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
+use phototag::model::prepare::{self, Recipe};
+use phototag::model::{Classifier, ClassifierOptions, ModelStore};
+use phototag::pipeline::Settings;
+
+fn store() -> &'static ModelStore {
+    static STORE: OnceLock<ModelStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = ModelStore::new(dir.join("models"));
+        prepare::prepare(
+            &store,
+            &dir,
+            &Recipe::Resnet18Random {
+                seed: 5,
+                name: None,
+            },
+        )
+        .unwrap();
+        store
+    })
+}
+
+fn classifier() -> Classifier {
+    let m = store().get("resnet18-random").unwrap();
+    Classifier::load(
+        &m,
+        &ClassifierOptions {
+            threads: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+/// A distinct image per seed.
+fn photo(path: &Path, seed: u32) {
+    let img = image::RgbImage::from_fn(96, 64, |x, y| {
+        let v = x
+            .wrapping_mul(31)
+            .wrapping_add(y.wrapping_mul(17))
+            .wrapping_add(seed.wrapping_mul(97));
+        image::Rgb([
+            (v % 251) as u8,
+            (seed * 13 % 256) as u8,
+            ((x ^ y) % 256) as u8,
+        ])
+    });
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save_with_format(path, image::ImageFormat::Png).unwrap();
+}
+
+struct Lib {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    db: PathBuf,
+}
+
+fn lib() -> Lib {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.canonicalize().unwrap();
+    let db = tmp.path().join("catalog.db");
+    Lib {
+        _tmp: tmp,
+        root,
+        db,
+    }
+}
+
+fn options(roots: &[&Path], prune: bool) -> IndexOptions {
+    let m = store().get("resnet18-random").unwrap();
+    IndexOptions {
+        roots: roots.iter().map(|r| r.to_path_buf()).collect(),
+        prune,
+        follow_symlinks: false,
+        exclude: ExcludeConfig::default(),
+        settings: Settings {
+            limits: Default::default(),
+            preprocess: m.manifest.preprocess(),
+            batch_size: 4,
+            top_k: 3,
+        },
+    }
+}
+
+fn index_with(
+    l: &Lib,
+    prune: bool,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Summary {
+    let mut catalog = Catalog::open(&l.db).unwrap();
+    let mut model = LazyClassifier::ready(classifier());
+    run::run(
+        &mut catalog,
+        &mut model,
+        &options(&[&l.root], prune),
+        stop,
+        progress,
+    )
+    .unwrap()
+}
+
+fn index(l: &Lib, prune: bool) -> Summary {
+    index_with(l, prune, &AtomicBool::new(false), &mut |_| {})
+}
+
+fn counts(l: &Lib) -> (u64, u64, u64) {
+    let s = Catalog::open_readonly(&l.db).unwrap().stats().unwrap();
+    (s.files, s.images, s.failures)
+}
+
+#[test]
+fn identical_copies_are_classified_once() {
+    let l = lib();
+    photo(&l.root.join("a.png"), 1);
+    std::fs::create_dir_all(l.root.join("copies")).unwrap();
+    std::fs::copy(l.root.join("a.png"), l.root.join("copies/a-copy.png")).unwrap();
+    std::fs::copy(l.root.join("a.png"), l.root.join("copies/a-again.png")).unwrap();
+    photo(&l.root.join("b.png"), 2);
+    let s = index(&l, false);
+    assert_eq!(
+        (s.seen, s.new, s.duplicates, s.failed),
+        (4, 2, 2, 0),
+        "{s:?}"
+    );
+    assert_eq!(counts(&l), (4, 2, 0));
+    let c = Catalog::open_readonly(&l.db).unwrap();
+    let a = c.file(&l.root.join("a.png")).unwrap().unwrap();
+    let copy = c.file(&l.root.join("copies/a-copy.png")).unwrap().unwrap();
+    assert_eq!(a.hash, copy.hash);
+    assert_eq!(c.tags(&a.hash).unwrap().len(), 3);
+}
+
+#[test]
+fn unchanged_files_are_skipped_and_changed_ones_rehashed() {
+    let l = lib();
+    for i in 0..5 {
+        photo(&l.root.join(format!("p{i}.png")), 10 + i);
+    }
+    assert_eq!(index(&l, false).new, 5);
+    let s = index(&l, false);
+    assert_eq!((s.unchanged, s.new, s.duplicates), (5, 0, 0), "{s:?}");
+
+    // New content under an old name: re-hashed and classified.
+    let p = l.root.join("p0.png");
+    let before = Catalog::open_readonly(&l.db)
+        .unwrap()
+        .file(&p)
+        .unwrap()
+        .unwrap();
+    photo(&p, 99);
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let s = index(&l, false);
+    assert_eq!((s.unchanged, s.new), (4, 1), "{s:?}");
+    let after = Catalog::open_readonly(&l.db)
+        .unwrap()
+        .file(&p)
+        .unwrap()
+        .unwrap();
+    assert_ne!(before.hash, after.hash);
+}
+
+#[test]
+fn failures_are_recorded_and_not_retried_until_the_file_changes() {
+    let l = lib();
+    photo(&l.root.join("good.png"), 3);
+    let bad = l.root.join("bad.jpg");
+    std::fs::write(&bad, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
+    let s = index(&l, false);
+    assert_eq!((s.new, s.failed), (1, 1), "{s:?}");
+    assert_eq!(counts(&l).2, 1);
+    let s = index(&l, false);
+    assert_eq!(
+        (s.failed, s.known_failures, s.unchanged),
+        (0, 1, 1),
+        "{s:?}"
+    );
+    // The file is fixed: tried again, and its failure is cleared.
+    photo(&bad, 4);
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&bad)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let s = index(&l, false);
+    assert_eq!((s.new, s.failed, s.known_failures), (1, 0, 0), "{s:?}");
+    assert_eq!(counts(&l), (2, 2, 0));
+}
+
+#[test]
+fn gone_files_are_reported_and_removed_only_with_prune() {
+    let l = lib();
+    photo(&l.root.join("keep.png"), 5);
+    photo(&l.root.join("drop.png"), 6);
+    index(&l, false);
+    std::fs::remove_file(l.root.join("drop.png")).unwrap();
+    let s = index(&l, false);
+    assert_eq!((s.gone, s.removed), (1, 0), "{s:?}");
+    assert_eq!(counts(&l).0, 2, "without --prune nothing is removed");
+    let s = index(&l, true);
+    assert_eq!((s.gone, s.removed), (1, 1), "{s:?}");
+    assert_eq!(counts(&l), (1, 1, 0), "the orphaned image goes too");
+}
+
+#[test]
+fn a_vanished_or_emptied_root_is_offline_and_never_pruned() {
+    let l = lib();
+    photo(&l.root.join("x/1.png"), 7);
+    photo(&l.root.join("x/2.png"), 8);
+    index(&l, false);
+    // Unmounted: the folder is empty (the mount point stays).
+    let aside = l.root.with_file_name("aside");
+    std::fs::rename(l.root.join("x"), &aside).unwrap();
+    let s = index(&l, true);
+    assert_eq!(s.offline_roots, vec![l.root.clone()], "{s:?}");
+    assert_eq!(s.removed, 0);
+    assert_eq!(counts(&l).0, 2);
+    // Gone altogether.
+    std::fs::remove_dir(&l.root).unwrap();
+    let s = index(&l, true);
+    assert_eq!(s.offline_roots, vec![l.root.clone()], "{s:?}");
+    assert_eq!(counts(&l).0, 2);
+    let stats = Catalog::open_readonly(&l.db).unwrap().stats().unwrap();
+    assert_eq!(stats.roots[0].state, "offline");
+    // Back again: everything unchanged, root online.
+    std::fs::create_dir(&l.root).unwrap();
+    std::fs::rename(&aside, l.root.join("x")).unwrap();
+    let s = index(&l, true);
+    assert_eq!(
+        (s.unchanged, s.removed, s.offline_roots.len()),
+        (2, 0, 0),
+        "{s:?}"
+    );
+}
+
+#[test]
+fn an_interrupted_run_keeps_its_work_and_the_next_one_finishes() {
+    let l = lib();
+    for i in 0..24 {
+        photo(&l.root.join(format!("{i:02}.png")), 100 + i);
+    }
+    let stop = AtomicBool::new(false);
+    let mut done = 0;
+    let s = index_with(&l, false, &stop, &mut |p| {
+        if let Progress::Done = p {
+            done += 1;
+            if done == 6 {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    assert!(s.interrupted);
+    assert!(s.new >= 6 && s.new < 24, "{s:?}");
+    let first = s.new;
+    assert_eq!(counts(&l).0 as usize, first, "what was done is committed");
+    let s = index(&l, false);
+    assert!(!s.interrupted);
+    assert_eq!((s.unchanged, s.new), (first, 24 - first), "{s:?}");
+    assert_eq!(counts(&l), (24, 24, 0));
+}
+
+#[test]
+fn non_utf8_names_survive() {
+    let l = lib();
+    let name = OsStr::from_bytes(b"caf\xe9 \xff.png");
+    let p = l.root.join(name);
+    photo(&p, 42);
+    let s = index(&l, false);
+    assert_eq!(s.new, 1);
+    let c = Catalog::open_readonly(&l.db).unwrap();
+    let files = c.files_under(&l.root).unwrap();
+    assert!(files.contains_key(&p), "{files:?}");
+    let row = c.file(&p).unwrap().unwrap();
+    let tags = c.tags(&row.hash).unwrap();
+    let hits = c
+        .search(&phototag::catalog::SearchQuery {
+            classes: vec![tags[0].class_index],
+            min_probability: 0.0,
+            limit: None,
+        })
+        .unwrap();
+    assert_eq!(
+        hits[0].path.as_os_str().as_bytes(),
+        p.as_os_str().as_bytes()
+    );
+}
+
+#[test]
+fn kill_9_mid_run_leaves_a_consistent_catalog() {
+    let l = lib();
+    for i in 0..120 {
+        photo(&l.root.join(format!("k{i:03}.png")), 1000 + i);
+    }
+    let models = store().dir().to_path_buf();
+    let cmd = || {
+        let mut c = std::process::Command::new(common::bin());
+        c.args([
+            "-q",
+            "index",
+            "--model",
+            "resnet18-random",
+            "--batch-size",
+            "4",
+        ])
+        .arg(&l.root)
+        .env("PHOTOTAG_MODEL_DIR", &models)
+        .env("PHOTOTAG_DB", &l.db)
+        .env("PHOTOTAG_CONFIG", "/dev/null")
+        .stdout(std::process::Stdio::null());
+        c
+    };
+    let mut child = cmd().spawn().unwrap();
+    // Kill once some images are committed (the writer commits about every second).
+    let start = std::time::Instant::now();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let n = Catalog::open_readonly(&l.db)
+            .ok()
+            .and_then(|c| c.stats().ok())
+            .map(|s| s.files)
+            .unwrap_or(0);
+        if n > 0 || start.elapsed().as_secs() > 60 {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let conn = rusqlite::Connection::open(&l.db).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let orphans: i64 = conn
+        .query_row("SELECT count(*) FROM files f LEFT JOIN images i ON i.hash = f.hash WHERE i.hash IS NULL", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(orphans, 0, "no file row without its image");
+    let half: i64 = conn
+        .query_row("SELECT count(*) FROM images i WHERE (SELECT count(*) FROM tags t WHERE t.hash = i.hash) <> 3", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(half, 0, "no image without all its tags");
+    drop(conn);
+    let before = counts(&l).0;
+    assert!(
+        before < 120,
+        "the run was killed before it finished ({before} files)"
+    );
+    let st = cmd().status().unwrap();
+    assert!(st.success());
+    assert_eq!(
+        counts(&l),
+        (120, 120, 0),
+        "the next run finished the work, each file once"
+    );
+}
