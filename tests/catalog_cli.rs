@@ -1,0 +1,188 @@
+//! `phototag index`, `search`, `show` and `stats` through the binary: output formats for
+//! people and scripts (`--json`, `-0`), exit codes, and a catalog from a newer phototag.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Env {
+    _tmp: tempfile::TempDir,
+    models: PathBuf,
+    db: PathBuf,
+    root: PathBuf,
+}
+
+fn phototag(e: &Env, args: &[&str]) -> Output {
+    Command::new(common::bin())
+        .args(args)
+        .env("PHOTOTAG_MODEL_DIR", &e.models)
+        .env("PHOTOTAG_DB", &e.db)
+        .env("PHOTOTAG_CONFIG", "/dev/null")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn setup() -> Env {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("photos");
+    std::fs::create_dir_all(root.join("@eaDir")).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    for f in ["orange.jpg", "squirrel_cls.jpg"] {
+        std::fs::copy(fixtures.join(f), root.join(f)).unwrap();
+    }
+    std::fs::copy(fixtures.join("orange.jpg"), root.join("orange copy.jpg")).unwrap();
+    std::fs::copy(fixtures.join("orange.jpg"), root.join("@eaDir/orange.jpg")).unwrap();
+    std::fs::write(root.join("broken.png"), b"\x89PNG\r\n\x1a\nnope").unwrap();
+    let e = Env {
+        models: tmp.path().join("models"),
+        db: tmp.path().join("catalog.db"),
+        root: root.canonicalize().unwrap(),
+        _tmp: tmp,
+    };
+    let out = phototag(
+        &e,
+        &["-q", "model", "prepare", "resnet18-random", "--seed", "11"],
+    );
+    assert!(out.status.success());
+    e
+}
+
+#[test]
+fn index_then_search_show_and_stats() {
+    let e = setup();
+    let root = e.root.display().to_string();
+    let out = phototag(
+        &e,
+        &["index", "--json", "--model", "resnet18-random", &root],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a broken file → exit 1: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            s["seen"].as_u64(),
+            s["new"].as_u64(),
+            s["duplicates"].as_u64(),
+            s["failed"].as_u64()
+        ),
+        (Some(4), Some(2), Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["excluded"], 1, "@eaDir is skipped");
+
+    // What did the random model call the orange? Search for exactly that.
+    let orange = e.root.join("orange.jpg").display().to_string();
+    let out = phototag(&e, &["show", "--json", &orange]);
+    assert!(out.status.success());
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["tags"].as_array().unwrap().len(), 3);
+    assert_eq!(shown["model"], "resnet18-random");
+    let class = shown["tags"][0]["class"].as_str().unwrap().to_uppercase();
+
+    let out = phototag(&e, &["search", "--json", &class]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let hits: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let paths: Vec<&str> = hits.iter().map(|h| h["path"].as_str().unwrap()).collect();
+    assert!(paths.contains(&orange.as_str()), "{paths:?}");
+    assert!(
+        paths.iter().any(|p| p.ends_with("orange copy.jpg")),
+        "both copies are found: {paths:?}"
+    );
+    assert_eq!(hits[0]["hash"].as_str().unwrap().len(), 64);
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(
+        scores.windows(2).all(|w| w[0] >= w[1]),
+        "best first: {scores:?}"
+    );
+
+    let out = phototag(&e, &["search", "-0", &class]);
+    assert!(out.status.success());
+    let parts: Vec<&[u8]> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert_eq!(parts.len(), hits.len());
+    assert!(parts.iter().any(|p| *p == orange.as_bytes()));
+    assert_eq!(*out.stdout.last().unwrap(), 0);
+
+    // Nothing above 100%: no match, exit 1 like grep.
+    let out = phototag(&e, &["search", "--min-prob", "100", &class]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let out = phototag(&e, &["search", "no-such-class-anywhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no ImageNet class"));
+
+    let out = phototag(&e, &["stats", "--json"]);
+    assert!(out.status.success());
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            st["files"].as_u64(),
+            st["images"].as_u64(),
+            st["failures"].as_u64()
+        ),
+        (Some(3), Some(2), Some(1)),
+        "{st}"
+    );
+
+    // Unchanged library: nothing read, model not even loaded.
+    let out = phototag(
+        &e,
+        &["index", "--json", "--model", "resnet18-random", &root],
+    );
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (
+            s["unchanged"].as_u64(),
+            s["new"].as_u64(),
+            s["known_failures"].as_u64()
+        ),
+        (Some(3), Some(0), Some(1)),
+        "{s}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn search_without_a_catalog_says_how_to_make_one() {
+    let e = setup();
+    let out = phototag(&e, &["search", "tabby"]);
+    assert_eq!(out.status.code(), Some(4));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phototag index"), "{err}");
+}
+
+#[test]
+fn a_catalog_from_a_newer_phototag_is_refused() {
+    let e = setup();
+    let root = e.root.display().to_string();
+    phototag(&e, &["-q", "index", "--model", "resnet18-random", &root]);
+    let conn = rusqlite::Connection::open(&e.db).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    for args in [
+        vec!["stats"],
+        vec!["-q", "index", "--model", "resnet18-random", &root],
+    ] {
+        let out = phototag(&e, &args);
+        assert_ne!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("newer phototag"), "{err}");
+    }
+}
