@@ -117,7 +117,7 @@ fn index_then_search_show_and_stats() {
         .filter(|p| !p.is_empty())
         .collect();
     assert_eq!(parts.len(), hits.len());
-    assert!(parts.iter().any(|p| *p == orange.as_bytes()));
+    assert!(parts.contains(&orange.as_bytes()));
     assert_eq!(*out.stdout.last().unwrap(), 0);
 
     // Nothing above 100%: no match, exit 1 like grep.
