@@ -29,6 +29,8 @@ for lib in $libs; do
     install -m 0644 "$lib" "$PREFIX/lib/"
 done
 install -m 0755 "$BIN" "$PREFIX/bin/phototag"
+# Debug info stays in target/ for profiling; the installed binary does without it.
+command -v strip >/dev/null 2>&1 && strip --strip-debug "$PREFIX/bin/phototag"
 "$PATCHELF" --set-rpath '$ORIGIN/../lib' "$PREFIX/bin/phototag"
 echo "installed $PREFIX/bin/phototag and $(echo "$libs" | wc -l) libraries in $PREFIX/lib:" >&2
 echo "$libs" | xargs -n1 basename | sed 's/^/  /' >&2

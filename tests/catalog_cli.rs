@@ -186,3 +186,38 @@ fn a_catalog_from_a_newer_phototag_is_refused() {
         assert!(err.contains("newer phototag"), "{err}");
     }
 }
+
+#[test]
+fn retag_reclassifies_images_of_another_model() {
+    let e = setup();
+    let root = e.root.display().to_string();
+    phototag(&e, &["-q", "index", "--model", "resnet18-random", &root]);
+    let out = phototag(
+        &e,
+        &[
+            "-q",
+            "model",
+            "prepare",
+            "resnet18-random",
+            "--seed",
+            "12",
+            "--name",
+            "other-random",
+        ],
+    );
+    assert!(out.status.success());
+    let out = phototag(&e, &["retag", "--model", "other-random"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retagged\t2"));
+    let orange = e.root.join("orange copy.jpg").display().to_string();
+    let shown: serde_json::Value =
+        serde_json::from_slice(&phototag(&e, &["show", "--json", &orange]).stdout).unwrap();
+    assert_eq!(shown["model"], "other-random");
+    // Nothing left to retag.
+    let out = phototag(&e, &["retag", "--model", "other-random"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retagged\t0"));
+}

@@ -1,7 +1,6 @@
 //! `phototag index DIR...` and `phototag retag`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::{Context, Outcome};
-use crate::catalog::{Catalog, NewImage, NewTag};
+use crate::catalog::Catalog;
 use crate::cli::{IndexArgs, RetagArgs};
 use crate::index::run::{self, IndexOptions, Progress, Summary};
 use crate::pipeline::Settings;
@@ -205,45 +204,20 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
                 failed += 1;
                 continue;
             };
-            match crate::imaging::decode_bytes(&bytes, &settings.limits)
-                .map_err(|e| e.to_string())
-                .and_then(|d| {
-                    crate::imaging::preprocess(&d.image, &settings.preprocess)
-                        .map(|p| (d, p))
-                        .map_err(|e| e.to_string())
-                }) {
-                Ok((d, p)) => ready.push((*hash, d, p.data)),
+            match run::prepare(&bytes, &settings) {
+                Ok(r) => ready.push((*hash, r)),
                 Err(e) => {
                     tracing::warn!(file = %path.display(), "{e}");
                     failed += 1;
                 }
             }
         }
-        let inputs: Vec<&[f32]> = ready.iter().map(|(_, _, x)| x.as_slice()).collect();
+        let inputs: Vec<&[f32]> = ready.iter().map(|(_, r)| r.data.as_slice()).collect();
         let results = classifier.classify(&inputs, settings.top_k)?;
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = run::unix_now();
         let mut w = catalog.begin()?;
-        for ((hash, d, _), preds) in ready.iter().zip(results) {
-            w.put_image(&NewImage {
-                hash: *hash,
-                width: d.image.width(),
-                height: d.image.height(),
-                format: format!("{:?}", d.format).to_lowercase(),
-                model_id,
-                classified_at: now,
-                tags: preds
-                    .iter()
-                    .map(|p| NewTag {
-                        rank: p.rank as u32,
-                        class_index: p.index,
-                        label: p.class.to_string(),
-                        probability: p.probability,
-                    })
-                    .collect(),
-            })?;
+        for ((hash, r), preds) in ready.iter().zip(results) {
+            w.put_image(&r.into_image(*hash, model_id, now, &preds))?;
             done += 1;
         }
         w.commit()?;
@@ -253,7 +227,6 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
     if stop.load(Ordering::Relaxed) {
         return Ok(Outcome::Interrupted);
     }
-    let _ = PathBuf::new();
     Ok(if failed > 0 {
         Outcome::Partial
     } else {

@@ -18,7 +18,7 @@ use crate::catalog::{Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Wri
 use crate::imaging::{self, DecodeError};
 use crate::index::exclude::{ExcludeConfig, Excluder};
 use crate::index::walk::{self, Entry};
-use crate::model::Classifier;
+use crate::model::{Classifier, Prediction};
 use crate::pipeline::Settings;
 
 /// What to index and how.
@@ -98,14 +98,45 @@ enum Item {
     },
 }
 
-struct Ready {
-    data: Vec<f32>,
-    width: u32,
-    height: u32,
-    format: String,
+/// A decoded, preprocessed image waiting for the model.
+pub struct Ready {
+    pub data: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
 }
 
-fn unix_now() -> i64 {
+impl Ready {
+    /// The catalog rows for this image once the model has spoken.
+    pub fn into_image(
+        &self,
+        hash: Hash,
+        model_id: i64,
+        now: i64,
+        preds: &[Prediction],
+    ) -> NewImage {
+        NewImage {
+            hash,
+            width: self.width,
+            height: self.height,
+            format: self.format.clone(),
+            model_id,
+            classified_at: now,
+            tags: preds
+                .iter()
+                .map(|p| NewTag {
+                    rank: p.rank as u32,
+                    class_index: p.index,
+                    label: p.class.to_string(),
+                    probability: p.probability,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -133,7 +164,8 @@ fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
     Ok((bytes, hash))
 }
 
-fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
+/// Decodes and preprocesses an image held in memory.
+pub fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
     let d = imaging::decode_bytes(bytes, &s.limits).map_err(|e| e.to_string())?;
     let p = imaging::preprocess(&d.image, &s.preprocess).map_err(|e| e.to_string())?;
     Ok(Ready {
@@ -260,24 +292,7 @@ impl Sink<'_> {
         match results {
             Ok(results) => {
                 for ((entry, hash, ready), preds) in batch.iter().zip(results) {
-                    let tags = preds
-                        .iter()
-                        .map(|p| NewTag {
-                            rank: p.rank as u32,
-                            class_index: p.index,
-                            label: p.class.to_string(),
-                            probability: p.probability,
-                        })
-                        .collect();
-                    w.put_image(&NewImage {
-                        hash: *hash,
-                        width: ready.width,
-                        height: ready.height,
-                        format: ready.format.clone(),
-                        model_id: self.model_id,
-                        classified_at: now,
-                        tags,
-                    })?;
+                    w.put_image(&ready.into_image(*hash, self.model_id, now, &preds))?;
                     w.put_file(&self.file(entry, *hash, now))?;
                     written.insert(*hash);
                     self.summary.new += 1;
