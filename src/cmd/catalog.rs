@@ -1,21 +1,19 @@
 //! `phototag search`, `phototag show` and `phototag stats`: read-only views of the catalog.
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 
 use anyhow::Context as _;
 
 use super::{Context, Outcome};
-use crate::catalog::{hex, Catalog, SearchQuery, TagRow};
-use crate::cli::{SearchArgs, ShowArgs, StatsArgs};
-use crate::search::Query;
+use crate::catalog::{hex, Catalog, TagRow};
+use crate::cli::{ShowArgs, StatsArgs};
 
-fn open(ctx: &Context) -> anyhow::Result<Catalog> {
+pub(super) fn open(ctx: &Context) -> anyhow::Result<Catalog> {
     Catalog::open_readonly(&ctx.db)
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))
 }
 
-fn tags_json(tags: &[TagRow]) -> serde_json::Value {
+pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
     tags.iter()
         .map(|t| {
             serde_json::json!({
@@ -28,7 +26,7 @@ fn tags_json(tags: &[TagRow]) -> serde_json::Value {
         .collect()
 }
 
-fn tags_text(tags: &[TagRow]) -> String {
+pub(super) fn tags_text(tags: &[TagRow]) -> String {
     tags.iter()
         .map(|t| format!("{} {:.1}%", t.label, t.probability * 100.0))
         .collect::<Vec<_>>()
@@ -36,61 +34,12 @@ fn tags_text(tags: &[TagRow]) -> String {
 }
 
 /// Writes, ignoring a closed pipe (`phototag search dog | head`).
-fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
+pub(super) fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
     match out.write_all(bytes) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
         Err(e) => Err(e.into()),
     }
-}
-
-pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
-    if !(0.0..=100.0).contains(&args.min_prob) {
-        anyhow::bail!("--min-prob is a percentage between 0 and 100");
-    }
-    let resolved = Query::parse(&args.terms).resolve();
-    for t in &resolved.unknown {
-        tracing::warn!("no ImageNet class is called `{t}`");
-    }
-    if resolved.classes.is_empty() {
-        return Ok(Outcome::NoMatch);
-    }
-    let catalog = open(ctx)?;
-    let hits = catalog.search(&SearchQuery {
-        classes: resolved.classes,
-        min_probability: args.min_prob / 100.0,
-        limit: args.limit,
-    })?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    for h in &hits {
-        let mut line = Vec::new();
-        if args.null {
-            line.extend_from_slice(h.path.as_os_str().as_bytes());
-            line.push(0);
-        } else if args.json {
-            let v = serde_json::json!({
-                "path": h.path.to_string_lossy(),
-                "hash": hex(&h.hash),
-                "score": ((h.score as f64) * 10_000.0).round() / 100.0,
-                "tags": tags_json(&h.tags),
-            });
-            line.extend_from_slice(v.to_string().as_bytes());
-            line.push(b'\n');
-        } else {
-            line.extend_from_slice(h.path.as_os_str().as_bytes());
-            line.extend_from_slice(format!("\t{}\n", tags_text(&h.tags)).as_bytes());
-        }
-        if !emit(&mut out, &line)? {
-            return Ok(Outcome::Success);
-        }
-    }
-    let _ = out.flush();
-    Ok(if hits.is_empty() {
-        Outcome::NoMatch
-    } else {
-        Outcome::Success
-    })
 }
 
 pub fn show(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {

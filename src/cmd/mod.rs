@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod classify;
 pub mod index;
 pub mod model;
+pub mod search;
+pub mod watch;
 
 use std::path::PathBuf;
 

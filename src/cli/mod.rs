@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod search;
+pub use search::{DupesArgs, LabelsArgs, SearchArgs};
+
 #[derive(Debug, Parser)]
 #[command(
     name = "phototag",
@@ -41,6 +44,14 @@ pub enum Command {
     Index(IndexArgs),
     /// Find files by tag (exit 1 when nothing matches)
     Search(SearchArgs),
+    /// List the ImageNet classes a search term covers
+    Labels(LabelsArgs),
+    /// Groups of paths with the same content
+    Dupes(DupesArgs),
+    /// Keep the catalog up to date: reconcile the roots, then follow changes (the daemon)
+    Watch(WatchArgs),
+    /// Whether a daemon is running, its roots, queue and counts
+    Status(StatusArgs),
     /// Print the stored tags of files
     Show(ShowArgs),
     /// Print catalog counts: files, images, failures, models, top labels
@@ -156,25 +167,6 @@ pub struct IndexArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct SearchArgs {
-    /// Class names or synonyms (case-insensitive); a file matching any term is listed
-    #[arg(required = true, value_name = "TERM")]
-    pub terms: Vec<String>,
-    /// Only tags at least this probable, in percent (0-100)
-    #[arg(long, default_value_t = 0.0, value_name = "P")]
-    pub min_prob: f32,
-    /// At most this many files
-    #[arg(long, value_name = "N")]
-    pub limit: Option<usize>,
-    /// One JSON object per file and line: path, hash, score, tags
-    #[arg(long, conflicts_with = "null")]
-    pub json: bool,
-    /// Paths only, each followed by a NUL byte (for xargs -0)
-    #[arg(short = '0', long = "null")]
-    pub null: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct ShowArgs {
     /// Files to look up
     #[arg(required = true, value_name = "FILE")]
@@ -195,4 +187,20 @@ pub struct StatsArgs {
 pub struct RetagArgs {
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Watch this folder too (besides the config's roots); repeatable
+    #[arg(long = "root", value_name = "DIR")]
+    pub roots: Vec<PathBuf>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// JSON output
+    #[arg(long)]
+    pub json: bool,
 }
