@@ -23,7 +23,48 @@ pub struct Config {
     pub db: PathBuf,
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
+    pub watch: WatchConfig,
     pub limits: Limits,
+}
+
+/// How a root is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootMode {
+    /// inotify on local file systems, polling on network mounts (NFS, SMB, FUSE).
+    Auto,
+    /// Always inotify.
+    Notify,
+    /// Always poll.
+    Poll,
+}
+
+/// The daemon (`phototag watch`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Folders to keep catalogued.
+    pub roots: Vec<PathBuf>,
+    /// Per-root mode overrides, e.g. `{ "/mnt/nas" = "poll" }`.
+    pub modes: std::collections::BTreeMap<PathBuf, RootMode>,
+    /// A file is classified once its size and mtime have not changed for this long.
+    pub settle_seconds: f64,
+    /// How often polled roots are rescanned (stat only).
+    pub poll_interval_seconds: f64,
+    /// A deleted file's rows are removed after this long (a move shows up meanwhile).
+    pub delete_grace_seconds: f64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            modes: Default::default(),
+            settle_seconds: 5.0,
+            poll_interval_seconds: 300.0,
+            delete_grace_seconds: 30.0,
+        }
+    }
 }
 
 /// What `index` (and later the watcher) walks past.
@@ -80,6 +121,7 @@ impl Default for Config {
             db: PathBuf::new(),
             classify: ClassifyConfig::default(),
             index: IndexConfig::default(),
+            watch: WatchConfig::default(),
             limits: Limits::default(),
         }
     }
@@ -212,6 +254,19 @@ impl Config {
         }
         if let Err(e) = globset_check(&self.index.exclude) {
             return Err(("index.exclude".into(), e));
+        }
+        let w = &self.watch;
+        for (key, v) in [
+            ("watch.settle_seconds", w.settle_seconds),
+            ("watch.poll_interval_seconds", w.poll_interval_seconds),
+            ("watch.delete_grace_seconds", w.delete_grace_seconds),
+        ] {
+            if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
+                return Err((key.into(), "must be between 0 and 86400 seconds".into()));
+            }
+        }
+        if w.poll_interval_seconds < 0.5 {
+            return Err(("watch.poll_interval_seconds".into(), "must be at least 0.5 seconds".into()));
         }
         let l = &self.limits;
         if l.max_width == 0

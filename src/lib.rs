@@ -14,3 +14,4 @@ pub mod model;
 pub mod paths;
 pub mod pipeline;
 pub mod search;
+pub mod watch;

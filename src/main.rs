@@ -35,6 +35,12 @@ fn init_logging(cli: &Cli, default_level: &str) {
 }
 
 fn main() -> ExitCode {
+    // Like other Unix tools, end quietly when the reader of our output goes away
+    // (`phototag search dog | head`), instead of failing on every write.
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let ctx = match Context::load(&cli) {
         Ok(c) => c,
@@ -53,7 +59,7 @@ fn main() -> ExitCode {
         Command::Search(a) => cmd::search::search(&ctx, a),
         Command::Labels(a) => cmd::search::labels(&ctx, a),
         Command::Dupes(a) => cmd::search::dupes(&ctx, a),
-        Command::Watch(a) => cmd::watch::run(&ctx, a),
+        Command::Watch(a) => cmd::watch::run(&ctx, &cli, a),
         Command::Status(a) => cmd::watch::status(&ctx, a),
         Command::Show(a) => cmd::catalog::show(&ctx, a),
         Command::Stats(a) => cmd::catalog::stats(&ctx, a),

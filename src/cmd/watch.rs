@@ -1,12 +1,132 @@
 //! `phototag watch` (the daemon) and `phototag status`.
 
-use super::{Context, Outcome};
-use crate::cli::{StatusArgs, WatchArgs};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
-pub fn run(_ctx: &Context, _args: &WatchArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("phototag watch is not available yet")
+use anyhow::Context as _;
+
+use super::{Context, Outcome};
+use crate::catalog::Catalog;
+use crate::cli::{Cli, StatusArgs, WatchArgs};
+use crate::index::exclude::Excluder;
+use crate::model::{Classifier, ClassifierOptions};
+use crate::pipeline::Settings;
+use crate::watch::daemon::{self, Params};
+use crate::watch::status::{self, Status};
+use crate::watch::worker::{self, Shared};
+
+/// The roots to watch: the config's plus `--root`s, canonical, without repeats.
+fn roots_of(config: &crate::config::Config, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in config.watch.roots.iter().chain(extra) {
+        let r = std::fs::canonicalize(r).unwrap_or_else(|_| std::path::absolute(r).unwrap_or(r.clone()));
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
-pub fn status(_ctx: &Context, _args: &StatusArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("phototag status is not available yet")
+pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome> {
+    let roots = roots_of(&ctx.config, &args.roots);
+    if roots.is_empty() {
+        anyhow::bail!("nothing to watch: add folders to [watch] roots in the configuration, or pass --root DIR");
+    }
+    let requested = args.run.model.as_deref().unwrap_or(&ctx.config.model).to_string();
+    let stored = ctx.store().resolve(&requested)?;
+    tracing::info!(model = %stored.name, "model {} (loaded when the first photo needs it)", stored.name);
+    let catalog = Catalog::open(&ctx.db).with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let excluder = Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let settings = Settings {
+        limits: ctx.config.limits,
+        preprocess: stored.manifest.preprocess(),
+        batch_size: ctx.batch_size(&args.run),
+        top_k: ctx.config.classify.top_k,
+    };
+    let opts = ClassifierOptions {
+        threads: args.run.threads.unwrap_or(ctx.config.classify.threads),
+        ..Default::default()
+    };
+    let batch = settings.batch_size;
+    let model = stored.clone();
+    let loader = Box::new(move || -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
+        let c = Classifier::load(&model, &opts)?;
+        c.warm_up(&[1, batch])?;
+        tracing::info!(model = %model.name, "model loaded");
+        Ok(c)
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared::default());
+    let (jobs, handle) = worker::spawn(
+        catalog,
+        loader,
+        settings,
+        excluder.clone(),
+        ctx.config.index.follow_symlinks,
+        Arc::clone(&stop),
+        Arc::clone(&shared),
+    );
+    let config_path = cli.config.clone();
+    let extra = args.roots.clone();
+    let reload = Box::new(move || -> Result<daemon::Settings, String> {
+        let (config, _) = crate::config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        Ok(daemon::Settings {
+            roots: roots_of(&config, &extra),
+            watch: config.watch,
+        })
+    });
+    let params = Params {
+        settings: daemon::Settings {
+            roots,
+            watch: ctx.config.watch.clone(),
+        },
+        reload,
+        excluder,
+        jobs,
+        shared,
+        stop,
+        status_path: status::path_for(&ctx.db),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(daemon::run(params))?;
+    drop(rt);
+    handle.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))?;
+    tracing::info!("stopped");
+    Ok(Outcome::Success)
+}
+
+pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
+    let path = status::path_for(&ctx.db);
+    let record = Status::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let running = record.as_ref().is_some_and(Status::is_alive);
+    let stats = Catalog::open_readonly(&ctx.db).and_then(|c| c.stats()).ok();
+    if args.json {
+        let v = serde_json::json!({
+            "running": running,
+            "daemon": record,
+            "catalog": stats.as_ref().map(|s| serde_json::json!({
+                "files": s.files, "images": s.images, "failures": s.failures,
+            })),
+        });
+        println!("{v}");
+    } else {
+        match &record {
+            Some(r) if running => {
+                println!("daemon    running (pid {}, phototag {}, model {})", r.pid, r.version, r.model.as_deref().unwrap_or("not loaded yet"));
+                for root in &r.roots {
+                    let why = root.reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+                    println!("root      {:<9} {}{why}", root.state, root.path.display());
+                }
+                println!("queue     {} settling, {} queued", r.settling, r.queue);
+                println!("since     {} done, {} failed", r.done, r.failed);
+            }
+            Some(r) => println!("daemon    not running (last record: {} at unix time {})", r.state, r.updated_unix),
+            None => println!("daemon    not running (no status record at {})", path.display()),
+        }
+        if let Some(s) = &stats {
+            println!("catalog   {} files, {} images, {} failures", s.files, s.images, s.failures);
+        }
+    }
+    Ok(if running { Outcome::Success } else { Outcome::NoMatch })
 }

@@ -2,5 +2,6 @@
 //! classifies only content the catalog has never seen.
 
 pub mod exclude;
+pub mod plan;
 pub mod run;
 pub mod walk;

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use crate::catalog::{Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer};
 use crate::imaging::{self, DecodeError};
 use crate::index::exclude::{ExcludeConfig, Excluder};
-use crate::index::walk::{self, Entry};
+use super::plan::plan;
+use crate::index::walk::Entry;
 use crate::model::{Classifier, Prediction};
 use crate::pipeline::Settings;
 
@@ -368,6 +369,66 @@ impl<'a> LazyClassifier<'a> {
 /// How often the writer commits while indexing.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
+/// Counts of one `execute`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Executed {
+    pub new: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+}
+
+/// Reads, hashes and classifies `todo` (content already in the catalog only gets a file
+/// row), committing about every second. `root_ids` maps each root to its catalog id.
+pub fn execute(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    todo: Vec<Entry>,
+    root_ids: &HashMap<PathBuf, i64>,
+    settings: &Settings,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Executed, IndexError> {
+    if todo.is_empty() {
+        return Ok(Executed::default());
+    }
+    let classifier = model.get()?;
+    let m = classifier.manifest();
+    let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
+    let known = catalog.image_hashes()?;
+    let mut sink = Sink {
+        classifier,
+        model_id,
+        top_k: settings.top_k,
+        batch_size: settings.batch_size.max(1),
+        root_ids,
+        batch: Vec::new(),
+        deferred: Vec::new(),
+        summary: Summary::default(),
+    };
+    let (tx, rx) = mpsc::sync_channel::<Item>(sink.batch_size * 2);
+    let result: Result<(), CatalogError> = std::thread::scope(|scope| {
+        scope.spawn(move || produce(todo, known, settings, stop, tx));
+        let mut w = catalog.begin()?;
+        let mut last_commit = Instant::now();
+        for item in rx {
+            sink.accept(&mut w, item, progress)?;
+            if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                w.commit()?;
+                w = catalog.begin()?;
+                last_commit = Instant::now();
+            }
+        }
+        sink.flush(&mut w, progress)?;
+        w.commit()
+    });
+    result?;
+    Ok(Executed {
+        new: sink.summary.new,
+        duplicates: sink.summary.duplicates,
+        failed: sink.summary.failed,
+    })
+}
+
 /// Runs one indexing pass. `stop` ends it early (after committing what was done).
 pub fn run(
     catalog: &mut Catalog,
@@ -378,135 +439,19 @@ pub fn run(
 ) -> Result<Summary, IndexError> {
     let start = Instant::now();
     let excluder = Excluder::new(&opts.exclude).map_err(|e| IndexError::Exclude(e.to_string()))?;
-    let mut summary = Summary::default();
-    let mut todo: Vec<Entry> = Vec::new();
-    let mut unchanged: Vec<PathBuf> = Vec::new();
-    let mut gone: Vec<PathBuf> = Vec::new();
-    let mut root_ids = HashMap::new();
-    let now = unix_now();
-
-    for root in &opts.roots {
-        let known = catalog.files_under(root)?;
-        let walked = match walk::walk(root, &excluder, opts.follow_symlinks, stop) {
-            Ok(w) => w,
-            Err(e) => {
-                tracing::warn!(root = %root.display(), "{e}: root is offline; nothing under it is pruned");
-                summary.offline_roots.push(root.clone());
-                let mut w = catalog.begin()?;
-                let id = w.root_id(root)?;
-                w.set_root_state(id, "offline", now)?;
-                w.commit()?;
-                continue;
-            }
-        };
-        for p in &walked.problems {
-            tracing::warn!(root = %root.display(), "{p}");
-        }
-        summary.problems += walked.problems.len();
-        summary.excluded += walked.excluded;
-        let failures = catalog.failures_under(root)?;
-        let mut w = catalog.begin()?;
-        let id = w.root_id(root)?;
-        // An emptied root that used to hold files looks like an unmounted share.
-        let offline = walked.files.is_empty() && !known.is_empty();
-        w.set_root_state(id, if offline { "offline" } else { "online" }, now)?;
-        w.commit()?;
-        root_ids.insert(root.clone(), id);
-        if offline {
-            tracing::warn!(root = %root.display(), files = known.len(), "root is empty but the catalog has files under it: treated as offline (unmounted?); nothing is pruned");
-            summary.offline_roots.push(root.clone());
-            continue;
-        }
-        let mut found: HashSet<&Path> = HashSet::with_capacity(walked.files.len());
-        summary.seen += walked.files.len();
-        for e in &walked.files {
-            found.insert(e.path.as_path());
-        }
-        // A stopped walk is incomplete, and so is what lies under a folder it could not read:
-        // files it did not list there are not gone.
-        if !walked.stopped {
-            let blind: Vec<&Path> = walked.problems.iter().map(|p| p.path()).collect();
-            gone.extend(
-                known
-                    .keys()
-                    .filter(|p| !found.contains(p.as_path()))
-                    .filter(|p| !blind.iter().any(|b| p.starts_with(b)))
-                    .cloned(),
-            );
-        }
-        for e in walked.files {
-            if let Some(row) = known.get(&e.path) {
-                if row.size == e.size && row.mtime_ns == e.mtime_ns {
-                    unchanged.push(e.path);
-                    continue;
-                }
-            }
-            if let Some(f) = failures.get(&e.path) {
-                if f.size == e.size && f.mtime_ns == e.mtime_ns {
-                    summary.known_failures += 1;
-                    continue;
-                }
-            }
-            todo.push(e);
-        }
-    }
-    summary.unchanged = unchanged.len();
-    summary.gone = gone.len();
+    let plan = plan(catalog, &opts.roots, &excluder, opts.follow_symlinks, stop)?;
+    let mut summary = plan.summary;
     progress(Progress::Planned {
-        total: todo.len(),
-        unchanged: unchanged.len(),
+        total: plan.todo.len(),
+        unchanged: plan.unchanged.len(),
     });
-
-    // Unchanged files: only their last-seen time is written.
-    for chunk in unchanged.chunks(20_000) {
+    let done = execute(catalog, model, plan.todo, &plan.root_ids, &opts.settings, stop, progress)?;
+    summary.new = done.new;
+    summary.duplicates = done.duplicates;
+    summary.failed = done.failed;
+    if opts.prune && !plan.gone.is_empty() && !stop.load(Ordering::Relaxed) {
         let mut w = catalog.begin()?;
-        let paths: Vec<&Path> = chunk.iter().map(PathBuf::as_path).collect();
-        w.touch_files(&paths, now)?;
-        w.commit()?;
-    }
-
-    if !todo.is_empty() {
-        let classifier = model.get()?;
-        let m = classifier.manifest();
-        let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
-        let known = catalog.image_hashes()?;
-        let settings = &opts.settings;
-        let mut sink = Sink {
-            classifier,
-            model_id,
-            top_k: settings.top_k,
-            batch_size: settings.batch_size.max(1),
-            root_ids: &root_ids,
-            batch: Vec::new(),
-            deferred: Vec::new(),
-            summary: Summary::default(),
-        };
-        let (tx, rx) = mpsc::sync_channel::<Item>(sink.batch_size * 2);
-        let result: Result<(), CatalogError> = std::thread::scope(|scope| {
-            scope.spawn(move || produce(todo, known, settings, stop, tx));
-            let mut w = catalog.begin()?;
-            let mut last_commit = Instant::now();
-            for item in rx {
-                sink.accept(&mut w, item, progress)?;
-                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
-                    w.commit()?;
-                    w = catalog.begin()?;
-                    last_commit = Instant::now();
-                }
-            }
-            sink.flush(&mut w, progress)?;
-            w.commit()
-        });
-        result?;
-        let s = sink.summary;
-        summary.new = s.new;
-        summary.duplicates = s.duplicates;
-        summary.failed = s.failed;
-    }
-
-    if opts.prune && !gone.is_empty() && !stop.load(Ordering::Relaxed) {
-        let mut w = catalog.begin()?;
-        let paths: Vec<&Path> = gone.iter().map(PathBuf::as_path).collect();
+        let paths: Vec<&Path> = plan.gone.iter().map(PathBuf::as_path).collect();
         summary.removed = w.remove_files(&paths)?;
         w.remove_orphan_images()?;
         w.commit()?;

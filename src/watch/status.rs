@@ -1,0 +1,105 @@
+//! The daemon's status record: a small JSON file beside the catalog, rewritten atomically
+//! every few seconds, that `phototag status` reads. No IPC server is needed.
+//!
+//! May not: hold anything the catalog already holds (counts of files and images come
+//! from the catalog).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One root as the daemon sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RootStatus {
+    pub path: PathBuf,
+    /// `watching` (inotify), `polling`, or `offline`.
+    pub state: String,
+    /// Why it is polled, when it is (`network mount nfs4`, `inotify watches exhausted`, `configured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    pub version: String,
+    /// `starting`, `running` or `stopped`.
+    pub state: String,
+    pub started_unix: i64,
+    pub updated_unix: i64,
+    pub model: Option<String>,
+    pub roots: Vec<RootStatus>,
+    /// Files waiting to be still before they are read.
+    pub settling: usize,
+    /// Files handed to the worker and not yet done.
+    pub queue: usize,
+    /// Files processed since start (new, duplicate or failed).
+    pub done: u64,
+    /// Of which failed.
+    pub failed: u64,
+}
+
+/// Where the status record of the catalog `db` lives.
+pub fn path_for(db: &Path) -> PathBuf {
+    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".status.json");
+    db.with_file_name(name)
+}
+
+impl Status {
+    /// Writes the record atomically.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::model::manifest::write_atomic(path, &json)
+    }
+
+    /// Reads a record; None when there is none.
+    pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether the process that wrote this record is alive and is a phototag.
+    pub fn is_alive(&self) -> bool {
+        if self.state == "stopped" {
+            return false;
+        }
+        std::fs::read(format!("/proc/{}/cmdline", self.pid))
+            .map(|c| c.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(b"phototag")))
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_liveness() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path_for(&dir.path().join("catalog.db"));
+        assert!(p.ends_with("catalog.db.status.json"));
+        assert_eq!(Status::read(&p).unwrap(), None);
+        let s = Status {
+            pid: u32::MAX - 1,
+            version: "x".into(),
+            state: "running".into(),
+            started_unix: 1,
+            updated_unix: 2,
+            model: Some("m".into()),
+            roots: vec![RootStatus { path: "/p".into(), state: "watching".into(), reason: None }],
+            settling: 0,
+            queue: 3,
+            done: 4,
+            failed: 1,
+        };
+        s.write(&p).unwrap();
+        let back = Status::read(&p).unwrap().unwrap();
+        assert_eq!(back, s);
+        assert!(!back.is_alive(), "no such process");
+    }
+}

@@ -1,0 +1,151 @@
+//! The daemon's worker thread: the only writer to the catalog and the only user of the
+//! model. It takes jobs from the event loop (reconcile roots, process settled files,
+//! remove rows of files that stayed gone) and keeps shared counters for the status record.
+//!
+//! May not: watch anything or decide when a file is settled (the event loop does).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crate::catalog::Catalog;
+use crate::index::exclude::Excluder;
+use crate::index::plan::{self, Plan};
+use crate::index::run::{self, LazyClassifier, Progress};
+use crate::index::walk::Entry;
+use crate::model::Classifier;
+use crate::pipeline::Settings;
+
+/// Work for the worker.
+pub enum Job {
+    /// Walk these roots and compare them with the catalog; the plan comes back.
+    Reconcile {
+        roots: Vec<PathBuf>,
+        reply: tokio::sync::oneshot::Sender<Result<Plan, String>>,
+    },
+    /// Hash, dedupe and classify settled files.
+    Process(Vec<Entry>),
+    /// These paths (files or folders) were deleted or moved away a grace period ago:
+    /// remove the rows of those that are still missing.
+    RemoveMissing(Vec<PathBuf>),
+    /// Record a root's state (`online`, `offline`).
+    RootState { root: PathBuf, state: &'static str },
+}
+
+/// Counters the event loop reads for the status record.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub queue: AtomicUsize,
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+    pub model: Mutex<Option<String>>,
+}
+
+type Loader = Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + Send>;
+
+/// Starts the worker; it ends when the job sender is dropped (after the job at hand).
+pub fn spawn(
+    mut catalog: Catalog,
+    loader: Loader,
+    settings: Settings,
+    excluder: Excluder,
+    follow_symlinks: bool,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+) -> (mpsc::Sender<Job>, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel::<Job>();
+    let handle = std::thread::Builder::new()
+        .name("phototag-worker".into())
+        .spawn(move || {
+            let mut model = LazyClassifier::new(loader);
+            let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
+            for job in rx {
+                if let Err(e) = handle(&mut catalog, &mut model, &mut root_ids, job, &settings, &excluder, follow_symlinks, &stop, &shared) {
+                    tracing::error!("{e}");
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+            let _ = catalog.checkpoint();
+        })
+        .expect("spawning the worker thread");
+    (tx, handle)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    root_ids: &mut HashMap<PathBuf, i64>,
+    job: Job,
+    settings: &Settings,
+    excluder: &Excluder,
+    follow_symlinks: bool,
+    stop: &AtomicBool,
+    shared: &Shared,
+) -> Result<(), Box<dyn std::error::Error>> {
+    match job {
+        Job::Reconcile { roots, reply } => {
+            let plan = plan::plan(catalog, &roots, excluder, follow_symlinks, stop);
+            if let Ok(p) = &plan {
+                root_ids.extend(p.root_ids.iter().map(|(k, v)| (k.clone(), *v)));
+            }
+            let _ = reply.send(plan.map_err(|e| e.to_string()));
+        }
+        Job::Process(entries) => {
+            let n = entries.len();
+            let mut progress = |p: Progress| {
+                if let Progress::Done = p {
+                    shared.queue.fetch_sub(1, Ordering::Relaxed);
+                    shared.done.fetch_add(1, Ordering::Relaxed);
+                }
+            };
+            let before = shared.done.load(Ordering::Relaxed);
+            let result = run::execute(catalog, model, entries, root_ids, settings, stop, &mut progress);
+            if let Ok(c) = model.get() {
+                let mut m = shared.model.lock().unwrap_or_else(|e| e.into_inner());
+                if m.is_none() {
+                    *m = Some(c.name().to_string());
+                }
+            }
+            // Whatever was not reported done (an interrupted batch) leaves the queue too.
+            let reported = (shared.done.load(Ordering::Relaxed) - before) as usize;
+            shared.queue.fetch_sub(n.saturating_sub(reported), Ordering::Relaxed);
+            let done = result?;
+            shared.failed.fetch_add(done.failed as u64, Ordering::Relaxed);
+            if done.new + done.duplicates + done.failed > 0 {
+                tracing::info!(new = done.new, duplicates = done.duplicates, failed = done.failed, "catalog updated");
+            }
+        }
+        Job::RemoveMissing(paths) => {
+            let mut gone: Vec<PathBuf> = Vec::new();
+            for p in paths {
+                if p.exists() {
+                    continue;
+                }
+                if catalog.file(&p)?.is_some() {
+                    gone.push(p.clone());
+                }
+                gone.extend(catalog.files_under(&p)?.into_keys().filter(|f| !f.exists()));
+            }
+            if !gone.is_empty() {
+                let mut w = catalog.begin()?;
+                let refs: Vec<&Path> = gone.iter().map(PathBuf::as_path).collect();
+                let n = w.remove_files(&refs)?;
+                w.commit()?;
+                tracing::info!(removed = n, "removed rows of deleted files");
+            }
+        }
+        Job::RootState { root, state } => {
+            let now = run::unix_now();
+            let mut w = catalog.begin()?;
+            let id = w.root_id(&root)?;
+            w.set_root_state(id, state, now)?;
+            w.commit()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! The real daemon (`phototag watch`) on temporary folders: READY=1 on a stand-in notify
+//! socket, new files, a slow copy, renames, moves between roots, deletes, a root removed
+//! and restored, SIGHUP reload, polling, SIGTERM and kill -9 mid-batch.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use phototag::catalog::Catalog;
+use phototag::model::prepare::{self, Recipe};
+use phototag::model::ModelStore;
+
+fn models() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let store = ModelStore::new(dir.join("models"));
+        prepare::prepare(&store, &dir, &Recipe::Resnet18Random { seed: 3, name: None }).unwrap();
+        dir.join("models")
+    })
+}
+
+struct Daemon {
+    child: Child,
+    sock: UnixDatagram,
+    tmp: tempfile::TempDir,
+}
+
+impl Daemon {
+    fn db(&self) -> PathBuf {
+        self.tmp.path().join("catalog.db")
+    }
+    fn root(&self, n: usize) -> PathBuf {
+        self.tmp.path().join(format!("root{n}"))
+    }
+    fn config(&self) -> PathBuf {
+        self.tmp.path().join("phototag.toml")
+    }
+
+    /// Waits for a notify message starting with `prefix`.
+    fn expect_notify(&self, prefix: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                if msg.lines().any(|l| l.starts_with(prefix)) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no {prefix} from the daemon within {timeout:?}");
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc_kill(self.child.id() as i32, sig) };
+    }
+
+    fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal(15);
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < end, "daemon did not stop within 15 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn config_text(roots: &[PathBuf], extra: &str) -> String {
+    let list: Vec<String> = roots.iter().map(|r| format!("{:?}", r.display().to_string())).collect();
+    format!(
+        "[watch]\nroots = [{}]\nsettle_seconds = 0.6\ndelete_grace_seconds = 1.0\npoll_interval_seconds = 1.0\n{extra}\n",
+        list.join(", ")
+    )
+}
+
+/// Starts a daemon on root0 (and root1 when `two`), with `extra` config lines.
+fn start(two: bool, extra: &str) -> Daemon {
+    let tmp = tempfile::tempdir().unwrap();
+    for n in 0..2 {
+        std::fs::create_dir_all(tmp.path().join(format!("root{n}"))).unwrap();
+    }
+    let mut roots = vec![tmp.path().join("root0")];
+    if two {
+        roots.push(tmp.path().join("root1"));
+    }
+    std::fs::write(tmp.path().join("phototag.toml"), config_text(&roots, extra)).unwrap();
+    spawn(tmp)
+}
+
+fn spawn(tmp: tempfile::TempDir) -> Daemon {
+    let sock_path = tmp.path().join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let child = Command::new(common::bin())
+        .args(["--config"])
+        .arg(tmp.path().join("phototag.toml"))
+        .args(["watch", "--model", "resnet18-random", "--batch-size", "4"])
+        .env("PHOTOTAG_MODEL_DIR", models())
+        .env("PHOTOTAG_DB", tmp.path().join("catalog.db"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(tmp.path().join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, sock, tmp };
+    d.expect_notify("READY=1", Duration::from_secs(30));
+    d
+}
+
+fn photo(path: &Path, seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([(x * 3 + seed) as u8, (y * 5 + seed * 7) as u8, (seed * 11) as u8]));
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::write(path, &bytes).unwrap();
+    bytes
+}
+
+/// Catalog counts: (files, images).
+fn counts(db: &Path) -> (u64, u64) {
+    Catalog::open_readonly(db).ok().and_then(|c| c.stats().ok()).map(|s| (s.files, s.images)).unwrap_or((0, 0))
+}
+
+fn has_file(db: &Path, p: &Path) -> bool {
+    Catalog::open_readonly(db).ok().and_then(|c| c.file(p).ok().flatten()).is_some()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+const T: Duration = Duration::from_secs(30);
+
+#[test]
+fn files_created_copied_renamed_moved_and_deleted() {
+    let mut d = start(true, "");
+    let db = d.db();
+    let (r0, r1) = (d.root(0).canonicalize().unwrap(), d.root(1).canonicalize().unwrap());
+
+    let a = r0.join("a.png");
+    photo(&a, 1);
+    let took = wait_for("a.png tagged", T, || has_file(&db, &a));
+    eprintln!("notify: photo landed → searchable in {:.2} s (settle 0.6 s)", took.as_secs_f64());
+
+    // A slow copy: three chunks, 400 ms apart. Classified once, complete.
+    let slow = r0.join("slow.png");
+    let bytes = photo(&r0.join("../template.png"), 2);
+    let mut f = std::fs::File::create(&slow).unwrap();
+    for chunk in bytes.chunks(bytes.len() / 3 + 1) {
+        use std::io::Write;
+        f.write_all(chunk).unwrap();
+        f.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(!has_file(&db, &slow), "classified while still being written");
+    }
+    drop(f);
+    wait_for("slow.png tagged", T, || has_file(&db, &slow));
+    let row = Catalog::open_readonly(&db).unwrap().file(&slow).unwrap().unwrap();
+    assert_eq!(row.hash, *blake3::hash(&bytes).as_bytes(), "the complete file was hashed");
+    assert_eq!(counts(&db), (2, 2));
+
+    // Rename inside a root, and move to the other root: tags follow, nothing reclassified.
+    let renamed = r0.join("sub/renamed.png");
+    std::fs::create_dir_all(r0.join("sub")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::rename(&a, &renamed).unwrap();
+    let moved = r1.join("moved.png");
+    std::fs::rename(&slow, &moved).unwrap();
+    wait_for("paths updated", T, || has_file(&db, &renamed) && has_file(&db, &moved) && !has_file(&db, &a) && !has_file(&db, &slow));
+    assert_eq!(counts(&db), (2, 2), "same two contents, same two files");
+
+    // Delete: removed after the grace period.
+    std::fs::remove_file(&renamed).unwrap();
+    wait_for("deleted file removed", T, || !has_file(&db, &renamed));
+    assert_eq!(counts(&db).0, 1);
+
+    // Excluded folders are not watched.
+    photo(&r0.join("@eaDir/thumb.png"), 9);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!has_file(&db, &r0.join("@eaDir/thumb.png")));
+
+    let st = d.stop();
+    assert!(st.success(), "{st:?}");
+}
+
+#[test]
+fn a_removed_root_is_offline_and_comes_back() {
+    let mut d = start(false, "");
+    let db = d.db();
+    let r0 = d.root(0).canonicalize().unwrap();
+    photo(&r0.join("x.png"), 3);
+    photo(&r0.join("y.png"), 4);
+    wait_for("both tagged", T, || counts(&db).0 == 2);
+    let aside = d.tmp.path().join("aside");
+    std::fs::rename(&r0, &aside).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(counts(&db).0, 2, "an unmounted root deletes nothing");
+    let out = Command::new(common::bin()).args(["status", "--json"]).env("PHOTOTAG_DB", &db).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["running"], true);
+    assert_eq!(v["daemon"]["roots"][0]["state"], "offline", "{v}");
+    std::fs::rename(&aside, &r0).unwrap();
+    photo(&r0.join("z.png"), 5);
+    wait_for("root back, new file tagged", T, || counts(&db).0 == 3);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn sighup_reloads_roots() {
+    let mut d = start(false, "");
+    let db = d.db();
+    let r1 = d.root(1).canonicalize().unwrap();
+    std::fs::write(d.config(), config_text(&[d.root(0), d.root(1)], "")).unwrap();
+    d.signal(1);
+    d.expect_notify("READY=1", T);
+    photo(&r1.join("new-root.png"), 6);
+    wait_for("file in the added root tagged", T, || has_file(&db, &r1.join("new-root.png")));
+    assert!(d.stop().success());
+}
+
+#[test]
+fn poll_mode_finds_new_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r0 = tmp.path().join("root0");
+    std::fs::create_dir_all(&r0).unwrap();
+    let r0 = r0.canonicalize().unwrap();
+    let modes = format!("modes = {{ {:?} = \"poll\" }}", r0.display().to_string());
+    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[r0.clone()], &modes)).unwrap();
+    let mut d = spawn(tmp);
+    let db = d.db();
+    let out = Command::new(common::bin()).args(["status", "--json"]).env("PHOTOTAG_DB", &db).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["daemon"]["roots"][0]["state"], "polling", "{v}");
+    let p = r0.join("polled.png");
+    photo(&p, 8);
+    let took = wait_for("polled file tagged", T, || has_file(&db, &p));
+    eprintln!("poll (interval 1 s, settle 0.6 s): photo landed → searchable in {:.2} s", took.as_secs_f64());
+    assert!(d.stop().success());
+}
+
+#[test]
+fn sigterm_and_kill_9_mid_batch_leave_a_consistent_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root0");
+    for i in 0..80 {
+        photo(&root.join(format!("p{i:03}.png")), 100 + i);
+    }
+    std::fs::create_dir_all(tmp.path().join("root1")).unwrap();
+    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[root.clone()], "")).unwrap();
+    let mut d = spawn(tmp);
+    let db = d.db();
+    wait_for("some files tagged", T, || counts(&db).0 > 0);
+    let t = Instant::now();
+    let st = d.stop();
+    assert!(st.success(), "{st:?}");
+    eprintln!("SIGTERM mid-batch: exited in {:.2} s", t.elapsed().as_secs_f64());
+    let after_term = counts(&db).0;
+
+    let mut d = spawn_again(&root);
+    let db2 = d.db();
+    std::fs::copy(&db, &db2).ok();
+    wait_for("more files tagged", T, || counts(&db2).0 > 0);
+    d.child.kill().unwrap(); // SIGKILL
+    d.child.wait().unwrap();
+    let conn = rusqlite::Connection::open(&db2).unwrap();
+    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(ok, "ok");
+    drop(conn);
+    let mut d = spawn(d.tmp);
+    wait_for("all 80 files tagged after restart", Duration::from_secs(90), || counts(&db2) == (80, 80));
+    assert!(d.stop().success());
+    assert!(after_term <= 80);
+}
+
+/// A fresh daemon home watching `root`.
+fn spawn_again(root: &Path) -> Daemon {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[root.to_path_buf()], "")).unwrap();
+    spawn(tmp)
+}
