@@ -13,6 +13,12 @@ use phototag::index::walk;
 use phototag::pipeline::Settings;
 
 fn main() {
+    // `cargo test --all-targets` runs benches too, without `--bench`: figures come from
+    // `cargo bench` (release) only.
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("SKIPPED reindex benchmark: run it with `cargo bench --bench reindex`");
+        return;
+    }
     let n: usize = std::env::var("REINDEX_FILES")
         .ok()
         .and_then(|v| v.parse().ok())
