@@ -266,7 +266,10 @@ impl Config {
             }
         }
         if w.poll_interval_seconds < 0.5 {
-            return Err(("watch.poll_interval_seconds".into(), "must be at least 0.5 seconds".into()));
+            return Err((
+                "watch.poll_interval_seconds".into(),
+                "must be at least 0.5 seconds".into(),
+            ));
         }
         let l = &self.limits;
         if l.max_width == 0

@@ -19,7 +19,15 @@ fn models() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep();
         let store = ModelStore::new(dir.join("models"));
-        prepare::prepare(&store, &dir, &Recipe::Resnet18Random { seed: 3, name: None }).unwrap();
+        prepare::prepare(
+            &store,
+            &dir,
+            &Recipe::Resnet18Random {
+                seed: 3,
+                name: None,
+            },
+        )
+        .unwrap();
         dir.join("models")
     })
 }
@@ -67,7 +75,10 @@ impl Daemon {
             if let Some(st) = self.child.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < end, "daemon did not stop within 15 s of SIGTERM");
+            assert!(
+                Instant::now() < end,
+                "daemon did not stop within 15 s of SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -79,7 +90,10 @@ extern "C" {
 }
 
 fn config_text(roots: &[PathBuf], extra: &str) -> String {
-    let list: Vec<String> = roots.iter().map(|r| format!("{:?}", r.display().to_string())).collect();
+    let list: Vec<String> = roots
+        .iter()
+        .map(|r| format!("{:?}", r.display().to_string()))
+        .collect();
     format!(
         "[watch]\nroots = [{}]\nsettle_seconds = 0.6\ndelete_grace_seconds = 1.0\npoll_interval_seconds = 1.0\n{extra}\n",
         list.join(", ")
@@ -104,7 +118,8 @@ fn spawn(tmp: tempfile::TempDir) -> Daemon {
     let sock_path = tmp.path().join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);
     let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let child = Command::new(common::bin())
         .args(["--config"])
         .arg(tmp.path().join("phototag.toml"))
@@ -123,9 +138,19 @@ fn spawn(tmp: tempfile::TempDir) -> Daemon {
 }
 
 fn photo(path: &Path, seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(80, 60, |x, y| image::Rgb([(x * 3 + seed) as u8, (y * 5 + seed * 7) as u8, (seed * 11) as u8]));
+    let img = image::RgbImage::from_fn(80, 60, |x, y| {
+        image::Rgb([
+            (x * 3 + seed) as u8,
+            (y * 5 + seed * 7) as u8,
+            (seed * 11) as u8,
+        ])
+    });
     let mut bytes = Vec::new();
-    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png).unwrap();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .unwrap();
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).unwrap();
     }
@@ -135,11 +160,18 @@ fn photo(path: &Path, seed: u32) -> Vec<u8> {
 
 /// Catalog counts: (files, images).
 fn counts(db: &Path) -> (u64, u64) {
-    Catalog::open_readonly(db).ok().and_then(|c| c.stats().ok()).map(|s| (s.files, s.images)).unwrap_or((0, 0))
+    Catalog::open_readonly(db)
+        .ok()
+        .and_then(|c| c.stats().ok())
+        .map(|s| (s.files, s.images))
+        .unwrap_or((0, 0))
 }
 
 fn has_file(db: &Path, p: &Path) -> bool {
-    Catalog::open_readonly(db).ok().and_then(|c| c.file(p).ok().flatten()).is_some()
+    Catalog::open_readonly(db)
+        .ok()
+        .and_then(|c| c.file(p).ok().flatten())
+        .is_some()
 }
 
 fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -153,13 +185,17 @@ fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Durat
     panic!("timed out waiting for: {what}");
 }
 
-const T: Duration = Duration::from_secs(30);
+// Generous: five daemons load their models at once on a 2-core machine.
+const T: Duration = Duration::from_secs(90);
 
 #[test]
 fn files_created_copied_renamed_moved_and_deleted() {
     let mut d = start(true, "");
     let db = d.db();
-    let (r0, r1) = (d.root(0).canonicalize().unwrap(), d.root(1).canonicalize().unwrap());
+    let (r0, r1) = (
+        d.root(0).canonicalize().unwrap(),
+        d.root(1).canonicalize().unwrap(),
+    );
 
     let a = r0.join("a.png");
     photo(&a, 1);
@@ -168,7 +204,10 @@ fn files_created_copied_renamed_moved_and_deleted() {
     let b = r0.join("b.png");
     photo(&b, 11);
     let took = wait_for("b.png tagged", T, || has_file(&db, &b));
-    eprintln!("notify: next photo landed → searchable in {:.2} s (settle 0.6 s)", took.as_secs_f64());
+    eprintln!(
+        "notify: next photo landed → searchable in {:.2} s (settle 0.6 s)",
+        took.as_secs_f64()
+    );
     std::fs::remove_file(&b).unwrap();
     wait_for("b.png removed", T, || !has_file(&db, &b));
 
@@ -181,12 +220,23 @@ fn files_created_copied_renamed_moved_and_deleted() {
         f.write_all(chunk).unwrap();
         f.flush().unwrap();
         std::thread::sleep(Duration::from_millis(400));
-        assert!(!has_file(&db, &slow), "classified while still being written");
+        assert!(
+            !has_file(&db, &slow),
+            "classified while still being written"
+        );
     }
     drop(f);
     wait_for("slow.png tagged", T, || has_file(&db, &slow));
-    let row = Catalog::open_readonly(&db).unwrap().file(&slow).unwrap().unwrap();
-    assert_eq!(row.hash, *blake3::hash(&bytes).as_bytes(), "the complete file was hashed");
+    let row = Catalog::open_readonly(&db)
+        .unwrap()
+        .file(&slow)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        row.hash,
+        *blake3::hash(&bytes).as_bytes(),
+        "the complete file was hashed"
+    );
     assert_eq!(counts(&db).0, 2);
 
     // Rename inside a root, and move to the other root: tags follow, nothing reclassified.
@@ -196,7 +246,12 @@ fn files_created_copied_renamed_moved_and_deleted() {
     std::fs::rename(&a, &renamed).unwrap();
     let moved = r1.join("moved.png");
     std::fs::rename(&slow, &moved).unwrap();
-    wait_for("paths updated", T, || has_file(&db, &renamed) && has_file(&db, &moved) && !has_file(&db, &a) && !has_file(&db, &slow));
+    wait_for("paths updated", T, || {
+        has_file(&db, &renamed)
+            && has_file(&db, &moved)
+            && !has_file(&db, &a)
+            && !has_file(&db, &slow)
+    });
     let images = counts(&db).1;
     assert_eq!(counts(&db).0, 2, "same two files");
 
@@ -237,7 +292,11 @@ fn a_removed_root_is_offline_and_comes_back() {
     std::fs::rename(&r0, &aside).unwrap();
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(counts(&db).0, 2, "an unmounted root deletes nothing");
-    let out = Command::new(common::bin()).args(["status", "--json"]).env("PHOTOTAG_DB", &db).output().unwrap();
+    let out = Command::new(common::bin())
+        .args(["status", "--json"])
+        .env("PHOTOTAG_DB", &db)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["running"], true);
     assert_eq!(v["daemon"]["roots"][0]["state"], "offline", "{v}");
@@ -256,7 +315,9 @@ fn sighup_reloads_roots() {
     d.signal(1);
     d.expect_notify("READY=1", T);
     photo(&r1.join("new-root.png"), 6);
-    wait_for("file in the added root tagged", T, || has_file(&db, &r1.join("new-root.png")));
+    wait_for("file in the added root tagged", T, || {
+        has_file(&db, &r1.join("new-root.png"))
+    });
     assert!(d.stop().success());
 }
 
@@ -267,16 +328,27 @@ fn poll_mode_finds_new_files() {
     std::fs::create_dir_all(&r0).unwrap();
     let r0 = r0.canonicalize().unwrap();
     let modes = format!("modes = {{ {:?} = \"poll\" }}", r0.display().to_string());
-    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[r0.clone()], &modes)).unwrap();
+    std::fs::write(
+        tmp.path().join("phototag.toml"),
+        config_text(std::slice::from_ref(&r0), &modes),
+    )
+    .unwrap();
     let mut d = spawn(tmp);
     let db = d.db();
-    let out = Command::new(common::bin()).args(["status", "--json"]).env("PHOTOTAG_DB", &db).output().unwrap();
+    let out = Command::new(common::bin())
+        .args(["status", "--json"])
+        .env("PHOTOTAG_DB", &db)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["daemon"]["roots"][0]["state"], "polling", "{v}");
     let p = r0.join("polled.png");
     photo(&p, 8);
     let took = wait_for("polled file tagged", T, || has_file(&db, &p));
-    eprintln!("poll (interval 1 s, settle 0.6 s): photo landed → searchable in {:.2} s", took.as_secs_f64());
+    eprintln!(
+        "poll (interval 1 s, settle 0.6 s): photo landed → searchable in {:.2} s",
+        took.as_secs_f64()
+    );
     assert!(d.stop().success());
 }
 
@@ -288,14 +360,21 @@ fn sigterm_and_kill_9_mid_batch_leave_a_consistent_catalog() {
         photo(&root.join(format!("p{i:03}.png")), 100 + i);
     }
     std::fs::create_dir_all(tmp.path().join("root1")).unwrap();
-    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[root.clone()], "")).unwrap();
+    std::fs::write(
+        tmp.path().join("phototag.toml"),
+        config_text(std::slice::from_ref(&root), ""),
+    )
+    .unwrap();
     let mut d = spawn(tmp);
     let db = d.db();
     wait_for("some files tagged", T, || counts(&db).0 > 0);
     let t = Instant::now();
     let st = d.stop();
     assert!(st.success(), "{st:?}");
-    eprintln!("SIGTERM mid-batch: exited in {:.2} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "SIGTERM mid-batch: exited in {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let after_term = counts(&db).0;
 
     let mut d = spawn_again(&root);
@@ -305,11 +384,17 @@ fn sigterm_and_kill_9_mid_batch_leave_a_consistent_catalog() {
     d.child.kill().unwrap(); // SIGKILL
     d.child.wait().unwrap();
     let conn = rusqlite::Connection::open(&db2).unwrap();
-    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
     drop(conn);
     let mut d = spawn(d.tmp);
-    wait_for("all 80 files tagged after restart", Duration::from_secs(90), || counts(&db2) == (80, 80));
+    wait_for(
+        "all 80 files tagged after restart",
+        Duration::from_secs(90),
+        || counts(&db2) == (80, 80),
+    );
     assert!(d.stop().success());
     assert!(after_term <= 80);
 }
@@ -317,6 +402,10 @@ fn sigterm_and_kill_9_mid_batch_leave_a_consistent_catalog() {
 /// A fresh daemon home watching `root`.
 fn spawn_again(root: &Path) -> Daemon {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("phototag.toml"), config_text(&[root.to_path_buf()], "")).unwrap();
+    std::fs::write(
+        tmp.path().join("phototag.toml"),
+        config_text(&[root.to_path_buf()], ""),
+    )
+    .unwrap();
     spawn(tmp)
 }

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-pub use query::{Hit, SearchQuery};
+pub use query::{DupeGroup, Hit, SearchQuery};
 pub use rows::{
     hash_bytes, hex, FailureRow, FileRow, Hash, ImageRow, LabelCount, ModelStats, NewFile,
     NewImage, NewTag, RootRow, Stats, TagRow,

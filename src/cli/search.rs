@@ -1,36 +1,97 @@
 //! Flags of the search commands: `search`, `labels`, `dupes`.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
+use crate::search::time::{parse_moment, Moment};
+
+const SEARCH_HELP: &str = "\
+Query language:
+  dog                    every class at or below \"dog\" in WordNet (the 118 breeds); case-
+                         insensitive, whole names only (\"dog\" is not \"hot dog\"), plurals too
+  dog cat, dog AND cat   both
+  dog OR cat             either
+  NOT cat, -cat          not (-cat as an argument of its own needs -- first: search -- dog -cat)
+  (dog OR cat) -lion     parentheses group; NOT binds tighter than AND, AND than OR
+  \"golden retriever\"     a phrase (an argument with spaces and no operators is one too)
+  dog>0.5, dog>50%       a dog tag of at least 50%; on groups too: (dog OR cat)>0.3
+A tag matches when it is among an image's stored top tags with at least the probability
+asked (--min-prob for every term). Results are ranked by the matching probability.
+`phototag labels WORD` lists the classes a word covers.
+
+Exit codes: 0 something matched; 1 nothing matched; 2 bad query or flags; 4 other errors.";
+
 #[derive(Debug, Args)]
+#[command(after_help = SEARCH_HELP)]
 pub struct SearchArgs {
-    /// Class names or synonyms (case-insensitive); a file matching any term is listed
-    #[arg(required = true, value_name = "TERM")]
+    /// The query (see below): words, "phrases", AND, OR, NOT, -word, (...), word>0.5
+    #[arg(required = true, value_name = "QUERY")]
     pub terms: Vec<String>,
-    /// Only tags at least this probable, in percent (0-100)
-    #[arg(long, default_value_t = 0.0, value_name = "P")]
+    /// Only tags at least this probable, in percent (0-100), for every term
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = percent)]
     pub min_prob: f32,
-    /// At most this many files
+    /// Only files under this folder (repeatable: under any of them)
+    #[arg(long, value_name = "DIR")]
+    pub under: Vec<PathBuf>,
+    /// Only files modified from this date on: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS], in UTC
+    /// unless followed by Z or an offset (+02:00)
+    #[arg(long, value_name = "DATE", value_parser = parse_moment)]
+    pub since: Option<Moment>,
+    /// Only files modified up to this date, the whole day (or minute, second) included; UTC
+    /// unless followed by Z or an offset
+    #[arg(long, value_name = "DATE", value_parser = parse_moment)]
+    pub until: Option<Moment>,
+    /// At most this many files (the best ones)
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
-    /// One JSON object per file and line: path, hash, score, tags
-    #[arg(long, conflicts_with = "null")]
-    pub json: bool,
+    /// One path per line (the default when stdout is not a terminal)
+    #[arg(long, group = "format")]
+    pub paths: bool,
     /// Paths only, each followed by a NUL byte (for xargs -0)
-    #[arg(short = '0', long = "null")]
+    #[arg(short = '0', long = "null", group = "format")]
     pub null: bool,
+    /// One JSON object per file and line: path, hash, score, matched, tags
+    #[arg(long, group = "format")]
+    pub json: bool,
+    /// Columns: path, best matching tag, its probability (the default on a terminal)
+    #[arg(long, group = "format")]
+    pub table: bool,
+    /// Only the number of matching files
+    #[arg(long, group = "format")]
+    pub count: bool,
+}
+
+/// `--min-prob`: a percentage, `50` or `50%`.
+fn percent(s: &str) -> Result<f32, String> {
+    let v: f32 = s
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..=100.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err("a percentage is between 0 and 100".into())
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct LabelsArgs {
-    /// A search term; without one, every class is listed
+    /// A search word or phrase (dog, golden retriever); without one, every class is listed
     #[arg(value_name = "TERM")]
-    pub term: Option<String>,
+    pub term: Vec<String>,
+    /// One JSON object per class and line: index, wnid, name, synonyms, hypernyms
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct DupesArgs {
-    /// One JSON object per group and line
+    /// Only paths under this folder
+    #[arg(long, value_name = "DIR")]
+    pub under: Option<PathBuf>,
+    /// One JSON object per group and line: hash, size, paths
     #[arg(long)]
     pub json: bool,
 }

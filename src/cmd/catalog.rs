@@ -26,13 +26,6 @@ pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
         .collect()
 }
 
-pub(super) fn tags_text(tags: &[TagRow]) -> String {
-    tags.iter()
-        .map(|t| format!("{} {:.1}%", t.label, t.probability * 100.0))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Writes, ignoring a closed pipe (`phototag search dog | head`).
 pub(super) fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
     match out.write_all(bytes) {

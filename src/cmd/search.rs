@@ -1,80 +1,275 @@
-//! `phototag search`, `labels` and `dupes`.
+//! `phototag search` (paths, `-0`, JSON lines, a table, a count), `labels` (the classes a
+//! word covers) and `dupes` (paths with the same content). Exit codes as grep: 0 found,
+//! 1 nothing, 2 a bad query.
+//!
+//! May not: build SQL (see `catalog::query`) or parse queries itself (see `search`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
-use super::catalog::{emit, open, tags_json, tags_text};
+use super::catalog::{emit, open, tags_json};
 use super::{Context, Outcome};
-use crate::catalog::{hex, SearchQuery};
+use crate::catalog::{hex, Hit, TagRow};
 use crate::cli::{DupesArgs, LabelsArgs, SearchArgs};
-use crate::search::Query;
+use crate::search::{Hierarchy, Query, Request};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Paths,
+    Null,
+    Json,
+    Table,
+    Count,
+}
+
+impl Format {
+    fn of(args: &SearchArgs) -> Format {
+        if args.null {
+            Format::Null
+        } else if args.json {
+            Format::Json
+        } else if args.table {
+            Format::Table
+        } else if args.count {
+            Format::Count
+        } else if args.paths || !std::io::stdout().is_terminal() {
+            Format::Paths
+        } else {
+            Format::Table
+        }
+    }
+}
 
 pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
-    if !(0.0..=100.0).contains(&args.min_prob) {
-        anyhow::bail!("--min-prob is a percentage between 0 and 100");
+    let query = Query::from_args(&args.terms, args.min_prob / 100.0)?;
+    tracing::debug!(query = %query, "parsed");
+    for t in query.unknown() {
+        eprintln!("phototag: {}", no_match_message(&t.text, &t.suggestions));
     }
-    let resolved = Query::parse(&args.terms).resolve();
-    for t in &resolved.unknown {
-        tracing::warn!("no ImageNet class is called `{t}`");
-    }
-    if resolved.classes.is_empty() {
+    let compiled = query.compiled;
+    if compiled.classes().is_empty() && !compiled.matches_untagged() {
         return Ok(Outcome::NoMatch);
     }
+    let format = Format::of(args);
     let catalog = open(ctx)?;
-    let hits = catalog.search(&SearchQuery {
-        classes: resolved.classes,
-        min_probability: args.min_prob / 100.0,
+    let mtime_ns = match (args.since, args.until) {
+        (None, None) => None,
+        (since, until) => {
+            Some(since.map_or(i64::MIN, |m| m.start_ns)..until.map_or(i64::MAX, |m| m.end_ns))
+        }
+    };
+    let hits = catalog.find(&Request {
+        query: compiled,
+        under: args.under.iter().map(|d| absolute(d)).collect(),
+        mtime_ns,
         limit: args.limit,
+        with_tags: matches!(format, Format::Json | Format::Table),
     })?;
+    let outcome = if hits.is_empty() {
+        Outcome::NoMatch
+    } else {
+        Outcome::Success
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match format {
+        Format::Count => {
+            emit(&mut out, format!("{}\n", hits.len()).as_bytes())?;
+        }
+        Format::Table => write_table(&mut out, &hits)?,
+        _ => {
+            let mut line = Vec::with_capacity(256);
+            for h in &hits {
+                line.clear();
+                match format {
+                    Format::Null => {
+                        line.extend_from_slice(h.path.as_os_str().as_bytes());
+                        line.push(0);
+                    }
+                    Format::Json => {
+                        line.extend_from_slice(hit_json(h).to_string().as_bytes());
+                        line.push(b'\n');
+                    }
+                    _ => {
+                        line.extend_from_slice(h.path.as_os_str().as_bytes());
+                        line.push(b'\n');
+                    }
+                }
+                if !emit(&mut out, &line)? {
+                    return Ok(outcome);
+                }
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    Ok(outcome)
+}
+
+/// `no ImageNet class or label matches `x`; close: a, b`.
+fn no_match_message(term: &str, suggestions: &[&str]) -> String {
+    let mut m = format!("no ImageNet class or label matches `{term}`");
+    if !suggestions.is_empty() {
+        m.push_str(&format!("; close: {}", suggestions.join(", ")));
+    }
+    m
+}
+
+/// The folder as stored paths are: absolute and canonical where it exists.
+fn absolute(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(dir))
+            .unwrap_or_else(|_| dir.to_path_buf())
+    })
+}
+
+/// The tags a hit matched, best first.
+fn matched_tags(h: &Hit) -> Vec<&TagRow> {
+    h.matched
+        .iter()
+        .filter_map(|r| h.tags.iter().find(|t| t.rank == *r))
+        .collect()
+}
+
+fn hit_json(h: &Hit) -> serde_json::Value {
+    let matched: Vec<TagRow> = matched_tags(h).into_iter().cloned().collect();
+    serde_json::json!({
+        "path": h.path.to_string_lossy(),
+        "hash": hex(&h.hash),
+        "score": ((h.score as f64) * 10_000.0).round() / 100.0,
+        "matched": tags_json(&matched),
+        "tags": tags_json(&h.tags),
+    })
+}
+
+/// Path, the best matching tag (the top stored one for a bare `NOT`), its probability.
+fn write_table(out: &mut impl Write, hits: &[Hit]) -> anyhow::Result<()> {
+    let rows: Vec<(String, &str, f32)> = hits
+        .iter()
+        .map(|h| {
+            let tag = matched_tags(h).first().copied().or(h.tags.first());
+            (
+                h.path.to_string_lossy().into_owned(),
+                tag.map_or("", |t| t.label.as_str()),
+                tag.map_or(0.0, |t| t.probability),
+            )
+        })
+        .collect();
+    let width = |f: &dyn Fn(&(String, &str, f32)) -> usize, min: usize| {
+        rows.iter().map(f).max().unwrap_or(0).max(min)
+    };
+    let pw = width(&|r| r.0.chars().count(), 4);
+    let tw = width(&|r| r.1.chars().count(), 3);
+    let mut text = format!("{:<pw$}  {:<tw$}  {:>6}\n", "PATH", "TAG", "PROB");
+    for (path, tag, p) in &rows {
+        text.push_str(&format!("{path:<pw$}  {tag:<tw$}  {:>5.1}%\n", p * 100.0));
+        if text.len() > 1 << 16 {
+            if !emit(out, text.as_bytes())? {
+                return Ok(());
+            }
+            text.clear();
+        }
+    }
+    emit(out, text.as_bytes())?;
+    Ok(())
+}
+
+pub fn labels(_ctx: &Context, args: &LabelsArgs) -> anyhow::Result<Outcome> {
+    let h = Hierarchy::get();
+    let term = args.term.join(" ");
+    let term = term.trim();
+    let classes: Vec<usize> = if term.is_empty() {
+        (0..crate::labels::IMAGENET_CLASSES).collect()
+    } else {
+        let r = h.resolve(term);
+        if r.classes.is_empty() {
+            eprintln!("phototag: {}", no_match_message(term, &h.suggest(term, 5)));
+            return Ok(Outcome::NoMatch);
+        }
+        if !args.json {
+            for &s in &r.synsets {
+                let s = &h.synsets()[s];
+                eprintln!("{term}: {} {}", s.wnid, s.words.join(", "));
+            }
+            eprintln!("{term}: {} classes", r.classes.len());
+        }
+        r.classes
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for h in &hits {
-        let mut line = Vec::new();
-        if args.null {
-            line.extend_from_slice(h.path.as_os_str().as_bytes());
-            line.push(0);
-        } else if args.json {
-            let v = serde_json::json!({
-                "path": h.path.to_string_lossy(),
-                "hash": hex(&h.hash),
-                "score": ((h.score as f64) * 10_000.0).round() / 100.0,
-                "tags": tags_json(&h.tags),
-            });
-            line.extend_from_slice(v.to_string().as_bytes());
-            line.push(b'\n');
+    for &i in &classes {
+        let Some(c) = crate::labels::class(i) else {
+            continue;
+        };
+        let line = if args.json {
+            let hypernyms: Vec<&str> = h
+                .ancestors(i)
+                .iter()
+                .skip(1)
+                .filter_map(|s| s.words.first().copied())
+                .collect();
+            serde_json::json!({
+                "index": c.index,
+                "wnid": c.wnid,
+                "name": c.name,
+                "synonyms": c.synonyms,
+                "hypernyms": hypernyms,
+            })
+            .to_string()
         } else {
-            line.extend_from_slice(h.path.as_os_str().as_bytes());
-            line.extend_from_slice(format!("\t{}\n", tags_text(&h.tags)).as_bytes());
+            format!("{}\t{}\t{}", c.index, c.wnid, c.synonyms.join(", "))
+        };
+        if !emit(&mut out, format!("{line}\n").as_bytes())? {
+            break;
         }
-        if !emit(&mut out, &line)? {
+    }
+    let _ = out.flush();
+    Ok(Outcome::Success)
+}
+
+pub fn dupes(ctx: &Context, args: &DupesArgs) -> anyhow::Result<Outcome> {
+    let catalog = open(ctx)?;
+    let under = args.under.as_deref().map(absolute);
+    let groups = catalog.duplicates(under.as_deref())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let (mut copies, mut bytes) = (0u64, 0u64);
+    for (i, g) in groups.iter().enumerate() {
+        let extra = g.paths.len() as u64 - 1;
+        copies += extra;
+        bytes += extra * g.size;
+        let mut text = Vec::new();
+        if args.json {
+            text.extend_from_slice(serde_json::to_string(g)?.as_bytes());
+            text.push(b'\n');
+        } else {
+            if i > 0 {
+                text.push(b'\n');
+            }
+            for p in &g.paths {
+                text.extend_from_slice(p.as_os_str().as_bytes());
+                text.push(b'\n');
+            }
+        }
+        if !emit(&mut out, &text)? {
             return Ok(Outcome::Success);
         }
     }
     let _ = out.flush();
-    Ok(if hits.is_empty() {
-        Outcome::NoMatch
-    } else {
-        Outcome::Success
-    })
-}
-
-pub fn labels(_ctx: &Context, args: &LabelsArgs) -> anyhow::Result<Outcome> {
-    let classes: Vec<usize> = match &args.term {
-        Some(t) => crate::search::classes_named(t),
-        None => (0..crate::labels::IMAGENET_CLASSES).collect(),
-    };
-    for i in &classes {
-        if let Some(c) = crate::labels::class(*i) {
-            println!("{}\t{}\t{}", c.index, c.wnid, c.synonyms.join(", "));
-        }
+    if !groups.is_empty() {
+        eprintln!(
+            "{} groups; {copies} extra copies, {:.1} MiB",
+            groups.len(),
+            bytes as f64 / 1_048_576.0
+        );
     }
-    Ok(if classes.is_empty() {
+    Ok(if groups.is_empty() {
         Outcome::NoMatch
     } else {
         Outcome::Success
     })
-}
-
-pub fn dupes(_ctx: &Context, _args: &DupesArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("phototag dupes is not available yet")
 }

@@ -20,7 +20,8 @@ use crate::watch::worker::{self, Shared};
 fn roots_of(config: &crate::config::Config, extra: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for r in config.watch.roots.iter().chain(extra) {
-        let r = std::fs::canonicalize(r).unwrap_or_else(|_| std::path::absolute(r).unwrap_or(r.clone()));
+        let r = std::fs::canonicalize(r)
+            .unwrap_or_else(|_| std::path::absolute(r).unwrap_or(r.clone()));
         if !out.contains(&r) {
             out.push(r);
         }
@@ -33,11 +34,18 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     if roots.is_empty() {
         anyhow::bail!("nothing to watch: add folders to [watch] roots in the configuration, or pass --root DIR");
     }
-    let requested = args.run.model.as_deref().unwrap_or(&ctx.config.model).to_string();
+    let requested = args
+        .run
+        .model
+        .as_deref()
+        .unwrap_or(&ctx.config.model)
+        .to_string();
     let stored = ctx.store().resolve(&requested)?;
     tracing::info!(model = %stored.name, "model {} (loaded when the first photo needs it)", stored.name);
-    let catalog = Catalog::open(&ctx.db).with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
-    let excluder = Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let catalog = Catalog::open(&ctx.db)
+        .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let excluder =
+        Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
     let settings = Settings {
         limits: ctx.config.limits,
         preprocess: stored.manifest.preprocess(),
@@ -50,12 +58,14 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     };
     let batch = settings.batch_size;
     let model = stored.clone();
-    let loader = Box::new(move || -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
-        let c = Classifier::load(&model, &opts)?;
-        c.warm_up(&[1, batch])?;
-        tracing::info!(model = %model.name, "model loaded");
-        Ok(c)
-    });
+    let loader = Box::new(
+        move || -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
+            let c = Classifier::load(&model, &opts)?;
+            c.warm_up(&[1, batch])?;
+            tracing::info!(model = %model.name, "model loaded");
+            Ok(c)
+        },
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared::default());
     let (jobs, handle) = worker::spawn(
@@ -88,10 +98,14 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         stop,
         status_path: status::path_for(&ctx.db),
     };
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(daemon::run(params))?;
     drop(rt);
-    handle.join().map_err(|_| anyhow::anyhow!("the worker thread panicked"))?;
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the worker thread panicked"))?;
     tracing::info!("stopped");
     Ok(Outcome::Success)
 }
@@ -113,20 +127,42 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
     } else {
         match &record {
             Some(r) if running => {
-                println!("daemon    running (pid {}, phototag {}, model {})", r.pid, r.version, r.model.as_deref().unwrap_or("not loaded yet"));
+                println!(
+                    "daemon    running (pid {}, phototag {}, model {})",
+                    r.pid,
+                    r.version,
+                    r.model.as_deref().unwrap_or("not loaded yet")
+                );
                 for root in &r.roots {
-                    let why = root.reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+                    let why = root
+                        .reason
+                        .as_deref()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default();
                     println!("root      {:<9} {}{why}", root.state, root.path.display());
                 }
                 println!("queue     {} settling, {} queued", r.settling, r.queue);
                 println!("since     {} done, {} failed", r.done, r.failed);
             }
-            Some(r) => println!("daemon    not running (last record: {} at unix time {})", r.state, r.updated_unix),
-            None => println!("daemon    not running (no status record at {})", path.display()),
+            Some(r) => println!(
+                "daemon    not running (last record: {} at unix time {})",
+                r.state, r.updated_unix
+            ),
+            None => println!(
+                "daemon    not running (no status record at {})",
+                path.display()
+            ),
         }
         if let Some(s) = &stats {
-            println!("catalog   {} files, {} images, {} failures", s.files, s.images, s.failures);
+            println!(
+                "catalog   {} files, {} images, {} failures",
+                s.files, s.images, s.failures
+            );
         }
     }
-    Ok(if running { Outcome::Success } else { Outcome::NoMatch })
+    Ok(if running {
+        Outcome::Success
+    } else {
+        Outcome::NoMatch
+    })
 }

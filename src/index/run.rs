@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use super::plan::plan;
 use crate::catalog::{Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer};
 use crate::imaging::{self, DecodeError};
 use crate::index::exclude::{ExcludeConfig, Excluder};
-use super::plan::plan;
 use crate::index::walk::Entry;
 use crate::model::{Classifier, Prediction};
 use crate::pipeline::Settings;
@@ -445,7 +445,15 @@ pub fn run(
         total: plan.todo.len(),
         unchanged: plan.unchanged.len(),
     });
-    let done = execute(catalog, model, plan.todo, &plan.root_ids, &opts.settings, stop, progress)?;
+    let done = execute(
+        catalog,
+        model,
+        plan.todo,
+        &plan.root_ids,
+        &opts.settings,
+        stop,
+        progress,
+    )?;
     summary.new = done.new;
     summary.duplicates = done.duplicates;
     summary.failed = done.failed;

@@ -69,16 +69,24 @@ fn secs(s: f64) -> Duration {
 /// Folders under `dir` (itself included) to watch: not excluded, not symlinks.
 fn folders(dir: &Path, excluder: &Excluder, out: &mut Vec<PathBuf>) {
     out.push(dir.to_path_buf());
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
-        if e.file_type().map(|t| t.is_dir()).unwrap_or(false) && !excluder.excludes_name(&e.file_name()) {
+        if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
+            && !excluder.excludes_name(&e.file_name())
+        {
             folders(&e.path(), excluder, out);
         }
     }
 }
 
 /// Adds inotify watches for `dir` and the folders below it.
-fn watch_tree(w: &mut RecommendedWatcher, dir: &Path, excluder: &Excluder) -> Result<usize, notify::Error> {
+fn watch_tree(
+    w: &mut RecommendedWatcher,
+    dir: &Path,
+    excluder: &Excluder,
+) -> Result<usize, notify::Error> {
     let mut dirs = Vec::new();
     folders(dir, excluder, &mut dirs);
     for d in &dirs {
@@ -139,7 +147,8 @@ impl Root {
         let made = notify::recommended_watcher(move |res| {
             let _ = tx.send(res);
         });
-        let result = made.and_then(|mut w| watch_tree(&mut w, &self.path, excluder).map(|n| (w, n)));
+        let result =
+            made.and_then(|mut w| watch_tree(&mut w, &self.path, excluder).map(|n| (w, n)));
         match result {
             Ok((w, n)) => {
                 tracing::info!(root = %self.path.display(), folders = n, "watching with inotify");
@@ -181,7 +190,9 @@ impl Root {
 
     /// Present and not empty: an unmounted share leaves an empty mount point or nothing.
     fn looks_mounted(&self) -> bool {
-        std::fs::read_dir(&self.path).map(|mut d| d.next().is_some()).unwrap_or(false)
+        std::fs::read_dir(&self.path)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false)
     }
 }
 
@@ -213,7 +224,12 @@ impl Loop {
             return;
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
-        if self.p.jobs.send(Job::Reconcile { roots, reply: tx }).is_ok() {
+        if self
+            .p
+            .jobs
+            .send(Job::Reconcile { roots, reply: tx })
+            .is_ok()
+        {
             self.plans.push(rx);
         }
     }
@@ -238,7 +254,11 @@ impl Loop {
         for e in plan.todo {
             // Not modified for longer than the settle time: still already.
             let age = std::time::UNIX_EPOCH + Duration::from_nanos(e.mtime_ns.max(0) as u64);
-            if wall.duration_since(age).map(|a| a >= settle).unwrap_or(false) {
+            if wall
+                .duration_since(age)
+                .map(|a| a >= settle)
+                .unwrap_or(false)
+            {
                 self.ready.push(e);
             } else {
                 self.settler.observe(&e.path, now);
@@ -291,7 +311,9 @@ impl Loop {
     }
 
     fn excluded(&self, path: &Path) -> bool {
-        path.file_name().map(|n| self.p.excluder.excludes_name(n)).unwrap_or(false)
+        path.file_name()
+            .map(|n| self.p.excluder.excludes_name(n))
+            .unwrap_or(false)
     }
 
     fn changed_path(&mut self, path: &Path, now: Instant) {
@@ -365,7 +387,10 @@ impl Loop {
         tracing::warn!(root = %path.display(), "root is gone or empty (unmounted?): offline; nothing under it is removed");
         self.deletes.retain(|p, _| !p.starts_with(&path));
         self.settler.forget_under(&path);
-        let _ = self.p.jobs.send(Job::RootState { root: path, state: "offline" });
+        let _ = self.p.jobs.send(Job::RootState {
+            root: path,
+            state: "offline",
+        });
     }
 
     /// Once a second: settle, hand on, delete, poll, check roots, report.
@@ -375,7 +400,10 @@ impl Loop {
         self.ready.extend(due);
         if !self.ready.is_empty() {
             let batch = std::mem::take(&mut self.ready);
-            self.p.shared.queue.fetch_add(batch.len(), Ordering::Relaxed);
+            self.p
+                .shared
+                .queue
+                .fetch_add(batch.len(), Ordering::Relaxed);
             let _ = self.p.jobs.send(Job::Process(batch));
         }
         self.due_deletes(now);
@@ -428,7 +456,10 @@ impl Loop {
             st.done,
             st.failed
         );
-        if force || line != self.last_line || now.duration_since(self.last_status) >= Duration::from_secs(10) {
+        if force
+            || line != self.last_line
+            || now.duration_since(self.last_status) >= Duration::from_secs(10)
+        {
             if let Err(e) = st.write(&self.p.status_path) {
                 tracing::warn!(path = %self.p.status_path.display(), "cannot write the status record: {e}");
             }
@@ -451,7 +482,12 @@ impl Loop {
         let mut added = Vec::new();
         for r in &s.roots {
             if !old.contains(r) {
-                self.roots.push(Root::new(r.clone(), &s.watch, &self.p.excluder, &self.events));
+                self.roots.push(Root::new(
+                    r.clone(),
+                    &s.watch,
+                    &self.p.excluder,
+                    &self.events,
+                ));
                 added.push(r.clone());
             }
         }
@@ -490,7 +526,9 @@ pub async fn run(p: Params) -> anyhow::Result<()> {
     sdnotify::ready();
     tracing::info!(roots = l.roots.len(), "ready");
     let watchdog = sdnotify::watchdog_interval();
-    let tick_every = Duration::from_millis(1000).min(settle / 2).max(Duration::from_millis(100));
+    let tick_every = Duration::from_millis(1000)
+        .min(settle / 2)
+        .max(Duration::from_millis(100));
     let mut tick = tokio::time::interval(tick_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

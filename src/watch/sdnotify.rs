@@ -10,7 +10,9 @@ use std::time::Duration;
 
 /// Sends one notification, e.g. `"READY=1"` or `"STATUS=3 queued"`.
 pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let path = path.to_string_lossy().into_owned();
     let addr = match path.strip_prefix('@') {
         Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
@@ -33,7 +35,10 @@ pub fn ready() {
 
 /// `RELOADING=1` with the monotonic time systemd 253+ wants beside it.
 pub fn reloading() {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let usec = ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000;
@@ -58,7 +63,10 @@ pub fn watchdog() {
 /// The watchdog interval systemd asked for (`$WATCHDOG_USEC`, for this process).
 pub fn watchdog_interval() -> Option<Duration> {
     let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    if let Some(pid) = std::env::var("WATCHDOG_PID").ok().and_then(|p| p.parse::<u32>().ok()) {
+    if let Some(pid) = std::env::var("WATCHDOG_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+    {
         if pid != std::process::id() {
             return None;
         }
@@ -80,7 +88,10 @@ mod tests {
         for i in 0..500 {
             status(&format!("{i} queued"));
         }
-        assert!(start.elapsed() < Duration::from_secs(5), "blocked on a full queue");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "blocked on a full queue"
+        );
         let mut buf = [0u8; 64];
         let n = server.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"STATUS=0 queued");

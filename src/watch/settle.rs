@@ -57,9 +57,22 @@ impl Settler {
         let (size, mtime) = (meta.len(), mtime_ns(&meta));
         match self.pending.get_mut(path) {
             Some(p) if p.size == size && p.mtime_ns == mtime => {}
-            Some(p) => *p = Pending { size, mtime_ns: mtime, since: now },
+            Some(p) => {
+                *p = Pending {
+                    size,
+                    mtime_ns: mtime,
+                    since: now,
+                }
+            }
             None => {
-                self.pending.insert(path.to_path_buf(), Pending { size, mtime_ns: mtime, since: now });
+                self.pending.insert(
+                    path.to_path_buf(),
+                    Pending {
+                        size,
+                        mtime_ns: mtime,
+                        since: now,
+                    },
+                );
             }
         }
     }
@@ -80,7 +93,9 @@ impl Settler {
             .collect();
         let mut out = Vec::new();
         for path in ripe {
-            let Some(p) = self.pending.get_mut(&path) else { continue };
+            let Some(p) = self.pending.get_mut(&path) else {
+                continue;
+            };
             match std::fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => {
                     let (size, mtime) = (meta.len(), mtime_ns(&meta));
@@ -94,7 +109,11 @@ impl Settler {
                             ino: meta.ino(),
                         });
                     } else {
-                        *p = Pending { size, mtime_ns: mtime, since: now };
+                        *p = Pending {
+                            size,
+                            mtime_ns: mtime,
+                            since: now,
+                        };
                     }
                 }
                 _ => {

@@ -57,7 +57,9 @@ impl Status {
     /// Reads a record; None when there is none.
     pub fn read(path: &Path) -> std::io::Result<Option<Self>> {
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(std::io::Error::other),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(std::io::Error::other),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -69,7 +71,11 @@ impl Status {
             return false;
         }
         std::fs::read(format!("/proc/{}/cmdline", self.pid))
-            .map(|c| c.split(|b| *b == 0).next().is_some_and(|argv0| argv0.ends_with(b"phototag")))
+            .map(|c| {
+                c.split(|b| *b == 0)
+                    .next()
+                    .is_some_and(|argv0| argv0.ends_with(b"phototag"))
+            })
             .unwrap_or(false)
     }
 }
@@ -91,7 +97,11 @@ mod tests {
             started_unix: 1,
             updated_unix: 2,
             model: Some("m".into()),
-            roots: vec![RootStatus { path: "/p".into(), state: "watching".into(), reason: None }],
+            roots: vec![RootStatus {
+                path: "/p".into(),
+                state: "watching".into(),
+                reason: None,
+            }],
             settling: 0,
             queue: 3,
             done: 4,

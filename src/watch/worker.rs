@@ -43,7 +43,8 @@ pub struct Shared {
     pub model: Mutex<Option<String>>,
 }
 
-type Loader = Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + Send>;
+type Loader =
+    Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + Send>;
 
 /// Starts the worker; it ends when the job sender is dropped (after the job at hand).
 pub fn spawn(
@@ -62,7 +63,17 @@ pub fn spawn(
             let mut model = LazyClassifier::new(loader);
             let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
             for job in rx {
-                if let Err(e) = handle(&mut catalog, &mut model, &mut root_ids, job, &settings, &excluder, follow_symlinks, &stop, &shared) {
+                if let Err(e) = handle(
+                    &mut catalog,
+                    &mut model,
+                    &mut root_ids,
+                    job,
+                    &settings,
+                    &excluder,
+                    follow_symlinks,
+                    &stop,
+                    &shared,
+                ) {
                     tracing::error!("{e}");
                 }
                 if stop.load(Ordering::Relaxed) {
@@ -104,7 +115,15 @@ fn handle(
                 }
             };
             let before = shared.done.load(Ordering::Relaxed);
-            let result = run::execute(catalog, model, entries, root_ids, settings, stop, &mut progress);
+            let result = run::execute(
+                catalog,
+                model,
+                entries,
+                root_ids,
+                settings,
+                stop,
+                &mut progress,
+            );
             if let Ok(c) = model.get() {
                 let mut m = shared.model.lock().unwrap_or_else(|e| e.into_inner());
                 if m.is_none() {
@@ -113,11 +132,20 @@ fn handle(
             }
             // Whatever was not reported done (an interrupted batch) leaves the queue too.
             let reported = (shared.done.load(Ordering::Relaxed) - before) as usize;
-            shared.queue.fetch_sub(n.saturating_sub(reported), Ordering::Relaxed);
+            shared
+                .queue
+                .fetch_sub(n.saturating_sub(reported), Ordering::Relaxed);
             let done = result?;
-            shared.failed.fetch_add(done.failed as u64, Ordering::Relaxed);
+            shared
+                .failed
+                .fetch_add(done.failed as u64, Ordering::Relaxed);
             if done.new + done.duplicates + done.failed > 0 {
-                tracing::info!(new = done.new, duplicates = done.duplicates, failed = done.failed, "catalog updated");
+                tracing::info!(
+                    new = done.new,
+                    duplicates = done.duplicates,
+                    failed = done.failed,
+                    "catalog updated"
+                );
             }
         }
         Job::RemoveMissing(paths) => {
