@@ -2,8 +2,9 @@
 PREFIX ?= /usr/local
 CARGO ?= cargo
 CACHE ?= $(or $(PHOTOTAG_CACHE_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/phototag)
-# What `make run` runs (the daemon, `phototag watch`, arrives with the catalog and watcher).
-RUN_ARGS ?= classify tests/fixtures/photos/*.jpg
+# `make run` starts the daemon on the default configuration, watching PHOTOS (Ctrl-C stops it).
+PHOTOS ?= $(HOME)/Pictures
+RUN_ARGS ?= watch --root "$(PHOTOS)"
 
 .PHONY: all setup libtorch build release test run install bench lint fmt clean
 
@@ -29,6 +30,7 @@ test: setup
 ## set up, build optimised, and run phototag on the default configuration
 run:
 	PROFILE=release scripts/setup.sh
+	mkdir -p "$(PHOTOS)"
 	target/release/phototag $(RUN_ARGS)
 
 bench: setup release
