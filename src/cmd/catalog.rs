@@ -20,7 +20,7 @@ pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
                 "rank": t.rank,
                 "class": t.label,
                 "index": t.class_index,
-                "probability": ((t.probability as f64) * 10_000.0).round() / 100.0,
+                "probability": super::percent(t.probability),
             })
         })
         .collect()

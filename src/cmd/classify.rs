@@ -2,14 +2,9 @@
 
 use std::io::Write;
 
-use super::{Context, Outcome};
+use super::{percent, Context, Outcome};
 use crate::cli::ClassifyArgs;
 use crate::pipeline::{self, Classified, FileError, Settings};
-
-/// Percent with two decimals, as the JSON format promises.
-fn percent(p: f32) -> f64 {
-    ((p as f64) * 10_000.0).round() / 100.0
-}
 
 /// The JSON object printed for one file.
 pub fn json_entry(

@@ -120,14 +120,8 @@ fn print_summary(s: &Summary, json: bool) {
 
 pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
     let stop = stop_flag()?;
-    let mut roots = Vec::new();
-    for d in &args.dirs {
-        // A missing root is kept as given: it is reported offline, not an error.
-        roots.push(
-            std::fs::canonicalize(d)
-                .unwrap_or_else(|_| std::path::absolute(d).unwrap_or(d.clone())),
-        );
-    }
+    // A missing root is kept: it is reported offline, not an error.
+    let roots: Vec<_> = args.dirs.iter().map(|d| super::stored_path(d)).collect();
     let mut catalog = Catalog::open(&ctx.db)
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
     // Resolve the model now (a missing model is an error even for an unchanged library),
@@ -196,8 +190,8 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
         let mut ready = Vec::new();
         for (hash, paths) in chunk {
             let found = paths.iter().find_map(|p| {
-                let bytes = std::fs::read(p).ok()?;
-                (blake3::hash(&bytes).as_bytes() == hash).then_some((p.clone(), bytes))
+                let (bytes, h) = run::read_and_hash(p, settings.limits.max_file_bytes).ok()?;
+                (h == *hash).then_some((p.clone(), bytes))
             });
             let Some((path, bytes)) = found else {
                 tracing::warn!(hash = %crate::catalog::hex(hash), "no file holds this content any more; skipped");

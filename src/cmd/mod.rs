@@ -18,6 +18,18 @@ use crate::cli::{Cli, RunArgs};
 use crate::config::{self, Config, Origin};
 use crate::model::{Classifier, ClassifierOptions, ModelStore};
 
+/// A probability in [0, 1] as the percent with two decimals that all JSON output uses.
+pub fn percent(p: f32) -> f64 {
+    ((p as f64) * 10_000.0).round() / 100.0
+}
+
+/// A folder as the catalog stores paths: canonical where it exists, else made absolute
+/// (a missing root is kept, to be reported offline).
+pub fn stored_path(dir: &std::path::Path) -> PathBuf {
+    std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()))
+}
+
 /// How a command ended when it did not fail outright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -6,7 +6,6 @@
 
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
 
 use super::catalog::{emit, open, tags_json};
 use super::{Context, Outcome};
@@ -61,7 +60,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
     };
     let hits = catalog.find(&Request {
         query: compiled,
-        under: args.under.iter().map(|d| absolute(d)).collect(),
+        under: args.under.iter().map(|d| super::stored_path(d)).collect(),
         mtime_ns,
         limit: args.limit,
         with_tags: matches!(format, Format::Json | Format::Table),
@@ -118,15 +117,6 @@ fn no_match_message(term: &str, suggestions: &[&str]) -> String {
     m
 }
 
-/// The folder as stored paths are: absolute and canonical where it exists.
-fn absolute(dir: &Path) -> PathBuf {
-    std::fs::canonicalize(dir).unwrap_or_else(|_| {
-        std::env::current_dir()
-            .map(|cwd| cwd.join(dir))
-            .unwrap_or_else(|_| dir.to_path_buf())
-    })
-}
-
 /// The tags a hit matched, best first.
 fn matched_tags(h: &Hit) -> Vec<&TagRow> {
     h.matched
@@ -140,7 +130,7 @@ fn hit_json(h: &Hit) -> serde_json::Value {
     serde_json::json!({
         "path": h.path.to_string_lossy(),
         "hash": hex(&h.hash),
-        "score": ((h.score as f64) * 10_000.0).round() / 100.0,
+        "score": super::percent(h.score),
         "matched": tags_json(&matched),
         "tags": tags_json(&h.tags),
     })
@@ -233,7 +223,7 @@ pub fn labels(_ctx: &Context, args: &LabelsArgs) -> anyhow::Result<Outcome> {
 
 pub fn dupes(ctx: &Context, args: &DupesArgs) -> anyhow::Result<Outcome> {
     let catalog = open(ctx)?;
-    let under = args.under.as_deref().map(absolute);
+    let under = args.under.as_deref().map(super::stored_path);
     let groups = catalog.duplicates(under.as_deref())?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -20,8 +20,7 @@ use crate::watch::worker::{self, Shared};
 fn roots_of(config: &crate::config::Config, extra: &[PathBuf]) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for r in config.watch.roots.iter().chain(extra) {
-        let r = std::fs::canonicalize(r)
-            .unwrap_or_else(|_| std::path::absolute(r).unwrap_or(r.clone()));
+        let r = super::stored_path(r);
         if !out.contains(&r) {
             out.push(r);
         }

@@ -145,7 +145,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// Reads a file (refusing it over the size limit) and hashes it.
-fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
+pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
     let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len > max {
