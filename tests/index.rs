@@ -13,26 +13,12 @@ use std::sync::OnceLock;
 use phototag::catalog::Catalog;
 use phototag::index::exclude::ExcludeConfig;
 use phototag::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
-use phototag::model::prepare::{self, Recipe};
 use phototag::model::{Classifier, ClassifierOptions, ModelStore};
 use phototag::pipeline::Settings;
 
 fn store() -> &'static ModelStore {
     static STORE: OnceLock<ModelStore> = OnceLock::new();
-    STORE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let store = ModelStore::new(dir.join("models"));
-        prepare::prepare(
-            &store,
-            &dir,
-            &Recipe::Resnet18Random {
-                seed: 5,
-                name: None,
-            },
-        )
-        .unwrap();
-        store
-    })
+    STORE.get_or_init(|| common::random_model_store(5))
 }
 
 fn classifier() -> Classifier {

@@ -11,25 +11,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use phototag::catalog::Catalog;
-use phototag::model::prepare::{self, Recipe};
-use phototag::model::ModelStore;
 
 fn models() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        let store = ModelStore::new(dir.join("models"));
-        prepare::prepare(
-            &store,
-            &dir,
-            &Recipe::Resnet18Random {
-                seed: 3,
-                name: None,
-            },
-        )
-        .unwrap();
-        dir.join("models")
-    })
+    DIR.get_or_init(|| common::random_model_store(3).dir().to_path_buf())
 }
 
 struct Daemon {

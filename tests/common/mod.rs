@@ -40,3 +40,12 @@ pub fn skip(test: &str, why: &str) {
     // skip must be seen in a normal `cargo test` run.
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
 }
+
+/// A model folder (kept for the test run) holding `resnet18-random` prepared with `seed`.
+pub fn random_model_store(seed: i64) -> phototag::model::ModelStore {
+    use phototag::model::prepare::{self, Recipe};
+    let dir = tempfile::tempdir().unwrap().keep();
+    let store = phototag::model::ModelStore::new(dir.join("models"));
+    prepare::prepare(&store, &dir, &Recipe::Resnet18Random { seed, name: None }).unwrap();
+    store
+}
