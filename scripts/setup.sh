@@ -77,7 +77,7 @@ ln -sfn "$LIBTORCH_DIR/torch" "$ROOT/.libtorch"
 command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs), then run again."
 cd "$ROOT"
 say "building phototag ($PROFILE profile)"
-cargo build --profile "$PROFILE" --bin phototag --quiet
+cargo build --profile "$PROFILE" --bins --quiet
 case "$PROFILE" in dev) BIN="$ROOT/target/debug/phototag" ;; *) BIN="$ROOT/target/$PROFILE/phototag" ;; esac
 
 # --- 3. models -----------------------------------------------------------------------------

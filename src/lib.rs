@@ -1,17 +1,16 @@
 //! phototag: tags photos with an ImageNet classifier and searches the tags.
 //!
-//! The binary (`src/main.rs`) is a thin shell over these modules; see ARCHITECTURE.md.
+//! This crate is the model side (decoding, classification, indexing, the daemon); everything
+//! that does not need libtorch is in `phototag-core` and re-exported here under the same
+//! names. Binaries: `phototag` (src/main.rs, links only the core) and `phototag-engine`
+//! (src/bin/phototag-engine.rs, runs the model-side commands). See ARCHITECTURE.md.
 
-pub mod catalog;
-pub mod cli;
+pub use phototag_core::{catalog, cli, config, labels, paths, search};
+
 pub mod cmd;
-pub mod config;
 pub mod exit;
 pub mod imaging;
 pub mod index;
-pub mod labels;
 pub mod model;
-pub mod paths;
 pub mod pipeline;
-pub mod search;
 pub mod watch;

@@ -1,78 +1,96 @@
-//! The `phototag` binary: parses flags, sets up logging, runs one command, and maps the
-//! result to an exit code (documented in README.md and `phototag --help`).
+//! The `phototag` binary. It links only `phototag-core` (no libtorch), so the commands that
+//! just read the catalog (`search`, `labels`, `dupes`, `show`, `stats`, `status`) start in
+//! milliseconds. Every other command is handed, with the same arguments, to `phototag-engine`
+//! installed beside it (by `exec`, so the process id stays the same for systemd).
 
-use std::io::IsTerminal;
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
-use phototag::cli::{Cli, Command};
-use phototag::cmd::{self, Context, Outcome};
-use phototag::exit;
+use phototag_core::app;
+use phototag_core::cli::{Cli, Command};
+use phototag_core::cmd::{self, Context};
+use phototag_core::exit;
 
-fn init_logging(cli: &Cli, default_level: &str) {
-    let level = if cli.quiet {
-        "error"
-    } else {
-        match cli.verbose {
-            0 => default_level,
-            1 => "debug",
-            _ => "trace",
-        }
-    };
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(v) if !v.is_empty() && cli.verbose == 0 && !cli.quiet => EnvFilter::try_new(v),
-        _ => EnvFilter::try_new(level),
-    }
-    .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-}
+/// The engine's file name, looked for beside this binary.
+const ENGINE: &str = "phototag-engine";
 
 fn main() -> ExitCode {
-    // Like other Unix tools, end quietly when the reader of our output goes away
-    // (`phototag search dog | head`), instead of failing on every write.
-    // SAFETY: called first thing in main, before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    app::default_sigpipe();
     let cli = Cli::parse();
+    if !runs_here(&cli.command) {
+        return exec_engine();
+    }
     let ctx = match Context::load(&cli) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(&cli, "info");
+            app::init_logging(&cli, "info");
             eprintln!("phototag: {e}");
             return ExitCode::from(exit::USAGE);
         }
     };
-    init_logging(&cli, &ctx.config.log_level);
-    tracing::debug!(origin = ?ctx.origin, model_dir = %ctx.model_dir.display(), "configuration");
+    app::init_logging(&cli, &ctx.config.log_level);
     let result = match &cli.command {
-        Command::Classify(a) => cmd::classify::run(&ctx, a),
-        Command::Model(m) => cmd::model::run(&ctx, m),
-        Command::Index(a) => cmd::index::run(&ctx, a),
         Command::Search(a) => cmd::search::search(&ctx, a),
         Command::Labels(a) => cmd::search::labels(&ctx, a),
         Command::Dupes(a) => cmd::search::dupes(&ctx, a),
-        Command::Watch(a) => cmd::watch::run(&ctx, &cli, a),
-        Command::Status(a) => cmd::watch::status(&ctx, a),
         Command::Show(a) => cmd::catalog::show(&ctx, a),
         Command::Stats(a) => cmd::catalog::stats(&ctx, a),
-        Command::Retag(a) => cmd::index::retag(&ctx, a),
-        Command::Bench(b) => cmd::bench::run(&ctx, b),
+        Command::Status(a) => cmd::status::status(&ctx, a),
+        _ => unreachable!("runs_here() lists the commands handled here"),
     };
-    match result {
-        Ok(Outcome::Success) => ExitCode::SUCCESS,
-        Ok(Outcome::Partial | Outcome::NoMatch) => ExitCode::from(exit::PARTIAL),
-        Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
-        Err(e) => {
-            eprintln!("phototag: {e:#}");
-            ExitCode::from(exit::code_for(&e))
+    app::finish(result, exit::code_for)
+}
+
+/// The commands this binary runs itself: they read the catalog and never need the model.
+fn runs_here(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Search(_)
+            | Command::Labels(_)
+            | Command::Dupes(_)
+            | Command::Show(_)
+            | Command::Stats(_)
+            | Command::Status(_)
+    )
+}
+
+/// Replaces this process with the engine; returns only if that fails.
+fn exec_engine() -> ExitCode {
+    let engine = match engine_path() {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("phototag: {why}");
+            return ExitCode::from(exit::OTHER);
         }
+    };
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| OsString::from("phototag"));
+    let err = std::process::Command::new(&engine)
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    eprintln!(
+        "phototag: cannot run {}: {err} (reinstall phototag: `make install`)",
+        engine.display()
+    );
+    ExitCode::from(exit::OTHER)
+}
+
+fn engine_path() -> Result<PathBuf, String> {
+    let me =
+        std::env::current_exe().map_err(|e| format!("cannot find this program's path: {e}"))?;
+    let dir = me.parent().unwrap_or(std::path::Path::new("/"));
+    let engine = dir.join(ENGINE);
+    if engine.is_file() {
+        Ok(engine)
+    } else {
+        Err(format!(
+            "{ENGINE} is missing from {}: it runs every command that needs the model (reinstall phototag: `make install`, or build it: `cargo build --bins`)",
+            dir.display()
+        ))
     }
 }

@@ -365,3 +365,54 @@ fn resnet18_download_failure_is_quick_and_helpful() {
     );
     assert!(!tmp.path().join("models/resnet18").exists());
 }
+
+/// `phototag` must not load libtorch (its start-up alone is ~0.3 s): the read-only commands
+/// run in it, and the model-side ones are handed to `phototag-engine`.
+#[test]
+fn the_phototag_binary_does_not_link_libtorch() {
+    let bytes = std::fs::read(common::bin()).unwrap();
+    for lib in [&b"libtorch_cpu.so"[..], b"libc10.so", b"libtorch.so"] {
+        assert!(
+            !bytes.windows(lib.len()).any(|w| w == lib),
+            "{} names {}",
+            common::bin().display(),
+            String::from_utf8_lossy(lib)
+        );
+    }
+    let engine = common::bin().with_file_name("phototag-engine");
+    let engine_bytes = std::fs::read(&engine).unwrap();
+    assert!(engine_bytes.windows(15).any(|w| w == b"libtorch_cpu.so"));
+}
+
+#[test]
+fn model_commands_go_through_the_engine_and_a_missing_engine_is_named() {
+    // Through the engine: same arguments, same output as the engine run directly.
+    let dir = model_dir();
+    let via = phototag(dir, &["model", "list"]);
+    assert!(via.status.success(), "{via:?}");
+    let direct = Command::new(common::bin().with_file_name("phototag-engine"))
+        .args(["model", "list"])
+        .env("PHOTOTAG_MODEL_DIR", dir)
+        .env("PHOTOTAG_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(via.stdout, direct.stdout);
+
+    // A lone copy of `phototag`: search still works, `classify` says what is missing.
+    let tmp = tempfile::tempdir().unwrap();
+    let lone = tmp.path().join("phototag");
+    std::fs::copy(common::bin(), &lone).unwrap();
+    let labels = Command::new(&lone)
+        .args(["labels", "pug"])
+        .output()
+        .unwrap();
+    assert!(labels.status.success(), "{labels:?}");
+    let out = Command::new(&lone)
+        .args(["classify", "x.jpg"])
+        .env("PHOTOTAG_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("phototag-engine is missing"), "{err}");
+}

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tch::{Kind, Tensor};
 
-use super::{Context, Outcome};
+use super::{Context, ModelContext, Outcome};
 use crate::cli::BenchArgs;
 use crate::pipeline::{self, Settings};
 

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::{percent, Context, Outcome};
+use super::{percent, Context, ModelContext, Outcome};
 use crate::cli::ClassifyArgs;
 use crate::pipeline::{self, Classified, FileError, Settings};
 

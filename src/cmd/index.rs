@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::{Context, Outcome};
+use super::{Context, ModelContext, Outcome};
 use crate::catalog::Catalog;
 use crate::cli::{IndexArgs, RetagArgs};
 use crate::index::run::{self, IndexOptions, Progress, Summary};

@@ -2,7 +2,7 @@
 
 use anyhow::Context as _;
 
-use super::{Context, Outcome};
+use super::{Context, ModelContext, Outcome};
 use crate::cli::{Architecture, ModelCommand, PrepareArgs};
 use crate::model::prepare::{self, Recipe};
 

@@ -1,4 +1,4 @@
-//! `phototag watch` (the daemon) and `phototag status`.
+//! `phototag watch` (the daemon). (`phototag status` is in `phototag_core::cmd::status`.)
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Context, Outcome};
+use super::{Context, ModelContext, Outcome};
 use crate::catalog::Catalog;
-use crate::cli::{Cli, StatusArgs, WatchArgs};
+use crate::cli::{Cli, WatchArgs};
 use crate::index::exclude::Excluder;
 use crate::model::{Classifier, ClassifierOptions};
 use crate::pipeline::Settings;
 use crate::watch::daemon::{self, Params};
-use crate::watch::status::{self, Status};
+use crate::watch::status;
 use crate::watch::worker::{self, Shared};
 
 /// The roots to watch: the config's plus `--root`s, canonical, without repeats.
@@ -107,61 +107,4 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         .map_err(|_| anyhow::anyhow!("the worker thread panicked"))?;
     tracing::info!("stopped");
     Ok(Outcome::Success)
-}
-
-pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
-    let path = status::path_for(&ctx.db);
-    let record = Status::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let running = record.as_ref().is_some_and(Status::is_alive);
-    let stats = Catalog::open_readonly(&ctx.db).and_then(|c| c.stats()).ok();
-    if args.json {
-        let v = serde_json::json!({
-            "running": running,
-            "daemon": record,
-            "catalog": stats.as_ref().map(|s| serde_json::json!({
-                "files": s.files, "images": s.images, "failures": s.failures,
-            })),
-        });
-        println!("{v}");
-    } else {
-        match &record {
-            Some(r) if running => {
-                println!(
-                    "daemon    running (pid {}, phototag {}, model {})",
-                    r.pid,
-                    r.version,
-                    r.model.as_deref().unwrap_or("not loaded yet")
-                );
-                for root in &r.roots {
-                    let why = root
-                        .reason
-                        .as_deref()
-                        .map(|w| format!(" ({w})"))
-                        .unwrap_or_default();
-                    println!("root      {:<9} {}{why}", root.state, root.path.display());
-                }
-                println!("queue     {} settling, {} queued", r.settling, r.queue);
-                println!("since     {} done, {} failed", r.done, r.failed);
-            }
-            Some(r) => println!(
-                "daemon    not running (last record: {} at unix time {})",
-                r.state, r.updated_unix
-            ),
-            None => println!(
-                "daemon    not running (no status record at {})",
-                path.display()
-            ),
-        }
-        if let Some(s) = &stats {
-            println!(
-                "catalog   {} files, {} images, {} failures",
-                s.files, s.images, s.failures
-            );
-        }
-    }
-    Ok(if running {
-        Outcome::Success
-    } else {
-        Outcome::NoMatch
-    })
 }

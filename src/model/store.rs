@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{Manifest, ManifestError, MANIFEST_FILE, MODEL_FILE};
 
-/// The name that picks the best prepared model.
-pub const AUTO: &str = "auto";
+pub use phototag_core::model_names::AUTO;
 /// Models `auto` may pick, best first. A `--from` file that is not torchvision's checkpoint
 /// is prepared under another name and so is never picked.
 pub const AUTO_ORDER: &[&str] = &["resnet18", "efficientnet-lite0"];
@@ -52,14 +51,7 @@ pub enum StoreError {
 
 /// Checks that a model name is safe as a folder name.
 pub fn check_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name != AUTO
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
+    if phototag_core::model_names::is_valid(name) {
         Ok(())
     } else {
         Err(StoreError::BadName(name.to_string()))

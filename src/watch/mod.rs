@@ -4,5 +4,5 @@ pub mod daemon;
 pub mod mounts;
 pub mod sdnotify;
 pub mod settle;
-pub mod status;
+pub use phototag_core::status;
 pub mod worker;

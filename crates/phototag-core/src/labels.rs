@@ -18,7 +18,7 @@ pub struct Class {
     pub synonyms: Vec<&'static str>,
 }
 
-const TSV: &str = include_str!("../data/imagenet_classes.tsv");
+const TSV: &str = include_str!("../../../data/imagenet_classes.tsv");
 
 /// Number of classes in ImageNet-1k.
 pub const IMAGENET_CLASSES: usize = 1000;

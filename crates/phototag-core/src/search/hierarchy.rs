@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use crate::labels;
 
-const TSV: &str = include_str!("../../data/imagenet_hierarchy.tsv");
+const TSV: &str = include_str!("../../../../data/imagenet_hierarchy.tsv");
 
 /// One WordNet synset: an ImageNet class or a hypernym of one.
 #[derive(Debug, Clone, PartialEq, Eq)]

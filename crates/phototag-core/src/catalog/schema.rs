@@ -26,7 +26,7 @@ pub struct Migration {
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
     name: "0001_init",
-    sql: include_str!("../../migrations/0001_init.sql"),
+    sql: include_str!("../../../../migrations/0001_init.sql"),
 }];
 
 /// The schema version this binary writes and reads.
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn every_migration_file_is_listed() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::imaging::Limits;
+use crate::limits::Limits;
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -81,7 +81,7 @@ pub struct IndexConfig {
 
 impl Default for IndexConfig {
     fn default() -> Self {
-        let e = crate::index::exclude::ExcludeConfig::default();
+        let e = crate::exclude::ExcludeConfig::default();
         Self {
             skip_hidden: e.skip_hidden,
             exclude: e.patterns,
@@ -92,8 +92,8 @@ impl Default for IndexConfig {
 
 impl IndexConfig {
     /// The exclusion settings for the walker.
-    pub fn exclude_config(&self) -> crate::index::exclude::ExcludeConfig {
-        crate::index::exclude::ExcludeConfig {
+    pub fn exclude_config(&self) -> crate::exclude::ExcludeConfig {
+        crate::exclude::ExcludeConfig {
             skip_hidden: self.skip_hidden,
             patterns: self.exclude.clone(),
         }
@@ -115,7 +115,7 @@ pub struct ClassifyConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            model: crate::model::AUTO.to_string(),
+            model: crate::model_names::AUTO.to_string(),
             model_dir: PathBuf::new(),
             log_level: "info".into(),
             db: PathBuf::new(),
@@ -242,9 +242,11 @@ impl Config {
                 "must be at most 1024 (0 means all cores)".into(),
             ));
         }
-        if self.model != crate::model::AUTO {
-            crate::model::store::check_name(&self.model)
-                .map_err(|e| ("model".into(), e.to_string()))?;
+        if self.model != crate::model_names::AUTO && !crate::model_names::is_valid(&self.model) {
+            return Err((
+                "model".into(),
+                format!("model name `{}` is not valid: use letters, digits, '-', '_' and '.', not starting with '.'", self.model),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
             return Err((
@@ -354,7 +356,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_parses_to_the_defaults() {
-        let text = include_str!("../config/phototag.toml");
+        let text = include_str!("../../../config/phototag.toml");
         let c = parse(text, Path::new("config/phototag.toml")).unwrap();
         assert_eq!(
             c,

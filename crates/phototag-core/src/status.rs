@@ -51,7 +51,7 @@ impl Status {
     /// Writes the record atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        crate::model::manifest::write_atomic(path, &json)
+        crate::fsutil::write_atomic(path, &json)
     }
 
     /// Reads a record; None when there is none.

@@ -132,7 +132,7 @@ pub struct PrepareArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: i64,
     /// Download address of torchvision's ResNet-18 checkpoint
-    #[arg(long, hide = true, default_value = crate::model::fetch::RESNET18_URL)]
+    #[arg(long, hide = true, default_value = crate::model_names::RESNET18_URL)]
     pub url: String,
 }
 
