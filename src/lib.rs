@@ -2,6 +2,7 @@
 //!
 //! The binary (`src/main.rs`) is a thin shell over these modules; see ARCHITECTURE.md.
 
+pub mod album;
 pub mod catalog;
 pub mod cli;
 pub mod cmd;
@@ -14,4 +15,5 @@ pub mod model;
 pub mod paths;
 pub mod pipeline;
 pub mod search;
+pub mod sidecar;
 pub mod watch;

@@ -75,6 +75,7 @@ fn folders(dir: &Path, excluder: &Excluder, out: &mut Vec<PathBuf>) {
     for e in entries.flatten() {
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
             && !excluder.excludes_name(&e.file_name())
+            && !excluder.is_pruned(&e.path())
         {
             folders(&e.path(), excluder, out);
         }
@@ -310,10 +311,12 @@ impl Loop {
         }
     }
 
+    /// An excluded name, or inside an album folder (never followed: no feedback loop).
     fn excluded(&self, path: &Path) -> bool {
         path.file_name()
             .map(|n| self.p.excluder.excludes_name(n))
             .unwrap_or(false)
+            || self.p.excluder.is_pruned(path)
     }
 
     fn changed_path(&mut self, path: &Path, now: Instant) {
@@ -342,7 +345,7 @@ impl Loop {
     }
 
     fn gone_path(&mut self, path: &Path, now: Instant) {
-        if self.root_of(path).is_none() {
+        if self.root_of(path).is_none() || self.p.excluder.is_pruned(path) {
             return;
         }
         self.settler.forget_under(path);
