@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod exit;
+pub mod export;
 pub mod imaging;
 pub mod index;
 pub mod labels;

@@ -65,6 +65,8 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::catalog::stats(&ctx, a),
         Command::Retag(a) => cmd::index::retag(&ctx, a),
         Command::Bench(b) => cmd::bench::run(&ctx, b),
+        Command::Album(a) => cmd::album::run(&ctx, a),
+        Command::Export(a) => cmd::export::run(&ctx, a),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -73,6 +73,11 @@ pub enum AlbumError {
     Catalog(#[from] CatalogError),
 }
 
+/// A mistake in how an album command was asked for (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
 /// Checks an album name: 1 to 64 letters, digits, spaces, `-`, `_` or `.`, not starting
 /// with `.` or a space.
 pub fn check_name(name: &str) -> Result<(), String> {

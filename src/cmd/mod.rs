@@ -2,9 +2,11 @@
 //!
 //! May not: define flags (see `cli`) or hold logic a library module should own.
 
+pub mod album;
 pub mod bench;
 pub mod catalog;
 pub mod classify;
+pub mod export;
 pub mod index;
 pub mod model;
 pub mod search;

@@ -23,7 +23,8 @@ use std::sync::{Arc, RwLock};
 use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 
 /// The names excluded by default: NAS thumbnail, recycle and snapshot folders, desktop trash
-/// and thumbnail caches, OS metadata files, and files still being written.
+/// and thumbnail caches, OS metadata files, files still being written, and XMP sidecars
+/// (phototag's and other tools': never photos).
 pub const DEFAULT_PATTERNS: &[&str] = &[
     "@eaDir",
     "#recycle",
@@ -40,6 +41,8 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "*.tmp",
     "*.part",
     "*.crdownload",
+    "*.xmp",
+    "*.XMP",
 ];
 
 /// The `[exclude]` settings.

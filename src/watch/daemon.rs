@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::sdnotify;
 use super::settle::Settler;
 use super::status::{RootStatus, Status};
-use super::worker::{Job, Shared};
+use super::worker::{Job, Outputs, Shared};
 use crate::config::{RootMode, WatchConfig};
 use crate::index::exclude::Excluder;
 use crate::index::plan::Plan;
@@ -31,6 +31,8 @@ pub struct Settings {
     /// Canonical roots to watch.
     pub roots: Vec<PathBuf>,
     pub watch: WatchConfig,
+    /// Albums and sidecars, for the worker.
+    pub outputs: Outputs,
 }
 
 /// Everything the loop needs.
@@ -445,6 +447,7 @@ impl Loop {
             queue: s.queue.load(Ordering::Relaxed),
             done: s.done.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
+            albums: s.albums.lock().map(|a| a.clone()).unwrap_or_default(),
         }
     }
 
@@ -495,6 +498,7 @@ impl Loop {
             }
         }
         self.settler.set_settle(secs(s.watch.settle_seconds));
+        let _ = self.p.jobs.send(Job::Outputs(s.outputs.clone()));
         self.p.settings = s;
         self.reconcile(added);
     }
