@@ -491,7 +491,11 @@ mod tests {
 
     #[test]
     fn sidecars_are_per_root() {
-        let c = parse("[watch]\nsidecars = { \"/srv/photos\" = true }\n", Path::new("x")).unwrap();
+        let c = parse(
+            "[watch]\nsidecars = { \"/srv/photos\" = true }\n",
+            Path::new("x"),
+        )
+        .unwrap();
         assert_eq!(c.watch.sidecars.get(Path::new("/srv/photos")), Some(&true));
     }
 

@@ -241,16 +241,16 @@ mod tests {
         }
         let text = String::from_utf8(buf.clone()).unwrap();
         assert!(text.starts_with("path,hash,model,rank,class,index,probability\n"));
-        assert!(text.contains("\"/p/a, \"\"quoted\"\"\nname.jpg\""), "{text}");
+        assert!(
+            text.contains("\"/p/a, \"\"quoted\"\"\nname.jpg\""),
+            "{text}"
+        );
         assert_eq!(read_csv(&buf[..]).unwrap(), records());
     }
 
     #[test]
     fn json_round_trips() {
-        let text: String = records()
-            .iter()
-            .map(|r| json_line(r) + "\n")
-            .collect();
+        let text: String = records().iter().map(|r| json_line(r) + "\n").collect();
         let back = read_json(text.as_bytes()).unwrap();
         assert_eq!(back.len(), 2);
         assert_eq!(back[0].path, records()[0].path);

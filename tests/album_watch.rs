@@ -114,10 +114,16 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
     photo(&p1, 1);
     photo(&p2, 2);
     let took = wait_for("two links in the album", || links(&album).len() == 2);
-    eprintln!("two photos landed → in the album in {:.1} s", took.as_secs_f64());
+    eprintln!(
+        "two photos landed → in the album in {:.1} s",
+        took.as_secs_f64()
+    );
     assert_eq!(
         links(&album),
-        [("p1.png".to_string(), p1.clone()), ("p2.png".to_string(), p2.clone())]
+        [
+            ("p1.png".to_string(), p1.clone()),
+            ("p2.png".to_string(), p2.clone())
+        ]
     );
     // Sidecars beside both, valid XMP with the stored tags.
     wait_for("sidecars", || {
@@ -169,14 +175,25 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         .unwrap();
         w.commit().unwrap();
     }
-    let took = wait_for("the retagged photo leaves the album", || links(&album).is_empty());
-    eprintln!("retag by another process → album updated in {:.1} s", took.as_secs_f64());
+    let took = wait_for("the retagged photo leaves the album", || {
+        links(&album).is_empty()
+    });
+    eprintln!(
+        "retag by another process → album updated in {:.1} s",
+        took.as_secs_f64()
+    );
 
     // No feedback loop: nothing under the album folder (or any sidecar) was catalogued.
     let c = Catalog::open_readonly(&db).unwrap();
     assert!(c.files_under(&album).unwrap().is_empty());
-    assert!(c.failures_under(&root).unwrap().is_empty(), "sidecars are not photos");
-    assert_eq!(std::fs::read_to_string(album.join("notes.txt")).unwrap(), "mine");
+    assert!(
+        c.failures_under(&root).unwrap().is_empty(),
+        "sidecars are not photos"
+    );
+    assert_eq!(
+        std::fs::read_to_string(album.join("notes.txt")).unwrap(),
+        "mine"
+    );
 
     unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
     let end = Instant::now() + Duration::from_secs(15);

@@ -130,7 +130,11 @@ fn sync_dry_run_collisions_foreign_files_and_retags() {
     lib.add("cat.jpg", "C", &[TABBY]);
     // A dog under 50%, and a dog with a cat: neither matches.
     lib.add("weak.jpg", "W", &[(207, "golden retriever", 0.3)]);
-    lib.add("both.jpg", "D", &[(207, "golden retriever", 0.6), (281, "tabby", 0.3)]);
+    lib.add(
+        "both.jpg",
+        "D",
+        &[(207, "golden retriever", 0.6), (281, "tabby", 0.3)],
+    );
     let album = lib.dir.join("albums/Dogs");
     std::fs::create_dir_all(&album).unwrap();
     std::fs::write(album.join("readme.txt"), "mine").unwrap();
@@ -142,20 +146,36 @@ fn sync_dry_run_collisions_foreign_files_and_retags() {
     let out = lib.run(&cfg, &["album", "sync", "Dogs", "--dry-run"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("create\t")).count(), 3, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("create\t")).count(),
+        3,
+        "{stdout}"
+    );
     assert_eq!(names(&album), ["readme.txt"], "a dry run changes nothing");
 
     let out = lib.run(&cfg, &["album", "sync", "Dogs"]);
     assert!(out.status.success());
     let n_a = format!("a-{}.jpg", hex8(&ha));
     let n_a2 = format!("a-{}.jpg", hex8(&ha2));
-    let mut want = vec![n_a.clone(), n_a2.clone(), "b.jpg".into(), "readme.txt".into()];
+    let mut want = vec![
+        n_a.clone(),
+        n_a2.clone(),
+        "b.jpg".into(),
+        "readme.txt".into(),
+    ];
     want.sort();
-    assert_eq!(names(&album), want, "a colliding name gets the hash suffix, others not");
+    assert_eq!(
+        names(&album),
+        want,
+        "a colliding name gets the hash suffix, others not"
+    );
     assert_eq!(std::fs::read_link(album.join(&n_a)).unwrap(), a);
     assert_eq!(std::fs::read_link(album.join(&n_a2)).unwrap(), a2);
     assert_eq!(std::fs::read_link(album.join("b.jpg")).unwrap(), b);
-    assert_eq!(std::fs::read_to_string(album.join("readme.txt")).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read_to_string(album.join("readme.txt")).unwrap(),
+        "mine"
+    );
 
     // Synced again: nothing to do.
     let out = lib.run(&cfg, &["album", "sync", "Dogs", "--dry-run"]);
@@ -171,14 +191,20 @@ fn sync_dry_run_collisions_foreign_files_and_retags() {
     assert!(out.status.success());
     assert_eq!(names(&album), ["a.jpg", "b.jpg", "readme.txt"]);
     assert_eq!(std::fs::read_link(album.join("a.jpg")).unwrap(), a2);
-    assert_eq!(std::fs::read_to_string(album.join("b.jpg")).unwrap(), "their own");
+    assert_eq!(
+        std::fs::read_to_string(album.join("b.jpg")).unwrap(),
+        "their own"
+    );
 
     // A foreign file with a wanted name: the link takes the suffixed name instead.
     lib.tag(&hash_bytes(b"B"), &[GOLDEN]);
     let out = lib.run(&cfg, &["album", "sync", "Dogs"]);
     assert!(out.status.success());
     let n_b = format!("b-{}.jpg", hex8(&hash_bytes(b"B")));
-    assert_eq!(names(&album), ["a.jpg", n_b.as_str(), "b.jpg", "readme.txt"]);
+    assert_eq!(
+        names(&album),
+        ["a.jpg", n_b.as_str(), "b.jpg", "readme.txt"]
+    );
     assert_eq!(std::fs::read_link(album.join(&n_b)).unwrap(), b);
 
     let out = lib.run(&cfg, &["album", "list"]);
@@ -186,7 +212,11 @@ fn sync_dry_run_collisions_foreign_files_and_retags() {
     assert!(stdout.starts_with("Dogs\tconfig\tsymlink\t"), "{stdout}");
     assert!(stdout.contains("2 links"), "{stdout}");
     let out = lib.run(&cfg, &["album", "remove", "Dogs"]);
-    assert_eq!(out.status.code(), Some(2), "a config album is removed in the config");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a config album is removed in the config"
+    );
 }
 
 #[test]
@@ -197,12 +227,26 @@ fn cli_albums_hard_links_and_errors() {
     let cfg = lib.config("");
     let album = lib.dir.join("Cats");
 
-    let out = lib.run(&cfg, &["album", "add", "Cats", "cat", album.to_str().unwrap(), "--hardlinks"]);
+    let out = lib.run(
+        &cfg,
+        &[
+            "album",
+            "add",
+            "Cats",
+            "cat",
+            album.to_str().unwrap(),
+            "--hardlinks",
+        ],
+    );
     assert!(out.status.success());
     assert_eq!(names(&album), ["cat.jpg"]);
     let link = std::fs::symlink_metadata(album.join("cat.jpg")).unwrap();
     assert!(link.is_file());
-    assert_eq!(link.ino(), std::fs::metadata(&c).unwrap().ino(), "a hard link");
+    assert_eq!(
+        link.ino(),
+        std::fs::metadata(&c).unwrap().ino(),
+        "a hard link"
+    );
 
     for (args, why) in [
         (vec!["album", "add", "Cats", "dog", "/tmp/x"], "name taken"),
@@ -242,7 +286,10 @@ fn an_album_on_a_missing_mount_is_reported_not_created() {
     let out = lib.run(&cfg, &["album", "sync", "Dogs"]);
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("unavailable") && stderr.contains("mnt/nas"), "{stderr}");
+    assert!(
+        stderr.contains("unavailable") && stderr.contains("mnt/nas"),
+        "{stderr}"
+    );
     assert!(!lib.dir.join("mnt").exists(), "nothing created");
 }
 
@@ -290,7 +337,11 @@ fn export_round_trips_and_sidecars_merge() {
     let out = lib.run(&cfg, &["export", "--format", "xmp", "dog"]);
     assert!(out.status.success());
     assert!(!phototag::sidecar::path_for(&cat).exists(), "not matched");
-    assert_eq!(std::fs::read(&dog).unwrap(), photo_before, "the photo is never modified");
+    assert_eq!(
+        std::fs::read(&dog).unwrap(),
+        photo_before,
+        "the photo is never modified"
+    );
     let merged = std::fs::read_to_string(&sidecar).unwrap();
     let s = phototag::sidecar::xmp::read(&merged).unwrap();
     assert_eq!(s.keywords, ["golden retriever"], "the 5% tag is no keyword");
@@ -298,13 +349,20 @@ fn export_round_trips_and_sidecars_merge() {
     assert_eq!(s.tags.len(), 2);
     assert!(merged.contains("<exif:DateTimeOriginal>2018-09-10T12:16:13</exif:DateTimeOriginal>"));
     // Every element of the original is still there.
-    for line in existing.lines().map(str::trim).filter(|l| l.starts_with("<exif:")) {
+    for line in existing
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("<exif:"))
+    {
         assert!(merged.contains(line), "lost {line}");
     }
 
     // To a folder instead: a tree mirroring the photos' paths.
     let out_dir = lib.dir.join("out");
-    let out = lib.run(&cfg, &["export", "--format", "xmp", "-o", out_dir.to_str().unwrap()]);
+    let out = lib.run(
+        &cfg,
+        &["export", "--format", "xmp", "-o", out_dir.to_str().unwrap()],
+    );
     assert!(out.status.success());
     let mirrored = phototag::sidecar::path_for(&out_dir.join(cat.strip_prefix("/").unwrap()));
     let s = phototag::sidecar::xmp::read(&std::fs::read_to_string(mirrored).unwrap()).unwrap();

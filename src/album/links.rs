@@ -45,15 +45,35 @@ pub fn state(r: &LinkRow) -> State {
 
 /// Makes a link; fails (AlreadyExists) rather than replace anything. Returns the inode of
 /// a hard link.
+///
+/// Where another phototag process (the daemon, or `album sync`) made the very same link
+/// a moment before, that link is taken as made: it is exactly what this one would be.
 pub fn create(r: &LinkRow, kind: LinkKind) -> io::Result<Option<u64>> {
+    let made = match kind {
+        LinkKind::Symlink => std::os::unix::fs::symlink(&r.target, &r.path).map(|()| None),
+        LinkKind::Hardlink => std::fs::hard_link(&r.target, &r.path)
+            .and_then(|()| Ok(Some(std::fs::symlink_metadata(&r.path)?.ino()))),
+    };
+    match made {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match same_link(r, kind) {
+            Some(inode) => Ok(inode),
+            None => Err(e),
+        },
+        other => other,
+    }
+}
+
+/// `Some` when the file at the link's path is already the link wanted.
+fn same_link(r: &LinkRow, kind: LinkKind) -> Option<Option<u64>> {
+    let meta = std::fs::symlink_metadata(&r.path).ok()?;
     match kind {
-        LinkKind::Symlink => {
-            std::os::unix::fs::symlink(&r.target, &r.path)?;
-            Ok(None)
-        }
+        LinkKind::Symlink => (meta.file_type().is_symlink()
+            && std::fs::read_link(&r.path).ok()? == r.target)
+            .then_some(None),
         LinkKind::Hardlink => {
-            std::fs::hard_link(&r.target, &r.path)?;
-            Ok(Some(std::fs::symlink_metadata(&r.path)?.ino()))
+            let target = std::fs::metadata(&r.target).ok()?;
+            (meta.is_file() && meta.dev() == target.dev() && meta.ino() == target.ino())
+                .then_some(Some(meta.ino()))
         }
     }
 }
@@ -92,9 +112,11 @@ mod tests {
         assert_eq!(state(&r), State::Missing);
         assert_eq!(create(&r, LinkKind::Symlink).unwrap(), None);
         assert_eq!(state(&r), State::Ours);
-        assert!(create(&r, LinkKind::Symlink).is_err(), "never over a file");
+        // The same link made a moment before by another phototag process is taken as made.
+        assert_eq!(create(&r, LinkKind::Symlink).unwrap(), None);
         std::fs::remove_file(&r.path).unwrap();
         std::fs::write(&r.path, b"mine").unwrap();
+        assert!(create(&r, LinkKind::Symlink).is_err(), "never over a file");
         assert_eq!(state(&r), State::Foreign);
         assert!(remove(&r).is_err());
         assert_eq!(std::fs::read(&r.path).unwrap(), b"mine");

@@ -120,9 +120,8 @@ pub fn plan(album: &Album, matched: &[(PathBuf, Hash)], records: Vec<LinkRow>) -
             }
         }
     }
-    let foreign = |p: &Path| -> bool {
-        !live.contains_key(p) && std::fs::symlink_metadata(p).is_ok()
-    };
+    let foreign =
+        |p: &Path| -> bool { !live.contains_key(p) && std::fs::symlink_metadata(p).is_ok() };
     let want = desired(&album.folder, matched, &foreign);
     let mut kept = 0;
     let mut creates = Vec::new();
@@ -174,7 +173,10 @@ mod tests {
 
     #[test]
     fn suffix_goes_before_the_extension() {
-        assert_eq!(suffixed(OsStr::new("IMG_1.jpg"), &h(0xab)), "IMG_1-abababab.jpg");
+        assert_eq!(
+            suffixed(OsStr::new("IMG_1.jpg"), &h(0xab)),
+            "IMG_1-abababab.jpg"
+        );
         assert_eq!(suffixed(OsStr::new("README"), &h(1)), "README-01010101");
         assert_eq!(suffixed(OsStr::new(".hidden"), &h(2)), ".hidden-02020202");
         assert_eq!(suffixed(OsStr::new("a.tar.gz"), &h(3)), "a.tar-03030303.gz");
@@ -200,7 +202,10 @@ mod tests {
             names,
             ["IMG_1-01010101.jpg", "IMG_1-02020202.jpg", "IMG_2.jpg"]
         );
-        assert_eq!(d[&f.join("IMG_2.jpg")].0, PathBuf::from("/p/2024/IMG_2.jpg"));
+        assert_eq!(
+            d[&f.join("IMG_2.jpg")].0,
+            PathBuf::from("/p/2024/IMG_2.jpg")
+        );
     }
 
     #[test]

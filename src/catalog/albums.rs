@@ -153,7 +153,9 @@ impl Catalog {
     pub fn link(&self, path: &Path) -> Result<Option<LinkRow>, CatalogError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT path, album, target, hash, inode FROM album_links WHERE path = ?1")?
+            .prepare_cached(
+                "SELECT path, album, target, hash, inode FROM album_links WHERE path = ?1",
+            )?
             .query_row([path_bytes(path)], |r| {
                 Ok(LinkRow {
                     path: path_from(r.get(0)?),
@@ -194,7 +196,10 @@ impl Catalog {
     }
 
     /// The model name and tags of one content.
-    pub fn model_and_tags(&self, hash: &Hash) -> Result<Option<(String, Vec<TagRow>)>, CatalogError> {
+    pub fn model_and_tags(
+        &self,
+        hash: &Hash,
+    ) -> Result<Option<(String, Vec<TagRow>)>, CatalogError> {
         let tx = self.snapshot()?;
         let model: Option<String> = tx
             .query_row(

@@ -43,7 +43,10 @@ fn config_name(ctx: &Context) -> String {
 /// Refuses a folder that would hide photos: one holding a watched root, or `/`.
 fn check_folder(ctx: &Context, folder: &Path) -> anyhow::Result<()> {
     if folder.parent().is_none() {
-        return Err(usage(format!("{} cannot be an album folder", folder.display())));
+        return Err(usage(format!(
+            "{} cannot be an album folder",
+            folder.display()
+        )));
     }
     for r in &ctx.config.watch.roots {
         let r = super::stored_path(r);
@@ -95,7 +98,12 @@ fn add(ctx: &Context, a: &AlbumAddArgs) -> anyhow::Result<Outcome> {
             a.name, a.name
         )));
     }
-    eprintln!("album `{}` added: {} ← {}", a.name, folder.display(), a.query);
+    eprintln!(
+        "album `{}` added: {} ← {}",
+        a.name,
+        folder.display(),
+        a.query
+    );
     if a.no_sync {
         return Ok(Outcome::Success);
     }
@@ -217,7 +225,11 @@ fn sync_one(
         line.push(b'\n');
         out.write_all(&line)?;
     }
-    let would = if dry_run { " (dry run: nothing changed)" } else { "" };
+    let would = if dry_run {
+        " (dry run: nothing changed)"
+    } else {
+        ""
+    };
     eprintln!(
         "album `{}` ({}): {} matched; {} created, {} removed, {} kept, {} records of replaced or missing links forgotten{would}",
         al.name,

@@ -35,10 +35,10 @@ fn records(catalog: &Catalog, terms: &[String]) -> anyhow::Result<Vec<Record>> {
     let mut cache: HashMap<Hash, (String, Vec<crate::catalog::TagRow>)> = HashMap::new();
     let mut out = Vec::with_capacity(hits.len());
     for h in hits {
-        if !cache.contains_key(&h.hash) {
+        if let std::collections::hash_map::Entry::Vacant(v) = cache.entry(h.hash) {
             match catalog.model_and_tags(&h.hash)? {
                 Some(mt) => {
-                    cache.insert(h.hash, mt);
+                    v.insert(mt);
                 }
                 None => continue,
             }

@@ -133,7 +133,10 @@ impl Excluder {
 
     /// The folders excluded by path.
     pub fn pruned_dirs(&self) -> Vec<PathBuf> {
-        self.pruned.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.pruned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether `path` is one of the folders excluded by path, or inside one.

@@ -90,8 +90,16 @@ fn phototag_block(model: &str, tags: &[TagRow], ours: &[String], ind: &str) -> S
     for t in tags {
         let _ = writeln!(s, "{ind}  <rdf:li rdf:parseType=\"Resource\">");
         let _ = writeln!(s, "{ind}   <phototag:Rank>{}</phototag:Rank>", t.rank);
-        let _ = writeln!(s, "{ind}   <phototag:Class>{}</phototag:Class>", t.class_index);
-        let _ = writeln!(s, "{ind}   <phototag:Label>{}</phototag:Label>", esc(&t.label));
+        let _ = writeln!(
+            s,
+            "{ind}   <phototag:Class>{}</phototag:Class>",
+            t.class_index
+        );
+        let _ = writeln!(
+            s,
+            "{ind}   <phototag:Label>{}</phototag:Label>",
+            esc(&t.label)
+        );
         let _ = writeln!(
             s,
             "{ind}   <phototag:Probability>{:.4}</phototag:Probability>",
@@ -395,13 +403,14 @@ pub fn merge(existing: &str, model: &str, tags: &[TagRow]) -> Result<String, Xmp
         };
         if skipped {
             let indent = pending.rsplit('\n').next().unwrap_or("").to_string();
-            let keep_subject = matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject"));
+            let keep_subject =
+                matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject"));
             if keep_subject {
                 // Replaced where it was, at its indentation.
                 let inner = w.get_mut();
                 inner.extend_from_slice(pending.as_bytes());
                 let block = subject_block(&all, &indent);
-                inner.extend_from_slice(block[indent.len()..].as_bytes());
+                inner.extend_from_slice(&block.as_bytes()[indent.len()..]);
                 subject_done = true;
             }
             pending.clear();
@@ -526,9 +535,18 @@ mod tests {
         let s = read(&merged).unwrap();
         assert_eq!(
             s.keywords,
-            ["holiday", "golden retriever", "Rock & Roll", "Labrador retriever"]
+            [
+                "holiday",
+                "golden retriever",
+                "Rock & Roll",
+                "Labrador retriever"
+            ]
         );
-        assert_eq!(s.ours, ["Labrador retriever"], "golden retriever was theirs");
+        assert_eq!(
+            s.ours,
+            ["Labrador retriever"],
+            "golden retriever was theirs"
+        );
         for kept in [
             "xmp:Rating=\"4\"",
             "digiKam:ColorLabel=\"2\"",
@@ -545,7 +563,10 @@ mod tests {
         other[1].label = "kuvasz".into();
         let again = merge(&merged, "resnet18", &other).unwrap();
         let s = read(&again).unwrap();
-        assert_eq!(s.keywords, ["holiday", "golden retriever", "Rock & Roll", "kuvasz"]);
+        assert_eq!(
+            s.keywords,
+            ["holiday", "golden retriever", "Rock & Roll", "kuvasz"]
+        );
         assert_eq!(merge(&again, "resnet18", &other).unwrap(), again);
         assert_eq!(again.matches("<phototag:Model>").count(), 1);
     }

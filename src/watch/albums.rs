@@ -81,6 +81,11 @@ impl Albums {
                 if self.version.is_some_and(|old| old != v) {
                     tracing::debug!("the catalog changed in another process");
                     self.touch();
+                    // An album added from the command line is excluded at once.
+                    if let Ok(stored) = catalog.albums() {
+                        let all = album::all(&self.outputs.albums, &stored);
+                        self.excluder.set_pruned_dirs(album::folders(&all));
+                    }
                 }
                 self.version = Some(v);
             }

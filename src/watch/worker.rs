@@ -11,10 +11,10 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::index::exclude::Excluder;
@@ -154,7 +154,11 @@ fn handle(
             }
             let _ = reply.send(plan.map_err(|e| e.to_string()));
         }
-        Job::Process(entries) => {
+        Job::Process(mut entries) => {
+            let n = entries.len();
+            // Settled before an album folder was known: never catalogue phototag's links.
+            entries.retain(|e| !excluder.is_pruned(&e.path));
+            shared.queue.fetch_sub(n - entries.len(), Ordering::Relaxed);
             let n = entries.len();
             let mut progress = |p: Progress| {
                 if let Progress::Done = p {
