@@ -369,3 +369,60 @@ fn export_round_trips_and_sidecars_merge() {
     assert_eq!(s.keywords, ["tabby"]);
     drop(lib.tmp);
 }
+
+#[test]
+fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
+    let Some(dir) = common::shared(
+        "corpus/formats/photoprism/assets/examples",
+        "real_sidecars_merge_into_valid_xmp_and_keep_their_content",
+    ) else {
+        return;
+    };
+    let tags = vec![
+        phototag::catalog::TagRow {
+            rank: 1,
+            class_index: 281,
+            label: "tabby".into(),
+            probability: 0.6,
+        },
+        phototag::catalog::TagRow {
+            rank: 2,
+            class_index: 285,
+            label: "Egyptian cat".into(),
+            probability: 0.2,
+        },
+    ];
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "xmp") {
+            continue;
+        }
+        n += 1;
+        let original = std::fs::read_to_string(&p).unwrap();
+        let merged = phototag::sidecar::xmp::merge(&original, "resnet18", &tags).unwrap();
+        // Well-formed (end names checked) and reads back with our keywords.
+        let s = phototag::sidecar::xmp::read(&merged).unwrap();
+        assert_eq!(s.keywords, ["tabby", "Egyptian cat"], "{}", p.display());
+        assert_eq!(s.model.as_deref(), Some("resnet18"));
+        // Every element line of the original (ExifTool writes one per line) is kept.
+        for line in original.lines().map(str::trim) {
+            if line.starts_with('<')
+                && !line.starts_with("<rdf:Description")
+                && !line.starts_with("<?xpacket")
+            {
+                assert!(merged.contains(line), "{}: lost {line}", p.display());
+            }
+        }
+        assert!(
+            merged.starts_with("<?xpacket begin="),
+            "the packet wrapper stays"
+        );
+        // Merging again changes nothing.
+        assert_eq!(
+            phototag::sidecar::xmp::merge(&merged, "resnet18", &tags).unwrap(),
+            merged
+        );
+    }
+    assert!(n >= 1, "no .xmp examples found");
+}
