@@ -17,6 +17,9 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
 }
 
 fn model_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
+    if cause.is::<crate::album::UsageError>() {
+        return Some(USAGE);
+    }
     if cause.is::<StoreError>() || cause.is::<ManifestError>() || cause.is::<CheckpointError>() {
         return Some(MODEL);
     }

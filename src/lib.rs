@@ -7,10 +7,13 @@
 
 pub use phototag_core::{catalog, cli, config, labels, paths, search};
 
+pub mod album;
 pub mod cmd;
 pub mod exit;
+pub mod export;
 pub mod imaging;
 pub mod index;
 pub mod model;
 pub mod pipeline;
+pub mod sidecar;
 pub mod watch;

@@ -102,7 +102,16 @@ fn migrations_apply_once_and_record_the_version() {
         .unwrap();
     assert_eq!(
         tables,
-        ["failures", "files", "images", "models", "roots", "tags"]
+        [
+            "album_links",
+            "albums",
+            "failures",
+            "files",
+            "images",
+            "models",
+            "roots",
+            "tags"
+        ]
     );
     let ro = Catalog::open_readonly(&path).unwrap();
     assert_eq!(ro.schema_version().unwrap(), SCHEMA_VERSION);

@@ -87,6 +87,7 @@ fn custom_patterns_replace_the_defaults() {
     let cfg = ExcludeConfig {
         skip_hidden: true,
         patterns: vec!["private".into(), "*.RAW".into()],
+        ..ExcludeConfig::default()
     };
     let w = run(root, &excluder(&cfg), false);
     assert_eq!(rel(&w, root), ["@eaDir/thumb.jpg", "keep.jpg", "x.raw"]);
@@ -100,6 +101,7 @@ fn custom_patterns_replace_the_defaults() {
     let bad = ExcludeConfig {
         skip_hidden: true,
         patterns: vec!["ok".into(), "{unclosed".into()],
+        ..ExcludeConfig::default()
     };
     let err = Excluder::new(&bad).unwrap_err().to_string();
     assert!(err.contains("\"{unclosed\""), "{err}");
@@ -121,6 +123,7 @@ fn skip_hidden_false_includes_hidden() {
     let cfg = ExcludeConfig {
         skip_hidden: false,
         patterns: vec![],
+        ..ExcludeConfig::default()
     };
     let w = run(root, &excluder(&cfg), false);
     assert_eq!(

@@ -37,6 +37,8 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::catalog::stats(&ctx, a),
         Command::Retag(a) => cmd::index::retag(&ctx, a),
         Command::Bench(b) => cmd::bench::run(&ctx, b),
+        Command::Album(a) => cmd::album::run(&ctx, a),
+        Command::Export(a) => cmd::export::run(&ctx, a),
     };
     app::finish(result, exit::code_for)
 }

@@ -138,7 +138,12 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         roots,
         prune: args.prune,
         follow_symlinks: ctx.config.index.follow_symlinks,
-        exclude: ctx.config.index.exclude_config(),
+        exclude: {
+            // Album folders are phototag's own links: never indexed.
+            let mut e = ctx.config.index.exclude_config();
+            e.prune_dirs = crate::album::folders(&crate::album::load(&ctx.config, Some(&catalog))?);
+            e
+        },
         settings: Settings {
             limits: ctx.config.limits,
             preprocess: stored.manifest.preprocess(),

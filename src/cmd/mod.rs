@@ -4,8 +4,10 @@
 //!
 //! May not: define flags (see `cli`) or hold logic a library module should own.
 
+pub mod album;
 pub mod bench;
 pub mod classify;
+pub mod export;
 pub mod index;
 pub mod model;
 pub mod watch;

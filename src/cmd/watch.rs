@@ -14,7 +14,22 @@ use crate::model::{Classifier, ClassifierOptions};
 use crate::pipeline::Settings;
 use crate::watch::daemon::{self, Params};
 use crate::watch::status;
-use crate::watch::worker::{self, Shared};
+use crate::watch::worker::{self, Outputs, Shared};
+
+/// Albums and sidecar roots of a configuration, for the worker.
+fn outputs_of(config: &crate::config::Config) -> Outputs {
+    Outputs {
+        albums: config.album.clone(),
+        sidecar_roots: config
+            .watch
+            .sidecars
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|(r, _)| super::stored_path(r))
+            .collect(),
+        album_delay: std::time::Duration::from_secs_f64(config.watch.album_delay_seconds),
+    }
+}
 
 /// The roots to watch: the config's plus `--root`s, canonical, without repeats.
 fn roots_of(config: &crate::config::Config, extra: &[PathBuf]) -> Vec<PathBuf> {
@@ -45,6 +60,9 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
     let excluder =
         Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Album folders are never walked or watched, from the start (no feedback loop).
+    let albums = crate::album::load(&ctx.config, Some(&catalog))?;
+    excluder.set_pruned_dirs(crate::album::folders(&albums));
     let settings = Settings {
         limits: ctx.config.limits,
         preprocess: stored.manifest.preprocess(),
@@ -73,6 +91,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         settings,
         excluder.clone(),
         ctx.config.index.follow_symlinks,
+        outputs_of(&ctx.config),
         Arc::clone(&stop),
         Arc::clone(&shared),
     );
@@ -82,6 +101,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         let (config, _) = crate::config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
         Ok(daemon::Settings {
             roots: roots_of(&config, &extra),
+            outputs: outputs_of(&config),
             watch: config.watch,
         })
     });
@@ -89,6 +109,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         settings: daemon::Settings {
             roots,
             watch: ctx.config.watch.clone(),
+            outputs: outputs_of(&ctx.config),
         },
         reload,
         excluder,

@@ -132,7 +132,10 @@ pub fn walk(
         .follow_links(follow_symlinks)
         .into_iter()
         .filter_entry(|e| {
-            if e.depth() == 0 || !excluder.excludes_name(e.file_name()) {
+            let out = e.depth() > 0
+                && (excluder.excludes_name(e.file_name())
+                    || (e.file_type().is_dir() && excluder.is_pruned(e.path())));
+            if !out {
                 true
             } else {
                 excluded.set(excluded.get() + 1);
@@ -220,6 +223,7 @@ fn root_error(root: &Path, source: io::Error) -> WalkError {
 fn is_excluded_path(excluder: &Excluder, path: &Path) -> bool {
     path.file_name()
         .is_some_and(|name| excluder.excludes_name(name))
+        || excluder.is_pruned(path)
 }
 
 fn problem(err: walkdir::Error, root: &Path) -> Problem {

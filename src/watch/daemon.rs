@@ -19,7 +19,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::sdnotify;
 use super::settle::Settler;
 use super::status::{RootStatus, Status};
-use super::worker::{Job, Shared};
+use super::worker::{Job, Outputs, Shared};
 use crate::config::{RootMode, WatchConfig};
 use crate::index::exclude::Excluder;
 use crate::index::plan::Plan;
@@ -31,6 +31,8 @@ pub struct Settings {
     /// Canonical roots to watch.
     pub roots: Vec<PathBuf>,
     pub watch: WatchConfig,
+    /// Albums and sidecars, for the worker.
+    pub outputs: Outputs,
 }
 
 /// Everything the loop needs.
@@ -75,6 +77,7 @@ fn folders(dir: &Path, excluder: &Excluder, out: &mut Vec<PathBuf>) {
     for e in entries.flatten() {
         if e.file_type().map(|t| t.is_dir()).unwrap_or(false)
             && !excluder.excludes_name(&e.file_name())
+            && !excluder.is_pruned(&e.path())
         {
             folders(&e.path(), excluder, out);
         }
@@ -310,10 +313,12 @@ impl Loop {
         }
     }
 
+    /// An excluded name, or inside an album folder (never followed: no feedback loop).
     fn excluded(&self, path: &Path) -> bool {
         path.file_name()
             .map(|n| self.p.excluder.excludes_name(n))
             .unwrap_or(false)
+            || self.p.excluder.is_pruned(path)
     }
 
     fn changed_path(&mut self, path: &Path, now: Instant) {
@@ -342,7 +347,7 @@ impl Loop {
     }
 
     fn gone_path(&mut self, path: &Path, now: Instant) {
-        if self.root_of(path).is_none() {
+        if self.root_of(path).is_none() || self.p.excluder.is_pruned(path) {
             return;
         }
         self.settler.forget_under(path);
@@ -442,6 +447,7 @@ impl Loop {
             queue: s.queue.load(Ordering::Relaxed),
             done: s.done.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
+            albums: s.albums.lock().map(|a| a.clone()).unwrap_or_default(),
         }
     }
 
@@ -492,6 +498,7 @@ impl Loop {
             }
         }
         self.settler.set_settle(secs(s.watch.settle_seconds));
+        let _ = self.p.jobs.send(Job::Outputs(s.outputs.clone()));
         self.p.settings = s;
         self.reconcile(added);
     }

@@ -1,6 +1,11 @@
 //! The daemon's worker thread: the only writer to the catalog and the only user of the
 //! model. It takes jobs from the event loop (reconcile roots, process settled files,
 //! remove rows of files that stayed gone) and keeps shared counters for the status record.
+//! After committed changes it writes the XMP sidecars of processed files under roots that
+//! want them, and, once changes have been quiet for `album_delay_seconds` (or every that
+//! long under steady load), brings the album folders up to date (`albums.rs`). It also
+//! notices other processes' commits (`phototag retag`, `index`, `album add`) through the
+//! catalog's data version.
 //!
 //! May not: watch anything or decide when a file is settled (the event loop does).
 
@@ -9,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::catalog::Catalog;
 use crate::index::exclude::Excluder;
@@ -32,6 +38,19 @@ pub enum Job {
     RemoveMissing(Vec<PathBuf>),
     /// Record a root's state (`online`, `offline`).
     RootState { root: PathBuf, state: &'static str },
+    /// New album and sidecar settings (SIGHUP).
+    Outputs(Outputs),
+}
+
+/// What the worker writes besides the catalog: album folders and sidecars.
+#[derive(Debug, Clone, Default)]
+pub struct Outputs {
+    /// The config's `[[album]]` entries (the catalog's are read at each sync).
+    pub albums: Vec<crate::config::AlbumConfig>,
+    /// Canonical roots whose photos get XMP sidecars.
+    pub sidecar_roots: Vec<PathBuf>,
+    /// Quiet time before album folders are brought up to date.
+    pub album_delay: Duration,
 }
 
 /// Counters the event loop reads for the status record.
@@ -41,18 +60,21 @@ pub struct Shared {
     pub done: AtomicU64,
     pub failed: AtomicU64,
     pub model: Mutex<Option<String>>,
+    pub albums: Mutex<Vec<super::status::AlbumStatus>>,
 }
 
 type Loader =
     Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + Send>;
 
 /// Starts the worker; it ends when the job sender is dropped (after the job at hand).
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     mut catalog: Catalog,
     loader: Loader,
     settings: Settings,
     excluder: Excluder,
     follow_symlinks: bool,
+    outputs: Outputs,
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
 ) -> (mpsc::Sender<Job>, JoinHandle<()>) {
@@ -62,7 +84,28 @@ pub fn spawn(
         .spawn(move || {
             let mut model = LazyClassifier::new(loader);
             let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
-            for job in rx {
+            let mut albums = super::albums::Albums::new(outputs, excluder.clone());
+            loop {
+                let job = match rx.recv_timeout(Duration::from_millis(250)) {
+                    Ok(job) => job,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        albums.tick(&mut catalog, &shared);
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                };
+                let job = match job {
+                    Job::Outputs(o) => {
+                        albums.set_outputs(o);
+                        continue;
+                    }
+                    job => job,
+                };
+                let changes = !matches!(job, Job::RootState { .. });
+                let sidecars = match &job {
+                    Job::Process(entries) => albums.sidecar_paths(entries),
+                    _ => Vec::new(),
+                };
                 if let Err(e) = handle(
                     &mut catalog,
                     &mut model,
@@ -79,6 +122,11 @@ pub fn spawn(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+                super::albums::write_sidecars(&catalog, &sidecars);
+                if changes {
+                    albums.touch();
+                }
+                albums.tick(&mut catalog, &shared);
             }
             let _ = catalog.checkpoint();
         })
@@ -106,7 +154,11 @@ fn handle(
             }
             let _ = reply.send(plan.map_err(|e| e.to_string()));
         }
-        Job::Process(entries) => {
+        Job::Process(mut entries) => {
+            let n = entries.len();
+            // Settled before an album folder was known: never catalogue phototag's links.
+            entries.retain(|e| !excluder.is_pruned(&e.path));
+            shared.queue.fetch_sub(n - entries.len(), Ordering::Relaxed);
             let n = entries.len();
             let mut progress = |p: Progress| {
                 if let Progress::Done = p {
@@ -174,6 +226,7 @@ fn handle(
             w.set_root_state(id, state, now)?;
             w.commit()?;
         }
+        Job::Outputs(_) => {}
     }
     Ok(())
 }

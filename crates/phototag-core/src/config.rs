@@ -25,6 +25,69 @@ pub struct Config {
     pub index: IndexConfig,
     pub watch: WatchConfig,
     pub limits: Limits,
+    /// Smart albums (`[[album]]`): folders kept equal to a query's results.
+    pub album: Vec<AlbumConfig>,
+}
+
+/// How an album folder links to photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// Symbolic links (work across file systems; shares must follow them).
+    #[default]
+    Symlink,
+    /// Hard links (the album folder must be on the photos' file system).
+    Hardlink,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Symlink => "symlink",
+            LinkKind::Hardlink => "hardlink",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LinkKind> {
+        match s {
+            "symlink" => Some(LinkKind::Symlink),
+            "hardlink" => Some(LinkKind::Hardlink),
+            _ => None,
+        }
+    }
+}
+
+/// Checks an album name: 1 to 64 letters, digits, spaces, `-`, `_` or `.`, not starting
+/// with `.` or a space.
+pub fn check_album_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && !name.starts_with(['.', ' '])
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an album name (1-64 letters, digits, spaces, '-', '_', '.')"
+        ))
+    }
+}
+
+/// One `[[album]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlbumConfig {
+    /// Unique name (letters, digits, space, `-`, `_`, `.`).
+    pub name: String,
+    /// A query in the search language, e.g. `dog>0.4 AND NOT cat`.
+    pub query: String,
+    /// The album folder (absolute); its parent must exist.
+    pub folder: PathBuf,
+    /// `symlink` (default) or `hardlink`.
+    #[serde(default)]
+    pub links: LinkKind,
 }
 
 /// How a root is watched.
@@ -53,6 +116,10 @@ pub struct WatchConfig {
     pub poll_interval_seconds: f64,
     /// A deleted file's rows are removed after this long (a move shows up meanwhile).
     pub delete_grace_seconds: f64,
+    /// Per-root XMP sidecars, e.g. `{ "/srv/photos" = true }`: write `photo.jpg.xmp`.
+    pub sidecars: std::collections::BTreeMap<PathBuf, bool>,
+    /// Album folders are brought up to date this long after the last change.
+    pub album_delay_seconds: f64,
 }
 
 impl Default for WatchConfig {
@@ -63,6 +130,8 @@ impl Default for WatchConfig {
             settle_seconds: 5.0,
             poll_interval_seconds: 300.0,
             delete_grace_seconds: 30.0,
+            sidecars: Default::default(),
+            album_delay_seconds: 2.0,
         }
     }
 }
@@ -96,6 +165,7 @@ impl IndexConfig {
         crate::exclude::ExcludeConfig {
             skip_hidden: self.skip_hidden,
             patterns: self.exclude.clone(),
+            prune_dirs: Vec::new(),
         }
     }
 }
@@ -123,6 +193,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
             limits: Limits::default(),
+            album: Vec::new(),
         }
     }
 }
@@ -262,6 +333,7 @@ impl Config {
             ("watch.settle_seconds", w.settle_seconds),
             ("watch.poll_interval_seconds", w.poll_interval_seconds),
             ("watch.delete_grace_seconds", w.delete_grace_seconds),
+            ("watch.album_delay_seconds", w.album_delay_seconds),
         ] {
             if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
                 return Err((key.into(), "must be between 0 and 86400 seconds".into()));
@@ -272,6 +344,21 @@ impl Config {
                 "watch.poll_interval_seconds".into(),
                 "must be at least 0.5 seconds".into(),
             ));
+        }
+        for (i, a) in self.album.iter().enumerate() {
+            let key = |k: &str| format!("album[{i}].{k}");
+            if let Err(e) = check_album_name(&a.name) {
+                return Err((key("name"), e));
+            }
+            if self.album[..i].iter().any(|b| b.name == a.name) {
+                return Err((key("name"), format!("a second album named `{}`", a.name)));
+            }
+            if let Err(e) = crate::search::Query::compile(&a.query, 0.0) {
+                return Err((key("query"), e.to_string().replace('\n', " ")));
+            }
+            if !a.folder.is_absolute() {
+                return Err((key("folder"), "must be an absolute path".into()));
+            }
         }
         let l = &self.limits;
         if l.max_width == 0
@@ -324,10 +411,20 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// values that parsed but are out of range.
 fn find_key(text: &str, dotted: &str) -> Option<std::ops::Range<usize>> {
     let last = dotted.rsplit('.').next()?;
+    // `album[2].query`: look after the third `[[album]]` header.
+    let nth_album = dotted
+        .strip_prefix("album[")
+        .and_then(|r| r.split(']').next())
+        .and_then(|i| i.parse::<usize>().ok());
+    let mut headers = 0;
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let t = line.trim_start();
-        if t.starts_with(last) && t[last.len()..].trim_start().starts_with('=') {
+        if t.trim_end() == "[[album]]" {
+            headers += 1;
+        }
+        let in_place = nth_album.is_none_or(|n| headers == n + 1);
+        if in_place && t.starts_with(last) && t[last.len()..].trim_start().starts_with('=') {
             let start = offset + (line.len() - t.len());
             return Some(start..start + last.len());
         }
@@ -392,6 +489,34 @@ mod tests {
         assert!(e.contains("classify.batch_size"), "{e}");
         let e = err("model = \"../../etc\"\n");
         assert!(e.contains(":1:") && e.contains("model"), "{e}");
+    }
+
+    #[test]
+    fn albums_are_read_and_checked() {
+        let text = "[[album]]\nname = \"Dogs\"\nquery = \"dog>0.4 AND NOT cat\"\nfolder = \"/srv/albums/dogs\"\n\n[[album]]\nname = \"Cats\"\nquery = \"cat\"\nfolder = \"/srv/albums/cats\"\nlinks = \"hardlink\"\n";
+        let c = parse(text, Path::new("x")).unwrap();
+        assert_eq!(c.album.len(), 2);
+        assert_eq!(c.album[0].links, LinkKind::Symlink);
+        assert_eq!(c.album[1].links, LinkKind::Hardlink);
+        let bad = text.replace("query = \"cat\"", "query = \"(cat\"");
+        let e = err(&bad);
+        assert!(e.contains(":8:") && e.contains("album[1].query"), "{e}");
+        let e = err(&text.replace("/srv/albums/cats", "albums/cats"));
+        assert!(e.contains(":9:") && e.contains("album[1].folder"), "{e}");
+        let e = err(&text.replace("Cats", "Dogs"));
+        assert!(e.contains(":7:") && e.contains("second album"), "{e}");
+        let e = err(&text.replace("\"hardlink\"", "\"copy\""));
+        assert!(e.contains(":10:"), "{e}");
+    }
+
+    #[test]
+    fn sidecars_are_per_root() {
+        let c = parse(
+            "[watch]\nsidecars = { \"/srv/photos\" = true }\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.watch.sidecars.get(Path::new("/srv/photos")), Some(&true));
     }
 
     #[test]

@@ -7,15 +7,24 @@
 //! Every byte counts as one character: `?` matches one byte, not a multi-byte character such
 //! as `é` (use `*` there).
 //!
-//! May not: touch the file system, or see paths (the walker asks about one name at a time).
+//! Besides names, it holds a short list of folders excluded by path: the album folders
+//! (phototag's own links), so an album inside a watched root is never walked or watched.
+//! That list is shared by every clone of an [`Excluder`] and can be replaced while the
+//! daemon runs (an album added from the command line).
+//!
+//! May not: touch the file system, or match patterns on paths (the walker asks about one
+//! name at a time; only the album folders are compared as whole paths).
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
 use globset::{Candidate, Glob, GlobSet, GlobSetBuilder};
 
 /// The names excluded by default: NAS thumbnail, recycle and snapshot folders, desktop trash
-/// and thumbnail caches, OS metadata files, and files still being written.
+/// and thumbnail caches, OS metadata files, files still being written, and XMP sidecars
+/// (phototag's and other tools': never photos).
 pub const DEFAULT_PATTERNS: &[&str] = &[
     "@eaDir",
     "#recycle",
@@ -32,6 +41,8 @@ pub const DEFAULT_PATTERNS: &[&str] = &[
     "*.tmp",
     "*.part",
     "*.crdownload",
+    "*.xmp",
+    "*.XMP",
 ];
 
 /// The `[exclude]` settings.
@@ -43,6 +54,9 @@ pub struct ExcludeConfig {
     /// Glob patterns matched against each file or folder name (not its path), case-sensitive.
     /// An excluded folder is not descended into.
     pub patterns: Vec<String>,
+    /// Folders left out by path (album folders), not read from the `[index]` section.
+    #[serde(skip)]
+    pub prune_dirs: Vec<PathBuf>,
 }
 
 impl Default for ExcludeConfig {
@@ -50,6 +64,7 @@ impl Default for ExcludeConfig {
         ExcludeConfig {
             skip_hidden: true,
             patterns: DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect(),
+            prune_dirs: Vec::new(),
         }
     }
 }
@@ -77,6 +92,7 @@ pub enum ExcludeError {
 pub struct Excluder {
     skip_hidden: bool,
     set: GlobSet,
+    pruned: Arc<RwLock<Vec<PathBuf>>>,
 }
 
 impl Excluder {
@@ -106,7 +122,27 @@ impl Excluder {
         Ok(Excluder {
             skip_hidden: cfg.skip_hidden,
             set,
+            pruned: Arc::new(RwLock::new(cfg.prune_dirs.clone())),
         })
+    }
+
+    /// Replaces the folders excluded by path, for this excluder and all its clones.
+    pub fn set_pruned_dirs(&self, dirs: Vec<PathBuf>) {
+        *self.pruned.write().unwrap_or_else(|e| e.into_inner()) = dirs;
+    }
+
+    /// The folders excluded by path.
+    pub fn pruned_dirs(&self) -> Vec<PathBuf> {
+        self.pruned
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether `path` is one of the folders excluded by path, or inside one.
+    pub fn is_pruned(&self, path: &Path) -> bool {
+        let dirs = self.pruned.read().unwrap_or_else(|e| e.into_inner());
+        !dirs.is_empty() && dirs.iter().any(|d| path.starts_with(d))
     }
 
     /// Whether a file or folder with this name is left out. `name` is one path component;
@@ -128,6 +164,7 @@ mod tests {
         Excluder::new(&ExcludeConfig {
             skip_hidden,
             patterns: patterns.iter().map(|p| p.to_string()).collect(),
+            prune_dirs: Vec::new(),
         })
         .unwrap()
     }
@@ -222,6 +259,7 @@ mod tests {
             let cfg = ExcludeConfig {
                 skip_hidden: true,
                 patterns: vec!["ok".into(), pattern.into()],
+                prune_dirs: Vec::new(),
             };
             let err = Excluder::new(&cfg).unwrap_err().to_string();
             assert!(err.contains(&format!("{pattern:?}")), "{err}");

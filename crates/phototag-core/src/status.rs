@@ -19,6 +19,19 @@ pub struct RootStatus {
     pub reason: Option<String>,
 }
 
+/// One album as the daemon last synced it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbumStatus {
+    pub name: String,
+    pub folder: PathBuf,
+    /// `ok`, `unavailable` (its folder's parent is missing: an unmounted share?) or `error`.
+    pub state: String,
+    /// Links phototag keeps in the folder.
+    pub links: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 /// The record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Status {
@@ -38,6 +51,9 @@ pub struct Status {
     pub done: u64,
     /// Of which failed.
     pub failed: u64,
+    /// Albums, as last synced.
+    #[serde(default)]
+    pub albums: Vec<AlbumStatus>,
 }
 
 /// Where the status record of the catalog `db` lives.
@@ -106,6 +122,13 @@ mod tests {
             queue: 3,
             done: 4,
             failed: 1,
+            albums: vec![AlbumStatus {
+                name: "Dogs".into(),
+                folder: "/a/dogs".into(),
+                state: "unavailable".into(),
+                links: 0,
+                problem: Some("parent missing".into()),
+            }],
         };
         s.write(&p).unwrap();
         let back = Status::read(&p).unwrap().unwrap();

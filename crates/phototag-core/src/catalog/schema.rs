@@ -23,11 +23,18 @@ pub struct Migration {
 
 /// Every migration, in order; versions run 1, 2, 3... without gaps (a test checks, and
 /// that each file under `migrations/` is listed).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_init",
-    sql: include_str!("../../../../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_init",
+        sql: include_str!("../../../../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_albums",
+        sql: include_str!("../../../../migrations/0002_albums.sql"),
+    },
+];
 
 /// The schema version this binary writes and reads.
 pub const SUPPORTED: u32 = MIGRATIONS[MIGRATIONS.len() - 1].version;

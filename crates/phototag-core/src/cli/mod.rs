@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod album;
 mod search;
+pub use album::{AlbumAddArgs, AlbumCommand, AlbumSyncArgs, ExportArgs, ExportFormat};
 pub use search::{DupesArgs, LabelsArgs, SearchArgs};
 
 #[derive(Debug, Parser)]
@@ -58,6 +60,11 @@ pub enum Command {
     Stats(StatsArgs),
     /// Reclassify images that were tagged by another model than the current one
     Retag(RetagArgs),
+    /// Smart albums: folders of links to the photos a query matches
+    #[command(subcommand)]
+    Album(AlbumCommand),
+    /// Export tags of the whole catalog or a query: JSON lines, CSV, or XMP sidecars
+    Export(ExportArgs),
     /// Prepare and list models
     #[command(subcommand)]
     Model(ModelCommand),

@@ -8,12 +8,14 @@ use super::{Context, Outcome};
 use crate::catalog::{hex, Catalog, TagRow};
 use crate::cli::{ShowArgs, StatsArgs};
 
-pub(super) fn open(ctx: &Context) -> anyhow::Result<Catalog> {
+/// Opens the catalog read-only, naming it in the error.
+pub fn open(ctx: &Context) -> anyhow::Result<Catalog> {
     Catalog::open_readonly(&ctx.db)
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))
 }
 
-pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
+/// Tags as the JSON outputs write them (probability in percent).
+pub fn tags_json(tags: &[TagRow]) -> serde_json::Value {
     tags.iter()
         .map(|t| {
             serde_json::json!({
@@ -27,7 +29,7 @@ pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
 }
 
 /// Writes, ignoring a closed pipe (`phototag search dog | head`).
-pub(super) fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
+pub fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
     match out.write_all(bytes) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),

@@ -42,6 +42,20 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
                 }
                 println!("queue     {} settling, {} queued", r.settling, r.queue);
                 println!("since     {} done, {} failed", r.done, r.failed);
+                for a in &r.albums {
+                    let why = a
+                        .problem
+                        .as_deref()
+                        .map(|w| format!(" ({w})"))
+                        .unwrap_or_default();
+                    println!(
+                        "album     {:<11} {} → {}: {} links{why}",
+                        a.state,
+                        a.name,
+                        a.folder.display(),
+                        a.links
+                    );
+                }
             }
             Some(r) => println!(
                 "daemon    not running (last record: {} at unix time {})",

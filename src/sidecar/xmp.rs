@@ -1,0 +1,593 @@
+//! XMP sidecar text: a new packet, a merge into an existing one, and reading one back.
+//!
+//! phototag writes its tags as `dc:subject` keywords (what digiKam, darktable, Lightroom
+//! and PhotoPrism read) and, in its own namespace ([`NS`], prefix `phototag`), the model
+//! and every tag with its class index and probability, plus the list of keywords it added
+//! (`phototag:Keywords`). A merge keeps everything else: other namespaces, attributes,
+//! elements, comments and processing instructions; in `dc:subject` it replaces only the
+//! keywords phototag added before (a keyword the file already had is never claimed).
+//!
+//! Prefixes are matched as written (`rdf:`, `dc:`, `phototag:`), as every XMP writer
+//! spells them.
+//!
+//! May not: read or write files (`sidecar` does), or accept text that is not well-formed
+//! XML with an `rdf:Description` (such a sidecar is left alone and reported).
+
+use std::fmt::Write as _;
+
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::{Reader, Writer};
+
+use crate::catalog::TagRow;
+
+/// phototag's XMP namespace.
+pub const NS: &str = "urn:phototag:xmp:1.0/";
+const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
+const RDF_NS: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
+
+/// Tags below this probability are not made keywords (the best tag always is).
+pub const KEYWORD_MIN_PROBABILITY: f32 = 0.10;
+
+/// A sidecar that cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum XmpError {
+    #[error("not well-formed XML: {0}")]
+    Xml(String),
+    #[error("no rdf:Description element: not an XMP packet")]
+    NoDescription,
+}
+
+/// What phototag reads back from a sidecar.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sidecar {
+    /// Every `dc:subject` keyword, in order.
+    pub keywords: Vec<String>,
+    /// The keywords phototag added.
+    pub ours: Vec<String>,
+    pub model: Option<String>,
+    /// (rank, class index, label, probability in [0, 1]).
+    pub tags: Vec<(u32, usize, String, f32)>,
+}
+
+/// The keywords of some tags: labels of the tags at or above
+/// [`KEYWORD_MIN_PROBABILITY`], and always the best one.
+pub fn keywords(tags: &[TagRow]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, t) in tags.iter().enumerate() {
+        if (i == 0 || t.probability >= KEYWORD_MIN_PROBABILITY) && !out.contains(&t.label) {
+            out.push(t.label.clone());
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(s)
+}
+
+/// `<rdf:Bag>` (or Seq) of plain items, indented by `ind`.
+fn bag(out: &mut String, kind: &str, items: &[String], ind: &str) {
+    let _ = writeln!(out, "{ind}<rdf:{kind}>");
+    for k in items {
+        let _ = writeln!(out, "{ind} <rdf:li>{}</rdf:li>", esc(k));
+    }
+    let _ = write!(out, "{ind}</rdf:{kind}>");
+}
+
+fn subject_block(keywords: &[String], ind: &str) -> String {
+    let mut s = format!("{ind}<dc:subject>\n");
+    bag(&mut s, "Bag", keywords, &format!("{ind} "));
+    let _ = write!(s, "\n{ind}</dc:subject>");
+    s
+}
+
+fn phototag_block(model: &str, tags: &[TagRow], ours: &[String], ind: &str) -> String {
+    let mut s = format!("{ind}<phototag:Model>{}</phototag:Model>\n", esc(model));
+    let _ = writeln!(s, "{ind}<phototag:Keywords>");
+    bag(&mut s, "Bag", ours, &format!("{ind} "));
+    let _ = writeln!(s, "\n{ind}</phototag:Keywords>");
+    let _ = writeln!(s, "{ind}<phototag:Tags>\n{ind} <rdf:Seq>");
+    for t in tags {
+        let _ = writeln!(s, "{ind}  <rdf:li rdf:parseType=\"Resource\">");
+        let _ = writeln!(s, "{ind}   <phototag:Rank>{}</phototag:Rank>", t.rank);
+        let _ = writeln!(
+            s,
+            "{ind}   <phototag:Class>{}</phototag:Class>",
+            t.class_index
+        );
+        let _ = writeln!(
+            s,
+            "{ind}   <phototag:Label>{}</phototag:Label>",
+            esc(&t.label)
+        );
+        let _ = writeln!(
+            s,
+            "{ind}   <phototag:Probability>{:.4}</phototag:Probability>",
+            t.probability
+        );
+        let _ = writeln!(s, "{ind}  </rdf:li>");
+    }
+    let _ = write!(s, "{ind} </rdf:Seq>\n{ind}</phototag:Tags>");
+    s
+}
+
+/// A new sidecar holding only phototag's tags.
+pub fn render(model: &str, tags: &[TagRow]) -> String {
+    let ours = keywords(tags);
+    format!(
+        "<?xpacket begin=\"\u{feff}\" id=\"W5M0MpCehiHzreSzNTczkc9d\"?>\n\
+<x:xmpmeta xmlns:x=\"adobe:ns:meta/\" x:xmptk=\"phototag {version}\">\n \
+<rdf:RDF xmlns:rdf=\"{RDF_NS}\">\n  \
+<rdf:Description rdf:about=\"\"\n    xmlns:dc=\"{DC_NS}\"\n    xmlns:phototag=\"{NS}\">\n\
+{subject}\n{block}\n  \
+</rdf:Description>\n \
+</rdf:RDF>\n\
+</x:xmpmeta>\n\
+<?xpacket end=\"w\"?>\n",
+        version = env!("CARGO_PKG_VERSION"),
+        subject = subject_block(&ours, "   "),
+        block = phototag_block(model, tags, &ours, "   "),
+    )
+}
+
+fn is(e: &BytesStart<'_>, name: &str) -> bool {
+    e.name().as_ref() == name
+}
+
+fn ours_name(name: &str) -> bool {
+    name.starts_with("phototag:")
+}
+
+/// Reads every event (owned); the text must be well-formed.
+fn events(text: &str) -> Result<Vec<Event<'static>>, XmpError> {
+    let mut r = Reader::from_str(text);
+    r.config_mut().check_end_names = true;
+    let mut out = Vec::new();
+    let mut depth = 0i64;
+    loop {
+        match r.read_event() {
+            Ok(Event::Eof) => break,
+            Ok(e) => {
+                match &e {
+                    Event::Start(_) => depth += 1,
+                    Event::End(_) => depth -= 1,
+                    _ => {}
+                }
+                out.push(e.into_owned());
+            }
+            Err(e) => {
+                return Err(XmpError::Xml(format!(
+                    "{e} (at byte {})",
+                    r.error_position()
+                )))
+            }
+        }
+    }
+    if depth != 0 {
+        return Err(XmpError::Xml("unclosed elements at the end".into()));
+    }
+    Ok(out)
+}
+
+/// The text of a run of Text and GeneralRef events.
+fn push_text(buf: &mut String, e: &Event<'_>) {
+    match e {
+        Event::Text(t) => buf.push_str(&t.xml10_content()),
+        Event::CData(t) => buf.push_str(&t.xml10_content()),
+        Event::GeneralRef(r) => match r.resolve_char_ref() {
+            Ok(Some(c)) => buf.push(c),
+            _ => buf.push_str(match r.as_ref() {
+                "lt" => "<",
+                "gt" => ">",
+                "amp" => "&",
+                "apos" => "'",
+                "quot" => "\"",
+                _ => "",
+            }),
+        },
+        _ => {}
+    }
+}
+
+/// Index of the event closing the element opened at `start` (itself for an Empty).
+fn end_of(ev: &[Event<'_>], start: usize) -> usize {
+    if matches!(ev[start], Event::Empty(_)) {
+        return start;
+    }
+    let mut depth = 0;
+    for (i, e) in ev.iter().enumerate().skip(start) {
+        match e {
+            Event::Start(_) => depth += 1,
+            Event::End(_) => {
+                depth -= 1;
+                if depth == 0 {
+                    return i;
+                }
+            }
+            _ => {}
+        }
+    }
+    ev.len() - 1
+}
+
+/// The `rdf:li` texts directly in the bag of the element spanning `ev[a..=b]`.
+fn items(ev: &[Event<'_>], a: usize, b: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for e in &ev[a..=b] {
+        match e {
+            Event::Start(s) if is(s, "rdf:li") => cur = Some(String::new()),
+            Event::End(x) if x.name().as_ref() == "rdf:li" => {
+                if let Some(t) = cur.take() {
+                    out.push(t.trim().to_string());
+                }
+            }
+            other => {
+                if let Some(t) = cur.as_mut() {
+                    push_text(t, other);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads keywords, phototag's own keywords, model and tags.
+pub fn read(text: &str) -> Result<Sidecar, XmpError> {
+    let ev = events(text.trim_start_matches('\u{feff}'))?;
+    let mut out = Sidecar::default();
+    let mut found = false;
+    let mut i = 0;
+    while i < ev.len() {
+        match &ev[i] {
+            Event::Start(s) | Event::Empty(s) if is(s, "rdf:Description") => found = true,
+            Event::Start(s) if is(s, "dc:subject") => {
+                let end = end_of(&ev, i);
+                out.keywords.extend(items(&ev, i, end));
+                i = end;
+            }
+            Event::Start(s) if is(s, "phototag:Keywords") => {
+                let end = end_of(&ev, i);
+                out.ours = items(&ev, i, end);
+                i = end;
+            }
+            Event::Start(s) if is(s, "phototag:Model") => {
+                let end = end_of(&ev, i);
+                let mut t = String::new();
+                ev[i + 1..end].iter().for_each(|e| push_text(&mut t, e));
+                out.model = Some(t.trim().to_string());
+                i = end;
+            }
+            Event::Start(s) if is(s, "phototag:Tags") => {
+                let end = end_of(&ev, i);
+                let mut tag = (0u32, 0usize, String::new(), 0f32);
+                let mut field: Option<String> = None;
+                let mut text = String::new();
+                for e in &ev[i..=end] {
+                    match e {
+                        Event::Start(s) if ours_name(s.name().as_ref()) => {
+                            field = Some(s.name().as_ref().to_string());
+                            text.clear();
+                        }
+                        Event::End(x) if x.name().as_ref() == "rdf:li" => {
+                            out.tags.push(std::mem::take(&mut tag));
+                        }
+                        Event::End(x) if Some(x.name().as_ref()) == field.as_deref() => {
+                            let t = text.trim();
+                            match x.name().as_ref() {
+                                "phototag:Rank" => tag.0 = t.parse().unwrap_or(0),
+                                "phototag:Class" => tag.1 = t.parse().unwrap_or(0),
+                                "phototag:Label" => tag.2 = t.to_string(),
+                                "phototag:Probability" => tag.3 = t.parse().unwrap_or(0.0),
+                                _ => {}
+                            }
+                            field = None;
+                        }
+                        other if field.is_some() => push_text(&mut text, other),
+                        _ => {}
+                    }
+                }
+                i = end;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    if !found {
+        return Err(XmpError::NoDescription);
+    }
+    Ok(out)
+}
+
+/// Merges phototag's tags into an existing sidecar (see the module notes).
+pub fn merge(existing: &str, model: &str, tags: &[TagRow]) -> Result<String, XmpError> {
+    let bom = existing.starts_with('\u{feff}');
+    let text = existing.trim_start_matches('\u{feff}');
+    let before = read(text)?;
+    let ev = events(text)?;
+    let descriptions: Vec<usize> = ev
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "rdf:Description")))
+        .map(|(i, _)| i)
+        .collect();
+    // The Description holding dc:subject, else the first.
+    let target = descriptions
+        .iter()
+        .copied()
+        .find(|&d| {
+            let end = end_of(&ev, d);
+            ev[d..=end]
+                .iter()
+                .any(|e| matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject")))
+        })
+        .or(descriptions.first().copied())
+        .ok_or(XmpError::NoDescription)?;
+    let target_end = end_of(&ev, target);
+
+    // The file's own keywords are those phototag did not add.
+    let theirs: Vec<String> = before
+        .keywords
+        .iter()
+        .filter(|k| !before.ours.contains(k))
+        .cloned()
+        .collect();
+    let added: Vec<String> = keywords(tags)
+        .into_iter()
+        .filter(|k| !theirs.contains(k))
+        .collect();
+    let mut all = theirs.clone();
+    all.extend(added.iter().cloned());
+
+    // Is `dc` declared on the target or an element around it?
+    let mut dc_declared = false;
+    {
+        let mut stack: Vec<bool> = Vec::new();
+        for e in &ev[..=target] {
+            match e {
+                Event::Start(s) | Event::Empty(s) => {
+                    let has = s
+                        .attributes()
+                        .flatten()
+                        .any(|a| a.key.as_ref() == "xmlns:dc");
+                    if matches!(e, Event::Start(_)) {
+                        stack.push(has);
+                    } else if has {
+                        dc_declared = true;
+                    }
+                }
+                Event::End(_) => {
+                    stack.pop();
+                }
+                _ => {}
+            }
+        }
+        dc_declared |= stack.iter().any(|h| *h);
+    }
+
+    let mut w = Writer::new(Vec::new());
+    let io = |e: std::io::Error| XmpError::Xml(e.to_string());
+    let ind = "   ";
+    let ours_text = |w: &mut Writer<Vec<u8>>, subject: bool| {
+        let inner = w.get_mut();
+        if subject {
+            inner.extend_from_slice(b"\n");
+            inner.extend_from_slice(subject_block(&all, ind).as_bytes());
+        }
+        inner.extend_from_slice(b"\n");
+        inner.extend_from_slice(phototag_block(model, tags, &added, ind).as_bytes());
+        inner.extend_from_slice(b"\n  ");
+    };
+    let mut subject_done = false;
+    // Whitespace between elements is held until the next event: dropped before an
+    // element that is skipped (so merging again changes nothing), written otherwise.
+    let mut pending = String::new();
+    let mut i = 0;
+    while i < ev.len() {
+        let e = &ev[i];
+        if let Event::Text(t) = e {
+            let t = t.xml10_content();
+            if t.trim().is_empty() {
+                pending.push_str(&t);
+                i += 1;
+                continue;
+            }
+        }
+        let skipped = match e {
+            Event::Start(s) | Event::Empty(s) => {
+                ours_name(s.name().as_ref())
+                    || (i > target && i < target_end && is(s, "dc:subject") && !subject_done)
+            }
+            Event::End(_) => i == target_end,
+            _ => false,
+        };
+        if skipped {
+            let indent = pending.rsplit('\n').next().unwrap_or("").to_string();
+            let keep_subject =
+                matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject"));
+            if keep_subject {
+                // Replaced where it was, at its indentation.
+                let inner = w.get_mut();
+                inner.extend_from_slice(pending.as_bytes());
+                let block = subject_block(&all, &indent);
+                inner.extend_from_slice(&block.as_bytes()[indent.len()..]);
+                subject_done = true;
+            }
+            pending.clear();
+            if let Event::End(_) = e {
+                ours_text(&mut w, !subject_done);
+                w.write_event(e.borrow()).map_err(io)?;
+                i += 1;
+            } else {
+                i = end_of(&ev, i) + 1;
+            }
+            continue;
+        }
+        w.get_mut().extend_from_slice(pending.as_bytes());
+        pending.clear();
+        match e {
+            Event::Start(s) | Event::Empty(s) if is(s, "rdf:Description") => {
+                let mut el = BytesStart::new(s.name().as_ref().to_string());
+                for a in s.attributes().flatten() {
+                    let k = a.key.as_ref();
+                    if ours_name(k) || (i == target && k == "xmlns:phototag") {
+                        continue;
+                    }
+                    el.push_attribute(a);
+                }
+                if i == target {
+                    if !dc_declared {
+                        el.push_attribute(("xmlns:dc", DC_NS));
+                    }
+                    el.push_attribute(("xmlns:phototag", NS));
+                    w.write_event(Event::Start(el)).map_err(io)?;
+                    if matches!(e, Event::Empty(_)) {
+                        ours_text(&mut w, true);
+                        w.write_event(Event::End(s.to_end())).map_err(io)?;
+                    }
+                } else if matches!(e, Event::Empty(_)) {
+                    w.write_event(Event::Empty(el)).map_err(io)?;
+                } else {
+                    w.write_event(Event::Start(el)).map_err(io)?;
+                }
+            }
+            other => w.write_event(other.borrow()).map_err(io)?,
+        }
+        i += 1;
+    }
+    w.get_mut().extend_from_slice(pending.as_bytes());
+    let mut out = String::new();
+    if bom {
+        out.push('\u{feff}');
+    }
+    out.push_str(&String::from_utf8(w.into_inner()).map_err(|e| XmpError::Xml(e.to_string()))?);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> Vec<TagRow> {
+        vec![
+            TagRow {
+                rank: 1,
+                class_index: 207,
+                label: "golden retriever".into(),
+                probability: 0.81,
+            },
+            TagRow {
+                rank: 2,
+                class_index: 208,
+                label: "Labrador retriever".into(),
+                probability: 0.12,
+            },
+            TagRow {
+                rank: 3,
+                class_index: 281,
+                label: "tabby & co".into(),
+                probability: 0.01,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_new_sidecar_reads_back() {
+        let text = render("resnet18", &tags());
+        let s = read(&text).unwrap();
+        assert_eq!(s.keywords, ["golden retriever", "Labrador retriever"]);
+        assert_eq!(s.ours, s.keywords);
+        assert_eq!(s.model.as_deref(), Some("resnet18"));
+        assert_eq!(s.tags.len(), 3);
+        assert_eq!(s.tags[2], (3, 281, "tabby & co".to_string(), 0.01));
+    }
+
+    const DIGIKAM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmlns:digiKam="http://www.digikam.org/ns/1.0/"
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmp:Rating="4"
+    digiKam:ColorLabel="2">
+   <!-- a comment -->
+   <dc:subject>
+    <rdf:Bag>
+     <rdf:li>holiday</rdf:li>
+     <rdf:li>golden retriever</rdf:li>
+     <rdf:li>Rock &amp; Roll</rdf:li>
+    </rdf:Bag>
+   </dc:subject>
+   <digiKam:TagsList>
+    <rdf:Seq>
+     <rdf:li>places/beach</rdf:li>
+    </rdf:Seq>
+   </digiKam:TagsList>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"#;
+
+    #[test]
+    fn merge_keeps_everything_else_and_never_claims_their_keywords() {
+        let merged = merge(DIGIKAM, "resnet18", &tags()).unwrap();
+        let s = read(&merged).unwrap();
+        assert_eq!(
+            s.keywords,
+            [
+                "holiday",
+                "golden retriever",
+                "Rock & Roll",
+                "Labrador retriever"
+            ]
+        );
+        assert_eq!(
+            s.ours,
+            ["Labrador retriever"],
+            "golden retriever was theirs"
+        );
+        for kept in [
+            "xmp:Rating=\"4\"",
+            "digiKam:ColorLabel=\"2\"",
+            "<!-- a comment -->",
+            "<rdf:li>places/beach</rdf:li>",
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+        ] {
+            assert!(merged.contains(kept), "{kept} lost:\n{merged}");
+        }
+        assert_eq!(merged.matches("xmlns:dc=").count(), 1);
+
+        // Retagged: phototag's old keyword goes, theirs stay; merging again is stable.
+        let mut other = tags();
+        other[1].label = "kuvasz".into();
+        let again = merge(&merged, "resnet18", &other).unwrap();
+        let s = read(&again).unwrap();
+        assert_eq!(
+            s.keywords,
+            ["holiday", "golden retriever", "Rock & Roll", "kuvasz"]
+        );
+        assert_eq!(merge(&again, "resnet18", &other).unwrap(), again);
+        assert_eq!(again.matches("<phototag:Model>").count(), 1);
+    }
+
+    #[test]
+    fn broken_or_foreign_text_is_refused() {
+        assert!(matches!(
+            merge("<a><b></a>", "m", &tags()),
+            Err(XmpError::Xml(_))
+        ));
+        assert!(matches!(
+            merge("<a/>", "m", &tags()),
+            Err(XmpError::NoDescription)
+        ));
+    }
+
+    #[test]
+    fn an_empty_description_gets_content() {
+        let text = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:tiff=\"http://ns.adobe.com/tiff/1.0/\" tiff:Make=\"Canon\"/></rdf:RDF></x:xmpmeta>";
+        let merged = merge(text, "m", &tags()).unwrap();
+        assert!(merged.contains("tiff:Make=\"Canon\""), "{merged}");
+        assert_eq!(read(&merged).unwrap().keywords.len(), 2);
+    }
+}
