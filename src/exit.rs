@@ -25,7 +25,10 @@ pub const INTERRUPTED: u8 = 130;
 /// The exit code for an error that stopped a command.
 pub fn code_for(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
-        if cause.is::<ConfigError>() || cause.is::<crate::search::QueryError>() {
+        if cause.is::<ConfigError>()
+            || cause.is::<crate::search::QueryError>()
+            || cause.is::<crate::serve::ServeError>()
+        {
             return USAGE;
         }
         if cause.is::<StoreError>() || cause.is::<ManifestError>() || cause.is::<CheckpointError>()

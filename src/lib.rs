@@ -14,4 +14,5 @@ pub mod model;
 pub mod paths;
 pub mod pipeline;
 pub mod search;
+pub mod serve;
 pub mod watch;

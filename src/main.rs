@@ -65,6 +65,7 @@ fn main() -> ExitCode {
         Command::Stats(a) => cmd::catalog::stats(&ctx, a),
         Command::Retag(a) => cmd::index::retag(&ctx, a),
         Command::Bench(b) => cmd::bench::run(&ctx, b),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
     };
     match result {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

@@ -13,7 +13,8 @@ pub(super) fn open(ctx: &Context) -> anyhow::Result<Catalog> {
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))
 }
 
-pub(super) fn tags_json(tags: &[TagRow]) -> serde_json::Value {
+/// Tags as JSON: rank, class, index, probability in percent.
+pub fn tags_json(tags: &[TagRow]) -> serde_json::Value {
     tags.iter()
         .map(|t| {
             serde_json::json!({

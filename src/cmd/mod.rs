@@ -8,6 +8,7 @@ pub mod classify;
 pub mod index;
 pub mod model;
 pub mod search;
+pub mod serve;
 pub mod watch;
 
 use std::path::PathBuf;
@@ -44,7 +45,7 @@ pub enum Outcome {
 }
 
 /// What every command starts from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub config: Config,
     pub origin: Origin,
