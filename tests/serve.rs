@@ -79,6 +79,11 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     png.extend_from_slice(&13u32.to_be_bytes());
     png.extend_from_slice(&ihdr);
     png.extend_from_slice(&crc.to_be_bytes());
+    // A little compressed data: the decoder reads up to the first IDAT before it knows the size.
+    let idat = b"IDAT\x78\x9c\xed\xc1\x01\x0d\x00\x00\x00";
+    png.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    png.extend_from_slice(idat);
+    png.extend_from_slice(&crc32(idat).to_be_bytes());
     png.extend_from_slice(&[0, 0, 0, 0]);
     png.extend_from_slice(b"IEND");
     png.extend_from_slice(&0xAE42_6082u32.to_be_bytes());
@@ -185,6 +190,9 @@ fn search_labels_and_photo_info() {
     assert_eq!(bad.status, 400);
     assert!(bad.json()["error"].as_str().unwrap().contains("syntax error"), "{}", bad.text());
     assert_eq!(s.get("/api/search").status, 400);
+    let bad_limit = s.get("/api/search?q=dog&limit=many");
+    assert_eq!(bad_limit.status, 400);
+    assert!(bad_limit.json()["error"].is_string());
     let typo = s.get("/api/search?q=dgo").json();
     assert_eq!(typo["count"], 0);
     assert_eq!(typo["unknown"][0]["term"], "dgo");

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, Path as UrlPath, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware;
@@ -127,6 +129,12 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
+/// An extractor's rejection (bad query string, not multipart) as a JSON error.
+fn rejected(e: impl IntoResponse + std::fmt::Display) -> ApiError {
+    let message = e.to_string();
+    ApiError::new(e.into_response().status(), message)
+}
+
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
@@ -230,8 +238,9 @@ fn work_status(e: &WorkError) -> StatusCode {
 /// prints it (`file` is the upload's name). The upload stays in memory.
 async fn classify(
     State(state): State<Arc<AppState>>,
-    mut form: Multipart,
+    form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
+    let mut form = form.map_err(rejected)?;
     let max = state.settings.max_upload_bytes;
     let too_big = || {
         ApiError::new(
@@ -316,8 +325,9 @@ fn merge(mut v: Value, extra: Value) -> Value {
 /// (path, hash, score, matched, tags) with `thumb`, `preview`, `photo` and `info` links.
 async fn search(
     State(state): State<Arc<AppState>>,
-    Query(p): Query<SearchParams>,
+    p: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(p) = p.map_err(rejected)?;
     let text = p.q.unwrap_or_default();
     if text.trim().is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "no query: add ?q=WORDS"));
@@ -373,8 +383,9 @@ struct LabelParams {
 /// `GET /api/labels[?limit=N]`: the most common first-ranked labels, for the tag cloud.
 async fn labels(
     State(state): State<Arc<AppState>>,
-    Query(p): Query<LabelParams>,
+    p: Result<Query<LabelParams>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Query(p) = p.map_err(rejected)?;
     let limit = p.limit.unwrap_or(DEFAULT_LABELS).min(MAX_LABELS);
     let labels = with_catalog(&state, move |c, _| Ok(c.top_labels(limit)?)).await?;
     let labels: Vec<Value> = labels
@@ -424,8 +435,9 @@ struct ThumbParams {
 async fn thumb(
     State(state): State<Arc<AppState>>,
     UrlPath(hash): UrlPath<String>,
-    Query(p): Query<ThumbParams>,
+    p: Result<Query<ThumbParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(p) = p.map_err(rejected)?;
     let h = parse_hash(&hash).ok_or_else(|| ApiError::not_found("this photo"))?;
     let size = match p.size.as_deref() {
         None | Some("small") => state.settings.thumb_size,
