@@ -320,7 +320,10 @@ impl Config {
         if s.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err((
                 "serve.listen".into(),
-                format!("`{}` is not an address and port (e.g. \"127.0.0.1:8080\")", s.listen),
+                format!(
+                    "`{}` is not an address and port (e.g. \"127.0.0.1:8080\")",
+                    s.listen
+                ),
             ));
         }
         if s.max_upload_bytes == 0 {

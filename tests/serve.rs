@@ -31,9 +31,19 @@ fn the_page_and_its_assets() {
     let (_, s) = shared();
     let page = s.get("/");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
     let html = page.text();
-    for needle in ["/app.js", "/style.css", "id=\"file\"", "id=\"q\"", "id=\"cloud\"", "id=\"grid\""] {
+    for needle in [
+        "/app.js",
+        "/style.css",
+        "id=\"file\"",
+        "id=\"q\"",
+        "id=\"cloud\"",
+        "id=\"grid\"",
+    ] {
         assert!(html.contains(needle), "{needle} missing from the page");
     }
     let csp = page.header("content-security-policy").unwrap();
@@ -41,12 +51,18 @@ fn the_page_and_its_assets() {
     assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
     let js = s.get("/app.js");
     assert_eq!(js.status, 200);
-    assert!(js.header("content-type").unwrap().starts_with("text/javascript"));
+    assert!(js
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/javascript"));
     assert!(js.text().contains("/api/classify"));
     assert_eq!(s.get("/style.css").status, 200);
     let missing = s.get("/nothing-here");
     assert_eq!(missing.status, 404);
-    assert!(missing.json()["error"].as_str().unwrap().contains("/nothing-here"));
+    assert!(missing.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("/nothing-here"));
 }
 
 #[test]
@@ -57,15 +73,27 @@ fn an_upload_gets_the_top3_of_classify_json() {
     let a = s.upload("squirrel_cls.jpg", &bytes, &[]);
     assert_eq!(a.status, 200, "{}", a.text());
     let got = a.json();
-    let cli = lib.json_lines(&["classify", "--json", "--model", "resnet18-random", file.to_str().unwrap()]);
+    let cli = lib.json_lines(&[
+        "classify",
+        "--json",
+        "--model",
+        "resnet18-random",
+        file.to_str().unwrap(),
+    ]);
     let want = &cli[0];
     assert_eq!(got["file"], "squirrel_cls.jpg");
     assert_eq!(got["model"], want["model"]);
     assert_eq!(got["results"].as_array().unwrap().len(), 3);
-    assert_eq!(got["results"], want["results"], "same classes and probabilities as the CLI");
+    assert_eq!(
+        got["results"], want["results"],
+        "same classes and probabilities as the CLI"
+    );
     let keys: Vec<_> = got.as_object().unwrap().keys().cloned().collect();
     let want_keys: Vec<_> = want.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, want_keys, "the same JSON shape as `phototag classify --json`");
+    assert_eq!(
+        keys, want_keys,
+        "the same JSON shape as `phototag classify --json`"
+    );
 }
 
 /// A PNG whose header claims `w`×`h` pixels, with no pixel data.
@@ -95,7 +123,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { (c >> 1) ^ 0xEDB8_8320 } else { c >> 1 };
+            c = if c & 1 != 0 {
+                (c >> 1) ^ 0xEDB8_8320
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -112,7 +144,12 @@ fn bad_uploads_get_4xx_with_a_json_error() {
         assert!(msg.contains(words), "{name}: {msg}");
         assert_eq!(e["file"], name, "{e}");
     };
-    check("notes.txt", b"just some text, not a photo\n", 415, "not a supported image");
+    check(
+        "notes.txt",
+        b"just some text, not a photo\n",
+        415,
+        "not a supported image",
+    );
     let png = std::fs::read(fixtures().join("../hopper.png")).unwrap();
     check("cut.png", &png[..2000], 422, "corrupt or truncated");
     let jpeg = std::fs::read(fixtures().join("orange.jpg")).unwrap();
@@ -126,11 +163,21 @@ fn bad_uploads_get_4xx_with_a_json_error() {
     assert!(empty.json()["error"].is_string());
     // No `file` field.
     let body = b"--b\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nx\r\n--b--\r\n";
-    let a = s.request("POST", "/api/classify", &[("Content-Type", "multipart/form-data; boundary=b")], body);
+    let a = s.request(
+        "POST",
+        "/api/classify",
+        &[("Content-Type", "multipart/form-data; boundary=b")],
+        body,
+    );
     assert_eq!(a.status, 400, "{}", a.text());
     assert!(a.json()["error"].as_str().unwrap().contains("`file`"));
     // Not multipart at all.
-    let a = s.request("POST", "/api/classify", &[("Content-Type", "image/jpeg")], &jpeg);
+    let a = s.request(
+        "POST",
+        "/api/classify",
+        &[("Content-Type", "image/jpeg")],
+        &jpeg,
+    );
     assert!((400..500).contains(&a.status), "{}", a.status);
     assert!(a.json()["error"].is_string());
     // GET is not how to classify.
@@ -165,8 +212,15 @@ fn search_labels_and_photo_info() {
     let show = &lib.json_lines(&["show", "--json", orange.to_str().unwrap()])[0];
     assert_eq!(info["hash"], hash);
     assert_eq!(info["tags"], show["tags"]);
-    assert_eq!((&info["width"], &info["height"]), (&show["width"], &show["height"]));
-    assert_eq!(info["paths"].as_array().unwrap().len(), 2, "both copies: {info}");
+    assert_eq!(
+        (&info["width"], &info["height"]),
+        (&show["width"], &show["height"])
+    );
+    assert_eq!(
+        info["paths"].as_array().unwrap().len(),
+        2,
+        "both copies: {info}"
+    );
     assert_eq!(info["thumb"], format!("/thumb/{hash}"));
     assert_eq!(info["photo"], format!("/photo/{hash}"));
 
@@ -178,17 +232,34 @@ fn search_labels_and_photo_info() {
     assert_eq!(r.status, 200, "{}", r.text());
     let r = r.json();
     let cli = lib.json_lines(&["search", "--json", &q]);
-    let web: Vec<_> = r["results"].as_array().unwrap().iter().map(|h| h["path"].clone()).collect();
+    let web: Vec<_> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["path"].clone())
+        .collect();
     let want: Vec<_> = cli.iter().map(|h| h["path"].clone()).collect();
     assert_eq!(web, want);
     assert_eq!(r["count"], want.len());
-    let hit = r["results"].as_array().unwrap().iter().find(|h| h["hash"] == hash).expect("the orange is found");
+    let hit = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hash"] == hash)
+        .expect("the orange is found");
     assert_eq!(hit["thumb"], format!("/thumb/{hash}"));
     assert_eq!(hit["tags"], show["tags"]);
 
     let bad = s.get("/api/search?q=dog%20AND%20(");
     assert_eq!(bad.status, 400);
-    assert!(bad.json()["error"].as_str().unwrap().contains("syntax error"), "{}", bad.text());
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("syntax error"),
+        "{}",
+        bad.text()
+    );
     assert_eq!(s.get("/api/search").status, 400);
     let bad_limit = s.get("/api/search?q=dog&limit=many");
     assert_eq!(bad_limit.status, 400);
@@ -196,12 +267,21 @@ fn search_labels_and_photo_info() {
     let typo = s.get("/api/search?q=dgo").json();
     assert_eq!(typo["count"], 0);
     assert_eq!(typo["unknown"][0]["term"], "dgo");
-    assert!(!typo["unknown"][0]["suggestions"].as_array().unwrap().is_empty(), "{typo}");
+    assert!(
+        !typo["unknown"][0]["suggestions"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{typo}"
+    );
 
     let labels = s.get("/api/labels").json();
     let l = labels["labels"].as_array().unwrap();
     let top: u64 = l.iter().map(|x| x["images"].as_u64().unwrap()).sum();
-    assert_eq!(top, 2, "two distinct images, one first-ranked label each: {labels}");
+    assert_eq!(
+        top, 2,
+        "two distinct images, one first-ranked label each: {labels}"
+    );
     assert!(l.iter().any(|x| x["label"] == label.as_str()));
 }
 
@@ -222,9 +302,22 @@ fn thumbnails_are_small_cached_jpegs() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(a.header("content-type"), Some("image/jpeg"));
     let t = image::load_from_memory_with_format(&a.body, image::ImageFormat::Jpeg).unwrap();
-    assert!(t.width().max(t.height()) <= 320, "{}x{}", t.width(), t.height());
-    let cached = lib.cache.join("thumbs/320").join(&hash[..2]).join(format!("{hash}.jpg"));
-    assert_eq!(std::fs::read(&cached).unwrap(), a.body, "cached under the cache dir");
+    assert!(
+        t.width().max(t.height()) <= 320,
+        "{}x{}",
+        t.width(),
+        t.height()
+    );
+    let cached = lib
+        .cache
+        .join("thumbs/320")
+        .join(&hash[..2])
+        .join(format!("{hash}.jpg"));
+    assert_eq!(
+        std::fs::read(&cached).unwrap(),
+        a.body,
+        "cached under the cache dir"
+    );
     let again = s.get(&format!("/thumb/{hash}"));
     assert_eq!(again.body, a.body);
     let large = s.get(&format!("/thumb/{hash}?size=large"));
@@ -284,7 +377,10 @@ fn a_changed_or_deleted_copy_is_skipped() {
     for path in [format!("/photo/{hash}"), format!("/thumb/{hash}")] {
         let a = s.get(&path);
         assert_eq!(a.status, 404, "{path}: {}", a.text());
-        assert!(a.json()["error"].as_str().unwrap().contains("no file holds"));
+        assert!(a.json()["error"]
+            .as_str()
+            .unwrap()
+            .contains("no file holds"));
     }
 }
 
@@ -331,17 +427,31 @@ fn check_token(s: &Server, token: &str) {
     // The page itself holds no data and loads without the token, to show the login.
     assert_eq!(s.get("/").status, 200);
     let session = s.get("/api/session").json();
-    assert_eq!((session["token_required"].as_bool(), session["authorized"].as_bool()), (Some(true), Some(false)));
+    assert_eq!(
+        (
+            session["token_required"].as_bool(),
+            session["authorized"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
 
     let login = |t: &str| {
         let body = serde_json::json!({ "token": t }).to_string();
-        s.request("POST", "/api/login", &[("Content-Type", "application/json")], body.as_bytes())
+        s.request(
+            "POST",
+            "/api/login",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        )
     };
     assert_eq!(login("nope").status, 401);
     let ok = login(token);
     assert_eq!(ok.status, 204, "{}", ok.text());
     let set = ok.header("set-cookie").unwrap().to_string();
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"), "{set}");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+        "{set}"
+    );
     assert!(!set.contains(token), "the cookie is not the token");
     let cookie = set.split(';').next().unwrap().to_string();
     let a = s.get_with(&format!("/photo/{hash}"), &[("Cookie", &cookie)]);

@@ -131,11 +131,19 @@ mod tests {
         };
         let got = read_content(std::slice::from_ref(&row), &hash, 1 << 20).unwrap();
         assert_eq!(got.1, b"original");
-        assert!(read_content(std::slice::from_ref(&row), &hash, 3).is_none(), "limit");
+        assert!(
+            read_content(std::slice::from_ref(&row), &hash, 3).is_none(),
+            "limit"
+        );
         // Same size and mtime, other bytes: the hash catches it.
         std::fs::write(&path, b"0riginal").unwrap();
         let t = std::fs::FileTimes::new().set_modified(meta.modified().unwrap());
-        std::fs::File::options().write(true).open(&path).unwrap().set_times(t).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(t)
+            .unwrap();
         assert!(read_content(std::slice::from_ref(&row), &hash, 1 << 20).is_none());
         std::fs::remove_file(&path).unwrap();
         assert!(read_content(&[row], &hash, 1 << 20).is_none());

@@ -52,7 +52,10 @@ impl ApiError {
     }
 
     fn not_found(what: &str) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, format!("{what} is not in the catalog"))
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{what} is not in the catalog"),
+        )
     }
 
     fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -186,11 +189,7 @@ async fn login(
                 auth::COOKIE,
                 token.cookie_value()
             );
-            Ok((
-                StatusCode::NO_CONTENT,
-                [(header::SET_COOKIE, cookie)],
-            )
-                .into_response())
+            Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
         }
         _ => {
             // Slows down guessing.
@@ -201,7 +200,10 @@ async fn login(
 }
 
 async fn logout() -> Response {
-    let cookie = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", auth::COOKIE);
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        auth::COOKIE
+    );
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }
 
@@ -245,7 +247,9 @@ async fn classify(
     let too_big = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is over the limit of {max} bytes (config key serve.max_upload_bytes)"),
+            format!(
+                "the upload is over the limit of {max} bytes (config key serve.max_upload_bytes)"
+            ),
         )
     };
     let form_error = |e: axum::extract::multipart::MultipartError| {
@@ -278,7 +282,10 @@ async fn classify(
         ));
     };
     if bytes.is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "the upload is empty"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the upload is empty",
+        ));
     }
     let file = Path::new(&name);
     match state.worker.classify(bytes).await {
@@ -330,7 +337,10 @@ async fn search(
     let Query(p) = p.map_err(rejected)?;
     let text = p.q.unwrap_or_default();
     if text.trim().is_empty() {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no query: add ?q=WORDS"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no query: add ?q=WORDS",
+        ));
     }
     let min_prob = p.min_prob.unwrap_or(0.0);
     if !(0.0..=100.0).contains(&min_prob) {
@@ -460,8 +470,8 @@ async fn thumb(
         if let Some(jpeg) = thumbs::cached(&s.thumb_dir, &h, size) {
             return Ok(jpeg);
         }
-        let (_, bytes) = files::read_content(&k.files, &h, s.limits.max_file_bytes)
-            .ok_or_else(|| gone(&h))?;
+        let (_, bytes) =
+            files::read_content(&k.files, &h, s.limits.max_file_bytes).ok_or_else(|| gone(&h))?;
         thumbs::make(&s.thumb_dir, &h, size, &bytes, &s.limits)
             .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
     })
@@ -495,9 +505,8 @@ async fn photo(
     let h = parse_hash(&hash).ok_or_else(|| ApiError::not_found("this photo"))?;
     let (format, path, bytes) = with_catalog(&state, move |c, state| {
         let k = files::known(c, &h)?.ok_or_else(|| ApiError::not_found("this photo"))?;
-        let (path, bytes) =
-            files::read_content(&k.files, &h, state.settings.limits.max_file_bytes)
-                .ok_or_else(|| gone(&h))?;
+        let (path, bytes) = files::read_content(&k.files, &h, state.settings.limits.max_file_bytes)
+            .ok_or_else(|| gone(&h))?;
         Ok((k.image.format, path, bytes))
     })
     .await?;

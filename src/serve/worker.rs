@@ -82,7 +82,11 @@ impl Worker {
                     Ok(c)
                 }) {
                     Ok(c) => {
-                        tracing::info!(model = c.name(), "model ready for uploads in {:.1} s", started.elapsed().as_secs_f64());
+                        tracing::info!(
+                            model = c.name(),
+                            "model ready for uploads in {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        );
                         set(ModelState::Ready(c.name().to_string()));
                         c
                     }

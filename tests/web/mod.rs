@@ -42,8 +42,17 @@ impl Library {
             cache: tmp.path().join("cache"),
             tmp,
         };
-        let out = lib.phototag(&["index", "--model", "resnet18-random", lib.root.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = lib.phototag(&[
+            "index",
+            "--model",
+            "resnet18-random",
+            lib.root.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         lib
     }
 
@@ -74,11 +83,22 @@ impl Library {
 
     /// Starts `phototag serve` on a free loopback port with `config` as its config file.
     pub fn serve(&self, config: &str, env: &[(&str, &str)], listen: &str) -> Server {
-        let cfg = self.tmp.path().join(format!("serve-{}.toml", rand_suffix()));
+        let cfg = self
+            .tmp
+            .path()
+            .join(format!("serve-{}.toml", rand_suffix()));
         std::fs::write(&cfg, config).unwrap();
         let mut c = self.command();
         c.env("PHOTOTAG_CONFIG", &cfg)
-            .args(["serve", "--model", "resnet18-random", "--threads", "1", "--listen", listen])
+            .args([
+                "serve",
+                "--model",
+                "resnet18-random",
+                "--threads",
+                "1",
+                "--listen",
+                listen,
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
@@ -91,7 +111,12 @@ impl Library {
             .unwrap();
         if line.is_empty() {
             let mut err = String::new();
-            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
             panic!("phototag serve did not start: {err}");
         }
         let addr = line
@@ -144,9 +169,8 @@ impl Answer {
     }
 
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("{e}: not JSON: {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -156,10 +180,20 @@ impl Answer {
 
 impl Server {
     /// One request, sent as written; `Connection: close`.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -203,7 +237,10 @@ impl Server {
             if !s["model"].is_null() {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(120), "model never loaded: {s}");
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "model never loaded: {s}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -216,7 +253,14 @@ fn parse(raw: &[u8]) -> Answer {
         .unwrap_or_else(|| panic!("no HTTP answer: {:?}", String::from_utf8_lossy(raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -228,14 +272,18 @@ fn parse(raw: &[u8]) -> Answer {
     if chunked {
         body = dechunk(&body);
     }
-    Answer { status, headers, body }
+    Answer {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else { break };
-        let size = usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&b[..eol]).unwrap().trim();
+        let size = usize::from_str_radix(size, 16).unwrap();
         if size == 0 {
             break;
         }
