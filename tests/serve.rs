@@ -460,3 +460,25 @@ fn check_token(s: &Server, token: &str) {
     let session = s.get_with("/api/session", &[("Cookie", &cookie)]).json();
     assert_eq!(session["authorized"], true);
 }
+
+#[test]
+fn photos_indexed_while_it_runs_show_up() {
+    let lib = Library::new();
+    let s = lib.serve("", &[], "127.0.0.1:0");
+    let hopper = fixtures().join("../hopper.jpg");
+    let hash = blake3::hash(&std::fs::read(&hopper).unwrap())
+        .to_hex()
+        .to_string();
+    assert_eq!(s.get(&format!("/api/photos/{hash}")).status, 404);
+    std::fs::copy(&hopper, lib.root.join("hopper.jpg")).unwrap();
+    let out = lib.phototag(&[
+        "index",
+        "--model",
+        "resnet18-random",
+        lib.root.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let a = s.get(&format!("/api/photos/{hash}"));
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(s.get(&format!("/thumb/{hash}")).status, 200);
+}

@@ -28,6 +28,9 @@ pub use auth::Token;
 pub use routes::router;
 pub use worker::Worker;
 
+/// Thumbnails decoded at once, at most (fewer on fewer cores).
+const MAX_THUMB_DECODES: usize = 4;
+
 /// Why the server will not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -67,11 +70,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(settings: Settings, worker: Worker) -> Arc<AppState> {
+        // A photo at the pixel limit decodes to ~270 MB: a few at a time at most.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Arc::new(AppState {
             settings,
             worker,
-            thumb_permits: tokio::sync::Semaphore::new(cores),
+            thumb_permits: tokio::sync::Semaphore::new(cores.min(MAX_THUMB_DECODES)),
         })
     }
 }
