@@ -88,6 +88,22 @@ fn an_upload_gets_the_top3_of_classify_json() {
         got["results"], want["results"],
         "same classes and probabilities as the CLI"
     );
+    // Larger than the small bodies other routes take: the upload limit applies here.
+    let noise = image::RgbImage::from_fn(700, 500, |x, y| {
+        let v = x
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(y.wrapping_mul(40_503));
+        image::Rgb([(v >> 3) as u8, (v >> 11) as u8, (v >> 19) as u8])
+    });
+    let mut png = Vec::new();
+    noise
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    assert!(png.len() > 256 * 1024, "{}", png.len());
+    let a = s.upload("noise.png", &png, &[]);
+    assert_eq!(a.status, 200, "{}", a.text());
+    assert_eq!(a.json()["results"].as_array().unwrap().len(), 3);
+
     let keys: Vec<_> = got.as_object().unwrap().keys().cloned().collect();
     let want_keys: Vec<_> = want.as_object().unwrap().keys().cloned().collect();
     assert_eq!(

@@ -37,7 +37,8 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
         move || load_ctx.classifier(&run_args),
         ctx.config.limits,
         ctx.config.classify.top_k,
-    );
+    )
+    .context("starting the classifier thread")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("serve")

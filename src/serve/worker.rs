@@ -65,7 +65,7 @@ pub struct Worker {
 impl Worker {
     /// Starts the thread; it runs `load` first (a model missing or unusable is reported to
     /// each upload, and logged once), then serves uploads until the handle is dropped.
-    pub fn start<L>(load: L, limits: Limits, top_k: usize) -> Worker
+    pub fn start<L>(load: L, limits: Limits, top_k: usize) -> std::io::Result<Worker>
     where
         L: FnOnce() -> anyhow::Result<Classifier> + Send + 'static,
     {
@@ -106,9 +106,8 @@ impl Worker {
                         .map(|c| (classifier.name().to_string(), c));
                     let _ = job.reply.send(answer);
                 }
-            })
-            .expect("spawning the classifier thread");
-        Worker { tx, state }
+            })?;
+        Ok(Worker { tx, state })
     }
 
     /// Classifies an image held in memory (the top-k of the configuration).
