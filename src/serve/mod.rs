@@ -1,6 +1,7 @@
 //! `phototag serve`: the web page and its JSON API over HTTP (axum on tokio).
 //!
-//! Layout, one job per file: `routes` (the router and the handlers), `auth` (the access
+//! Layout, one job per file: `routes` (the router, errors, login, uploads), `views` (search,
+//! tag cloud, photo record, thumbnails, originals), `auth` (the access
 //! token: bearer header or login cookie, compared in constant time), `worker` (the one
 //! thread that owns the model and classifies uploads in memory), `files` (catalog hash →
 //! a file on disk whose bytes still have that hash), `thumbs` (JPEG thumbnails made on
@@ -15,6 +16,7 @@ pub mod auth;
 mod files;
 mod routes;
 mod thumbs;
+mod views;
 pub mod worker;
 
 use std::future::Future;
