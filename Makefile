@@ -23,8 +23,11 @@ build: libtorch
 release: libtorch
 	$(CARGO) build --release --bins
 
-## every test (sets up first); the core suite needs neither the network nor ../shared
+## every test (sets up first); the core suite needs neither the network nor ../shared.
+## The browser test (tests/e2e_web.rs) needs Chromium and Playwright: installed here when
+## possible (~35 s once), else that test says SKIPPED and why.
 test: setup
+	-scripts/e2e-setup.sh >/dev/null
 	$(CARGO) test --workspace --all-targets
 
 ## set up, build optimised, and run phototag on the default configuration

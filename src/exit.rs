@@ -17,7 +17,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
 }
 
 fn model_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    if cause.is::<crate::album::UsageError>() {
+    if cause.is::<crate::album::UsageError>() || cause.is::<crate::serve::ServeError>() {
         return Some(USAGE);
     }
     if cause.is::<StoreError>() || cause.is::<ManifestError>() || cause.is::<CheckpointError>() {

@@ -15,5 +15,6 @@ pub mod imaging;
 pub mod index;
 pub mod model;
 pub mod pipeline;
+pub mod serve;
 pub mod sidecar;
 pub mod watch;

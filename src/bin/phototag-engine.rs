@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Bench(b) => cmd::bench::run(&ctx, b),
         Command::Album(a) => cmd::album::run(&ctx, a),
         Command::Export(a) => cmd::export::run(&ctx, a),
+        Command::Serve(a) => cmd::serve::run(&ctx, a),
     };
     app::finish(result, exit::code_for)
 }

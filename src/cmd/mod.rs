@@ -10,6 +10,7 @@ pub mod classify;
 pub mod export;
 pub mod index;
 pub mod model;
+pub mod serve;
 pub mod watch;
 
 pub use phototag_core::cmd::{catalog, percent, search, status, stored_path, Context, Outcome};

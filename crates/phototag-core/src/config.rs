@@ -24,6 +24,7 @@ pub struct Config {
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
     pub watch: WatchConfig,
+    pub serve: ServeConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
     pub album: Vec<AlbumConfig>,
@@ -88,6 +89,49 @@ pub struct AlbumConfig {
     /// `symlink` (default) or `hardlink`.
     #[serde(default)]
     pub links: LinkKind,
+}
+
+/// The web page (`phototag serve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on; anything but loopback needs `token`.
+    pub listen: String,
+    /// Access token (a bearer header or the login cookie); empty means none, which is only
+    /// allowed on a loopback address. `$PHOTOTAG_SERVE_TOKEN` overrides it.
+    pub token: String,
+    /// Largest upload `POST /api/classify` accepts, in bytes.
+    pub max_upload_bytes: u64,
+    /// Where thumbnails are cached; empty means `<cache dir>/thumbs`.
+    pub thumb_dir: PathBuf,
+    /// Longest side of a grid thumbnail, in pixels.
+    pub thumb_size: u32,
+    /// Longest side of the photo view's large preview, in pixels.
+    pub preview_size: u32,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            token: String::new(),
+            max_upload_bytes: 50 * 1024 * 1024,
+            thumb_dir: PathBuf::new(),
+            thumb_size: 320,
+            preview_size: 1280,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The thumbnail cache this configuration points at.
+    pub fn thumb_dir(&self) -> PathBuf {
+        if self.thumb_dir.as_os_str().is_empty() {
+            crate::paths::cache_dir().join("thumbs")
+        } else {
+            self.thumb_dir.clone()
+        }
+    }
 }
 
 /// How a root is watched.
@@ -192,6 +236,7 @@ impl Default for Config {
             classify: ClassifyConfig::default(),
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
+            serve: ServeConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
         }
@@ -360,6 +405,30 @@ impl Config {
                 return Err((key("folder"), "must be an absolute path".into()));
             }
         }
+        let s = &self.serve;
+        if s.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                "serve.listen".into(),
+                format!(
+                    "`{}` is not an address and port (e.g. \"127.0.0.1:8080\")",
+                    s.listen
+                ),
+            ));
+        }
+        if s.max_upload_bytes == 0 {
+            return Err((
+                "serve.max_upload_bytes".into(),
+                "must be greater than zero".into(),
+            ));
+        }
+        for (key, v) in [
+            ("serve.thumb_size", s.thumb_size),
+            ("serve.preview_size", s.preview_size),
+        ] {
+            if !(16..=4096).contains(&v) {
+                return Err((key.into(), "must be between 16 and 4096 pixels".into()));
+            }
+        }
         let l = &self.limits;
         if l.max_width == 0
             || l.max_height == 0
@@ -517,6 +586,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.watch.sidecars.get(Path::new("/srv/photos")), Some(&true));
+    }
+
+    #[test]
+    fn serve_section_errors_name_line_and_key() {
+        let e = err("[serve]\nlisten = \"localhost\"\n");
+        assert!(e.contains(":2:") && e.contains("serve.listen"), "{e}");
+        let e = err("[serve]\n\nthumb_size = 2\n");
+        assert!(e.contains(":3:") && e.contains("serve.thumb_size"), "{e}");
+        let c = parse("[serve]\nlisten = \"[::]:80\"\n", Path::new("x")).unwrap();
+        assert_eq!(c.serve.listen, "[::]:80");
     }
 
     #[test]

@@ -111,6 +111,21 @@ impl Catalog {
         Ok(row)
     }
 
+    /// Every file row of one content, by path bytes; empty for an unknown hash.
+    pub fn files_with(&self, hash: &Hash) -> Result<Vec<FileRow>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+             WHERE hash = ?1 ORDER BY path",
+        )?;
+        let rows = stmt.query_map([hash], file_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The `limit` most frequent first-ranked labels, most frequent first (ties by label).
+    pub fn top_labels(&self, limit: usize) -> Result<Vec<LabelCount>, CatalogError> {
+        Ok(top_labels(&self.conn, limit)?)
+    }
+
     /// An image's tags, rank 1 first; empty for an unknown hash.
     pub fn tags(&self, hash: &Hash) -> Result<Vec<TagRow>, CatalogError> {
         Ok(tags_of(&self.conn, hash)?)
@@ -163,19 +178,7 @@ impl Catalog {
             })?
             .collect::<Result<_, _>>()?;
 
-        let mut stmt = tx.prepare(
-            "SELECT class_index, label, count(*) AS n FROM tags WHERE rank = 1
-             GROUP BY class_index, label ORDER BY n DESC, label LIMIT ?1",
-        )?;
-        let top_labels = stmt
-            .query_map([TOP_LABELS as i64], |r| {
-                Ok(LabelCount {
-                    class_index: get_usize(r, 0)?,
-                    label: r.get(1)?,
-                    images: get_u64(r, 2)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
+        let top_labels = top_labels(&tx, TOP_LABELS)?;
 
         let mut stmt = tx.prepare("SELECT id, path, state, last_scan FROM roots ORDER BY path")?;
         let roots = stmt
@@ -197,6 +200,21 @@ impl Catalog {
             roots,
         })
     }
+}
+
+fn top_labels(conn: &Connection, limit: usize) -> rusqlite::Result<Vec<LabelCount>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT class_index, label, count(*) AS n FROM tags WHERE rank = 1
+         GROUP BY class_index, label ORDER BY n DESC, label LIMIT ?1",
+    )?;
+    let rows = stmt.query_map([limit.min(i64::MAX as usize) as i64], |r| {
+        Ok(LabelCount {
+            class_index: get_usize(r, 0)?,
+            label: r.get(1)?,
+            images: get_u64(r, 2)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// The tags of one image, rank 1 first.

@@ -70,6 +70,8 @@ pub enum Command {
     Model(ModelCommand),
     /// Measure model load, warm-up, inference speed, and end-to-end throughput
     Bench(BenchArgs),
+    /// The web page: upload a photo to classify, browse and search the catalog
+    Serve(ServeArgs),
 }
 
 /// Options shared by every command that classifies.
@@ -210,4 +212,15 @@ pub struct StatusArgs {
     /// JSON output
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on instead of the config's serve.listen (127.0.0.1:8080);
+    /// anything but loopback needs a token (serve.token or $PHOTOTAG_SERVE_TOKEN); port 0
+    /// picks a free one (the address is printed on stdout)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    #[command(flatten)]
+    pub run: RunArgs,
 }

@@ -39,7 +39,7 @@ pub enum Outcome {
 }
 
 /// What every command starts from.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Context {
     pub config: Config,
     pub origin: Origin,

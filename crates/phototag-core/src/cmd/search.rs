@@ -125,7 +125,8 @@ fn matched_tags(h: &Hit) -> Vec<&TagRow> {
         .collect()
 }
 
-fn hit_json(h: &Hit) -> serde_json::Value {
+/// The JSON object of one hit (`--json`; the web API adds links to it).
+pub fn hit_json(h: &Hit) -> serde_json::Value {
     let matched: Vec<TagRow> = matched_tags(h).into_iter().cloned().collect();
     serde_json::json!({
         "path": h.path.to_string_lossy(),

@@ -1,0 +1,160 @@
+//! The page in a real browser: headless Chromium (Debian's `chromium`) driven by Python
+//! Playwright (`tests/e2e/web.py`) against `phototag serve` over a small indexed catalog.
+//! It uploads a photo, sees the top-3, searches the top class, opens a result and reads
+//! its tags; screenshots go to `target/e2e/web.png` (the photo view) and
+//! `target/e2e/web-search.png` (upload and results), in a phone-sized window.
+//!
+//! `scripts/e2e-setup.sh` installs Chromium (apt) and Playwright (PyPI) when missing; where
+//! that cannot be done the test prints `SKIPPED` and why. Set `PHOTOTAG_E2E_NO_INSTALL=1`
+//! to never install.
+
+mod common;
+mod web;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TEST: &str = "e2e_web::upload_search_and_view_in_chromium";
+
+/// What `scripts/e2e-setup.sh` printed, or None after printing why the test skips.
+fn browser() -> Option<HashMap<String, String>> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-setup.sh");
+    let out = match Command::new("sh").arg(&script).output() {
+        Ok(o) => o,
+        Err(e) => {
+            common::skip(TEST, &format!("cannot run {}: {e}", script.display()));
+            return None;
+        }
+    };
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let why = err
+            .lines()
+            .rfind(|l| l.starts_with("e2e-setup:"))
+            .unwrap_or(err.trim());
+        common::skip(
+            TEST,
+            &format!("Chromium or Playwright is not available: {why}"),
+        );
+        return None;
+    }
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+}
+
+fn screenshot_path() -> PathBuf {
+    // CARGO_TARGET_TMPDIR is target/tmp.
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let dir = target.join("e2e");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("web.png")
+}
+
+#[test]
+fn upload_search_and_view_in_chromium() {
+    let Some(env) = browser() else { return };
+    let lib = web::Library::new();
+    let server = lib.serve("", &[], "127.0.0.1:0");
+    server.wait_for_model();
+
+    let photo = web::fixtures().join("orange.jpg");
+    let shot = screenshot_path();
+    let _ = std::fs::remove_file(&shot);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/web.py");
+    let url = format!("http://{}/", server.addr);
+    let out = Command::new(&env["PYTHON"])
+        .arg(&script)
+        .args([
+            &url,
+            photo.to_str().unwrap(),
+            shot.to_str().unwrap(),
+            &env["CHROMIUM"],
+        ])
+        .env("PYTHONPATH", &env["PYTHONPATH"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the browser script failed:\n{stderr}");
+    let seen: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{stderr}", String::from_utf8_lossy(&out.stdout)));
+    eprintln!("browser saw: {seen}");
+    assert_eq!(
+        seen["errors"],
+        serde_json::json!([]),
+        "no script errors in the page"
+    );
+
+    // The bars show what the API answers for the same upload.
+    let api = server
+        .upload("orange.jpg", &std::fs::read(&photo).unwrap(), &[])
+        .json();
+    let top3 = seen["top3"].as_array().unwrap();
+    assert_eq!(top3.len(), 3);
+    for (bar, want) in top3.iter().zip(api["results"].as_array().unwrap()) {
+        assert_eq!(bar["class"], want["class"]);
+        let p = want["probability"].as_f64().unwrap();
+        let shown: f64 = bar["probability"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!((shown - p).abs() < 0.051, "{bar} vs {want}");
+        let width: f64 = bar["width"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse()
+            .unwrap();
+        assert!((width - p).abs() < 1e-6, "bar width {width}% for {p}%");
+    }
+
+    // The search for the top class found the photo; the view shows its stored tags.
+    let hash = blake3::hash(&std::fs::read(&photo).unwrap())
+        .to_hex()
+        .to_string();
+    let grid: Vec<&str> = seen["grid"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h.as_str())
+        .collect();
+    assert!(
+        grid.contains(&hash.as_str()),
+        "the orange is in the grid: {grid:?}"
+    );
+    assert_eq!(
+        grid.iter().filter(|h| **h == hash).count(),
+        1,
+        "one tile per content"
+    );
+    let opened = seen["hash"].as_str().unwrap();
+    let info = server.get(&format!("/api/photos/{opened}")).json();
+    let tags: Vec<_> = info["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["class"].clone())
+        .collect();
+    assert_eq!(seen["view_tags"].as_array().unwrap(), &tags);
+    assert_eq!(seen["view_paths"], info["paths"]);
+    assert_eq!(seen["grid_after_back"].as_u64(), Some(grid.len() as u64));
+    assert!(!seen["cloud"].as_array().unwrap().is_empty());
+    assert!(
+        seen["overflow_x"].as_i64().unwrap() <= 0,
+        "no sideways scrolling on a phone: {seen}"
+    );
+
+    let png = std::fs::read(&shot).expect("a screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
+    eprintln!("screenshot: {}", shot.display());
+}
