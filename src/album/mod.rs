@@ -342,16 +342,19 @@ fn apply(catalog: &mut Catalog, album: &Album, plan: &Plan) -> Result<Vec<String
 pub fn clear(catalog: &mut Catalog, name: &str) -> Result<usize, AlbumError> {
     let records = catalog.album_links(name)?;
     let mut gone = Vec::new();
+    let mut removed = 0;
     for r in &records {
         match links::state(r) {
             links::State::Ours => {
                 if links::remove(r).is_ok() {
+                    removed += 1;
                     gone.push(r.path.as_path());
                 }
             }
+            // Missing, or someone else's now: only the record goes.
             _ => gone.push(r.path.as_path()),
         }
     }
     catalog.forget_links(&gone)?;
-    Ok(gone.len())
+    Ok(removed)
 }
