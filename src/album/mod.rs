@@ -217,22 +217,35 @@ pub fn plan(
     catalog: &Catalog,
     album: &Album,
     album_folders: &[PathBuf],
+    verify: bool,
 ) -> Result<(Plan, usize), AlbumError> {
     let matched = matches(catalog, album, album_folders)?;
     let records = catalog.album_links(&album.name)?;
     let n = matched.len();
-    Ok((plan::plan(album, &matched, records), n))
+    Ok((plan::plan(album, &matched, records, verify), n))
 }
 
-/// Brings one album folder up to date (or, with `dry_run`, only plans it).
+/// How [`sync`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Look at every recorded link on disk (`album sync`, the daemon's first sync).
+    Verify,
+    /// Trust the records: only what changed is looked at (the daemon's later syncs).
+    Incremental,
+    /// Verify, but change nothing.
+    DryRun,
+}
+
+/// Brings one album folder up to date (or, for a dry run, only plans it).
 pub fn sync(
     catalog: &mut Catalog,
     album: &Album,
     album_folders: &[PathBuf],
-    dry_run: bool,
+    mode: Mode,
 ) -> Result<(Report, Plan), AlbumError> {
+    let dry_run = mode == Mode::DryRun;
     prepare_folder(album, !dry_run)?;
-    let (plan, matched) = plan(catalog, album, album_folders)?;
+    let (plan, matched) = plan(catalog, album, album_folders, mode != Mode::Incremental)?;
     let mut report = Report {
         matched,
         kept: plan.kept,
@@ -266,9 +279,16 @@ fn apply(catalog: &mut Catalog, album: &Album, plan: &Plan) -> Result<Vec<String
     let mut removed: Vec<&Path> = Vec::new();
     for c in &plan.changes {
         if let Change::Remove(r) = c {
-            match links::remove(r) {
-                Ok(()) => removed.push(&r.path),
-                Err(e) => problems.push(format!("{}: {e}", r.path.display())),
+            match links::state(r) {
+                links::State::Ours => match std::fs::remove_file(&r.path) {
+                    Ok(()) => removed.push(&r.path),
+                    Err(e) => problems.push(format!("{}: {e}", r.path.display())),
+                },
+                links::State::Missing => removed.push(&r.path),
+                links::State::Foreign => {
+                    tracing::info!(path = %r.path.display(), "no longer the link phototag made: left alone");
+                    removed.push(&r.path);
+                }
             }
         }
     }
@@ -306,16 +326,19 @@ fn apply(catalog: &mut Catalog, album: &Album, plan: &Plan) -> Result<Vec<String
 pub fn clear(catalog: &mut Catalog, name: &str) -> Result<usize, AlbumError> {
     let records = catalog.album_links(name)?;
     let mut gone = Vec::new();
+    let mut removed = 0;
     for r in &records {
         match links::state(r) {
             links::State::Ours => {
                 if links::remove(r).is_ok() {
+                    removed += 1;
                     gone.push(r.path.as_path());
                 }
             }
+            // Missing, or someone else's now: only the record goes.
             _ => gone.push(r.path.as_path()),
         }
     }
     catalog.forget_links(&gone)?;
-    Ok(gone.len())
+    Ok(removed)
 }

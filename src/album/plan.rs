@@ -10,7 +10,7 @@
 //! May not: change anything (it only reads the album folder to tell its own links from
 //! other files).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -55,13 +55,13 @@ pub fn suffixed(name: &OsStr, hash: &Hash) -> OsString {
     OsString::from_vec(out)
 }
 
-/// The links an album should have: link path → (target, hash). `foreign` says whether a
+/// The links an album should have, by name: (link path, (target, hash)). `foreign` says whether a
 /// path in the album folder holds a file phototag did not make.
 pub fn desired(
     folder: &Path,
     matched: &[(PathBuf, Hash)],
     foreign: &dyn Fn(&Path) -> bool,
-) -> BTreeMap<PathBuf, (PathBuf, Hash)> {
+) -> Vec<(PathBuf, (PathBuf, Hash))> {
     // One target per content: its first path by bytes.
     let mut by_hash: HashMap<Hash, &PathBuf> = HashMap::new();
     for (path, hash) in matched {
@@ -85,7 +85,7 @@ pub fn desired(
             .or_default()
             .push((hash, path));
     }
-    let mut out = BTreeMap::new();
+    let mut out = Vec::with_capacity(matched.len());
     for (name, mut contents) in by_name {
         contents.sort();
         let collide = contents.len() > 1;
@@ -101,57 +101,65 @@ pub fn desired(
                 }
                 s
             };
-            out.insert(path, (target.clone(), hash));
+            out.push((path, (target.clone(), hash)));
         }
     }
     out
 }
 
-/// Compares what is wanted with the records and the album folder.
-pub fn plan(album: &Album, matched: &[(PathBuf, Hash)], records: Vec<LinkRow>) -> Plan {
+/// Compares what is wanted with the records and, with `verify`, with the album folder
+/// (every recorded link looked at: one missing is made again, one replaced is forgotten).
+/// Without it the records are trusted, which makes a resync of a large album cheap; a
+/// link is still looked at before it is removed.
+pub fn plan(
+    album: &Album,
+    matched: &[(PathBuf, Hash)],
+    records: Vec<LinkRow>,
+    verify: bool,
+) -> Plan {
     let mut changes = Vec::new();
-    // Records whose file is still phototag's (or missing, to be made again).
-    let mut live: HashMap<PathBuf, (LinkRow, State)> = HashMap::new();
+    // Records whose file is still phototag's (or missing, to be made again), by path
+    // bytes (cheaper to hash than paths).
+    let mut live: HashMap<Vec<u8>, (LinkRow, State)> = HashMap::with_capacity(records.len());
     for r in records {
-        match links::state(&r) {
+        let state = if verify {
+            links::state(&r)
+        } else {
+            State::Ours
+        };
+        match state {
             State::Foreign => changes.push(Change::Forget(r)),
             s => {
-                live.insert(r.path.clone(), (r, s));
+                live.insert(r.path.as_os_str().as_bytes().to_vec(), (r, s));
             }
         }
     }
-    let foreign =
-        |p: &Path| -> bool { !live.contains_key(p) && std::fs::symlink_metadata(p).is_ok() };
+    let foreign = |p: &Path| -> bool {
+        !live.contains_key(p.as_os_str().as_bytes()) && std::fs::symlink_metadata(p).is_ok()
+    };
     let want = desired(&album.folder, matched, &foreign);
     let mut kept = 0;
     let mut creates = Vec::new();
-    let mut handled: HashSet<PathBuf> = HashSet::new();
-    for (path, (target, hash)) in &want {
-        let new = LinkRow {
-            path: path.clone(),
-            album: album.name.clone(),
-            target: target.clone(),
-            hash: *hash,
-            inode: None,
-        };
-        match live.get(path) {
-            Some((r, State::Ours)) if r.target == *target && r.hash == *hash => {
+    for (path, (target, hash)) in want {
+        let rec = live.remove(path.as_os_str().as_bytes());
+        if let Some((r, State::Ours)) = &rec {
+            if r.target == target && r.hash == hash {
                 kept += 1;
+                continue;
             }
-            Some((r, State::Ours)) => {
-                changes.push(Change::Remove(r.clone()));
-                creates.push(Change::Create(new));
-            }
-            Some((_, _missing)) => creates.push(Change::Create(new)),
-            None => creates.push(Change::Create(new)),
         }
-        handled.insert(path.clone());
+        if let Some((r, State::Ours)) = rec {
+            changes.push(Change::Remove(r));
+        }
+        creates.push(Change::Create(LinkRow {
+            path,
+            album: album.name.clone(),
+            target,
+            hash,
+            inode: None,
+        }));
     }
-    let mut rest: Vec<(LinkRow, State)> = live
-        .into_iter()
-        .filter(|(p, _)| !handled.contains(p))
-        .map(|(_, v)| v)
-        .collect();
+    let mut rest: Vec<(LinkRow, State)> = live.into_values().collect();
     rest.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     for (r, s) in rest {
         changes.push(match s {
@@ -195,16 +203,19 @@ mod tests {
         ];
         let d = desired(f, &matched, &|_| false);
         let names: Vec<String> = d
-            .keys()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .iter()
+            .map(|(p, _)| p.file_name().unwrap().to_string_lossy().into_owned())
             .collect();
         assert_eq!(
             names,
             ["IMG_1-01010101.jpg", "IMG_1-02020202.jpg", "IMG_2.jpg"]
         );
         assert_eq!(
-            d[&f.join("IMG_2.jpg")].0,
-            PathBuf::from("/p/2024/IMG_2.jpg")
+            d[2],
+            (
+                f.join("IMG_2.jpg"),
+                (PathBuf::from("/p/2024/IMG_2.jpg"), h(3))
+            )
         );
     }
 
@@ -214,8 +225,48 @@ mod tests {
         let matched = vec![(PathBuf::from("/p/IMG_1.jpg"), h(1))];
         let taken = f.join("IMG_1.jpg");
         let d = desired(f, &matched, &|p| p == taken);
-        assert_eq!(d.keys().next().unwrap(), &f.join("IMG_1-01010101.jpg"));
+        assert_eq!(d[0].0, f.join("IMG_1-01010101.jpg"));
         let d = desired(f, &matched, &|_| true);
         assert!(d.is_empty(), "both names taken: no link");
+    }
+
+    #[test]
+    fn verify_looks_at_the_folder_incremental_trusts_the_records() {
+        let d = tempfile::tempdir().unwrap();
+        let folder = d.path().join("album");
+        std::fs::create_dir(&folder).unwrap();
+        let photo = d.path().join("p.jpg");
+        std::fs::write(&photo, b"x").unwrap();
+        let album = Album {
+            name: "a".into(),
+            query: "dog".into(),
+            folder: folder.clone(),
+            links: Default::default(),
+            source: super::super::Source::Catalog,
+        };
+        let matched = vec![(photo.clone(), h(1))];
+        let rec = LinkRow {
+            path: folder.join("p.jpg"),
+            album: "a".into(),
+            target: photo.clone(),
+            hash: h(1),
+            inode: None,
+        };
+        // The link was deleted by hand: only a verifying plan makes it again.
+        let p = plan(&album, &matched, vec![rec.clone()], false);
+        assert_eq!((p.kept, p.changes.len()), (1, 0));
+        let p = plan(&album, &matched, vec![rec.clone()], true);
+        assert_eq!(p.changes, [Change::Create(rec.clone())]);
+        // Replaced by someone's file: forgotten, and the link takes the suffixed name.
+        std::fs::write(&rec.path, b"theirs").unwrap();
+        let p = plan(&album, &matched, vec![rec.clone()], true);
+        assert_eq!(p.changes.len(), 2);
+        assert_eq!(p.changes[0], Change::Forget(rec.clone()));
+        assert!(
+            matches!(&p.changes[1], Change::Create(r) if r.path == folder.join("p-01010101.jpg"))
+        );
+        // No longer matched: a remove (the file is looked at again before it goes).
+        let p = plan(&album, &[], vec![rec.clone()], false);
+        assert_eq!(p.changes, [Change::Remove(rec)]);
     }
 }

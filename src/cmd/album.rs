@@ -207,7 +207,12 @@ fn sync_one(
     folders: &[PathBuf],
     dry_run: bool,
 ) -> anyhow::Result<Outcome> {
-    let (report, plan) = album::sync(catalog, al, folders, dry_run)?;
+    let mode = if dry_run {
+        album::Mode::DryRun
+    } else {
+        album::Mode::Verify
+    };
+    let (report, plan) = album::sync(catalog, al, folders, mode)?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for c in &plan.changes {

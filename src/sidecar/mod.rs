@@ -5,6 +5,7 @@
 //!
 //! May not: open a photo for writing, or depend on the model (it takes stored tags).
 
+mod merge;
 pub mod xmp;
 
 use std::ffi::OsString;

@@ -10,19 +10,21 @@
 //! Prefixes are matched as written (`rdf:`, `dc:`, `phototag:`), as every XMP writer
 //! spells them.
 //!
+//! The merge itself is in `merge.rs`.
+//!
 //! May not: read or write files (`sidecar` does), or accept text that is not well-formed
 //! XML with an `rdf:Description` (such a sidecar is left alone and reported).
 
 use std::fmt::Write as _;
 
 use quick_xml::events::{BytesStart, Event};
-use quick_xml::{Reader, Writer};
+use quick_xml::Reader;
 
 use crate::catalog::TagRow;
 
 /// phototag's XMP namespace.
 pub const NS: &str = "urn:phototag:xmp:1.0/";
-const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
+pub(super) const DC_NS: &str = "http://purl.org/dc/elements/1.1/";
 const RDF_NS: &str = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";
 
 /// Tags below this probability are not made keywords (the best tag always is).
@@ -74,14 +76,14 @@ fn bag(out: &mut String, kind: &str, items: &[String], ind: &str) {
     let _ = write!(out, "{ind}</rdf:{kind}>");
 }
 
-fn subject_block(keywords: &[String], ind: &str) -> String {
+pub(super) fn subject_block(keywords: &[String], ind: &str) -> String {
     let mut s = format!("{ind}<dc:subject>\n");
     bag(&mut s, "Bag", keywords, &format!("{ind} "));
     let _ = write!(s, "\n{ind}</dc:subject>");
     s
 }
 
-fn phototag_block(model: &str, tags: &[TagRow], ours: &[String], ind: &str) -> String {
+pub(super) fn phototag_block(model: &str, tags: &[TagRow], ours: &[String], ind: &str) -> String {
     let mut s = format!("{ind}<phototag:Model>{}</phototag:Model>\n", esc(model));
     let _ = writeln!(s, "{ind}<phototag:Keywords>");
     bag(&mut s, "Bag", ours, &format!("{ind} "));
@@ -130,16 +132,16 @@ pub fn render(model: &str, tags: &[TagRow]) -> String {
     )
 }
 
-fn is(e: &BytesStart<'_>, name: &str) -> bool {
+pub(super) fn is(e: &BytesStart<'_>, name: &str) -> bool {
     e.name().as_ref() == name
 }
 
-fn ours_name(name: &str) -> bool {
+pub(super) fn ours_name(name: &str) -> bool {
     name.starts_with("phototag:")
 }
 
 /// Reads every event (owned); the text must be well-formed.
-fn events(text: &str) -> Result<Vec<Event<'static>>, XmpError> {
+pub(super) fn events(text: &str) -> Result<Vec<Event<'static>>, XmpError> {
     let mut r = Reader::from_str(text);
     r.config_mut().check_end_names = true;
     let mut out = Vec::new();
@@ -190,7 +192,7 @@ fn push_text(buf: &mut String, e: &Event<'_>) {
 }
 
 /// Index of the event closing the element opened at `start` (itself for an Empty).
-fn end_of(ev: &[Event<'_>], start: usize) -> usize {
+pub(super) fn end_of(ev: &[Event<'_>], start: usize) -> usize {
     if matches!(ev[start], Event::Empty(_)) {
         return start;
     }
@@ -299,170 +301,7 @@ pub fn read(text: &str) -> Result<Sidecar, XmpError> {
     Ok(out)
 }
 
-/// Merges phototag's tags into an existing sidecar (see the module notes).
-pub fn merge(existing: &str, model: &str, tags: &[TagRow]) -> Result<String, XmpError> {
-    let bom = existing.starts_with('\u{feff}');
-    let text = existing.trim_start_matches('\u{feff}');
-    let before = read(text)?;
-    let ev = events(text)?;
-    let descriptions: Vec<usize> = ev
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "rdf:Description")))
-        .map(|(i, _)| i)
-        .collect();
-    // The Description holding dc:subject, else the first.
-    let target = descriptions
-        .iter()
-        .copied()
-        .find(|&d| {
-            let end = end_of(&ev, d);
-            ev[d..=end]
-                .iter()
-                .any(|e| matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject")))
-        })
-        .or(descriptions.first().copied())
-        .ok_or(XmpError::NoDescription)?;
-    let target_end = end_of(&ev, target);
-
-    // The file's own keywords are those phototag did not add.
-    let theirs: Vec<String> = before
-        .keywords
-        .iter()
-        .filter(|k| !before.ours.contains(k))
-        .cloned()
-        .collect();
-    let added: Vec<String> = keywords(tags)
-        .into_iter()
-        .filter(|k| !theirs.contains(k))
-        .collect();
-    let mut all = theirs.clone();
-    all.extend(added.iter().cloned());
-
-    // Is `dc` declared on the target or an element around it?
-    let mut dc_declared = false;
-    {
-        let mut stack: Vec<bool> = Vec::new();
-        for e in &ev[..=target] {
-            match e {
-                Event::Start(s) | Event::Empty(s) => {
-                    let has = s
-                        .attributes()
-                        .flatten()
-                        .any(|a| a.key.as_ref() == "xmlns:dc");
-                    if matches!(e, Event::Start(_)) {
-                        stack.push(has);
-                    } else if has {
-                        dc_declared = true;
-                    }
-                }
-                Event::End(_) => {
-                    stack.pop();
-                }
-                _ => {}
-            }
-        }
-        dc_declared |= stack.iter().any(|h| *h);
-    }
-
-    let mut w = Writer::new(Vec::new());
-    let io = |e: std::io::Error| XmpError::Xml(e.to_string());
-    let ind = "   ";
-    let ours_text = |w: &mut Writer<Vec<u8>>, subject: bool| {
-        let inner = w.get_mut();
-        if subject {
-            inner.extend_from_slice(b"\n");
-            inner.extend_from_slice(subject_block(&all, ind).as_bytes());
-        }
-        inner.extend_from_slice(b"\n");
-        inner.extend_from_slice(phototag_block(model, tags, &added, ind).as_bytes());
-        inner.extend_from_slice(b"\n  ");
-    };
-    let mut subject_done = false;
-    // Whitespace between elements is held until the next event: dropped before an
-    // element that is skipped (so merging again changes nothing), written otherwise.
-    let mut pending = String::new();
-    let mut i = 0;
-    while i < ev.len() {
-        let e = &ev[i];
-        if let Event::Text(t) = e {
-            let t = t.xml10_content();
-            if t.trim().is_empty() {
-                pending.push_str(&t);
-                i += 1;
-                continue;
-            }
-        }
-        let skipped = match e {
-            Event::Start(s) | Event::Empty(s) => {
-                ours_name(s.name().as_ref())
-                    || (i > target && i < target_end && is(s, "dc:subject") && !subject_done)
-            }
-            Event::End(_) => i == target_end,
-            _ => false,
-        };
-        if skipped {
-            let indent = pending.rsplit('\n').next().unwrap_or("").to_string();
-            let keep_subject =
-                matches!(e, Event::Start(s) | Event::Empty(s) if is(s, "dc:subject"));
-            if keep_subject {
-                // Replaced where it was, at its indentation.
-                let inner = w.get_mut();
-                inner.extend_from_slice(pending.as_bytes());
-                let block = subject_block(&all, &indent);
-                inner.extend_from_slice(&block.as_bytes()[indent.len()..]);
-                subject_done = true;
-            }
-            pending.clear();
-            if let Event::End(_) = e {
-                ours_text(&mut w, !subject_done);
-                w.write_event(e.borrow()).map_err(io)?;
-                i += 1;
-            } else {
-                i = end_of(&ev, i) + 1;
-            }
-            continue;
-        }
-        w.get_mut().extend_from_slice(pending.as_bytes());
-        pending.clear();
-        match e {
-            Event::Start(s) | Event::Empty(s) if is(s, "rdf:Description") => {
-                let mut el = BytesStart::new(s.name().as_ref().to_string());
-                for a in s.attributes().flatten() {
-                    let k = a.key.as_ref();
-                    if ours_name(k) || (i == target && k == "xmlns:phototag") {
-                        continue;
-                    }
-                    el.push_attribute(a);
-                }
-                if i == target {
-                    if !dc_declared {
-                        el.push_attribute(("xmlns:dc", DC_NS));
-                    }
-                    el.push_attribute(("xmlns:phototag", NS));
-                    w.write_event(Event::Start(el)).map_err(io)?;
-                    if matches!(e, Event::Empty(_)) {
-                        ours_text(&mut w, true);
-                        w.write_event(Event::End(s.to_end())).map_err(io)?;
-                    }
-                } else if matches!(e, Event::Empty(_)) {
-                    w.write_event(Event::Empty(el)).map_err(io)?;
-                } else {
-                    w.write_event(Event::Start(el)).map_err(io)?;
-                }
-            }
-            other => w.write_event(other.borrow()).map_err(io)?,
-        }
-        i += 1;
-    }
-    w.get_mut().extend_from_slice(pending.as_bytes());
-    let mut out = String::new();
-    if bom {
-        out.push('\u{feff}');
-    }
-    out.push_str(&String::from_utf8(w.into_inner()).map_err(|e| XmpError::Xml(e.to_string()))?);
-    Ok(out)
-}
+pub use super::merge::merge;
 
 #[cfg(test)]
 mod tests {
@@ -500,94 +339,5 @@ mod tests {
         assert_eq!(s.model.as_deref(), Some("resnet18"));
         assert_eq!(s.tags.len(), 3);
         assert_eq!(s.tags[2], (3, 281, "tabby & co".to_string(), 0.01));
-    }
-
-    const DIGIKAM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
- <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
-  <rdf:Description rdf:about=""
-    xmlns:dc="http://purl.org/dc/elements/1.1/"
-    xmlns:digiKam="http://www.digikam.org/ns/1.0/"
-    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
-    xmp:Rating="4"
-    digiKam:ColorLabel="2">
-   <!-- a comment -->
-   <dc:subject>
-    <rdf:Bag>
-     <rdf:li>holiday</rdf:li>
-     <rdf:li>golden retriever</rdf:li>
-     <rdf:li>Rock &amp; Roll</rdf:li>
-    </rdf:Bag>
-   </dc:subject>
-   <digiKam:TagsList>
-    <rdf:Seq>
-     <rdf:li>places/beach</rdf:li>
-    </rdf:Seq>
-   </digiKam:TagsList>
-  </rdf:Description>
- </rdf:RDF>
-</x:xmpmeta>
-"#;
-
-    #[test]
-    fn merge_keeps_everything_else_and_never_claims_their_keywords() {
-        let merged = merge(DIGIKAM, "resnet18", &tags()).unwrap();
-        let s = read(&merged).unwrap();
-        assert_eq!(
-            s.keywords,
-            [
-                "holiday",
-                "golden retriever",
-                "Rock & Roll",
-                "Labrador retriever"
-            ]
-        );
-        assert_eq!(
-            s.ours,
-            ["Labrador retriever"],
-            "golden retriever was theirs"
-        );
-        for kept in [
-            "xmp:Rating=\"4\"",
-            "digiKam:ColorLabel=\"2\"",
-            "<!-- a comment -->",
-            "<rdf:li>places/beach</rdf:li>",
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
-        ] {
-            assert!(merged.contains(kept), "{kept} lost:\n{merged}");
-        }
-        assert_eq!(merged.matches("xmlns:dc=").count(), 1);
-
-        // Retagged: phototag's old keyword goes, theirs stay; merging again is stable.
-        let mut other = tags();
-        other[1].label = "kuvasz".into();
-        let again = merge(&merged, "resnet18", &other).unwrap();
-        let s = read(&again).unwrap();
-        assert_eq!(
-            s.keywords,
-            ["holiday", "golden retriever", "Rock & Roll", "kuvasz"]
-        );
-        assert_eq!(merge(&again, "resnet18", &other).unwrap(), again);
-        assert_eq!(again.matches("<phototag:Model>").count(), 1);
-    }
-
-    #[test]
-    fn broken_or_foreign_text_is_refused() {
-        assert!(matches!(
-            merge("<a><b></a>", "m", &tags()),
-            Err(XmpError::Xml(_))
-        ));
-        assert!(matches!(
-            merge("<a/>", "m", &tags()),
-            Err(XmpError::NoDescription)
-        ));
-    }
-
-    #[test]
-    fn an_empty_description_gets_content() {
-        let text = "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:tiff=\"http://ns.adobe.com/tiff/1.0/\" tiff:Make=\"Canon\"/></rdf:RDF></x:xmpmeta>";
-        let merged = merge(text, "m", &tags()).unwrap();
-        assert!(merged.contains("tiff:Make=\"Canon\""), "{merged}");
-        assert_eq!(read(&merged).unwrap().keywords.len(), 2);
     }
 }

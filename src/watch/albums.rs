@@ -27,6 +27,8 @@ pub struct Albums {
     last_change: Instant,
     version: Option<i64>,
     version_checked: Instant,
+    /// Albums whose links were all looked at since start (later syncs trust the records).
+    verified: std::collections::HashSet<String>,
 }
 
 impl Albums {
@@ -40,6 +42,7 @@ impl Albums {
             last_change: now,
             version: None,
             version_checked: now,
+            verified: Default::default(),
         }
     }
 
@@ -113,14 +116,22 @@ impl Albums {
         self.excluder.set_pruned_dirs(folders.clone());
         let mut status = Vec::new();
         for a in &albums {
-            let (state, problem) = match album::sync(catalog, a, &folders, false) {
+            let mode = if self.verified.contains(&a.name) {
+                album::Mode::Incremental
+            } else {
+                album::Mode::Verify
+            };
+            let (state, problem) = match album::sync(catalog, a, &folders, mode) {
                 Ok((r, _)) => {
+                    self.verified.insert(a.name.clone());
                     if r.created + r.removed > 0 {
                         tracing::info!(album = %a.name, created = r.created, removed = r.removed, links = r.kept + r.created, "album updated");
                     }
                     ("ok", r.problems.first().cloned())
                 }
                 Err(e @ AlbumError::ParentMissing { .. }) => {
+                    // Looked at in full once it is back.
+                    self.verified.remove(&a.name);
                     tracing::warn!("{e}");
                     ("unavailable", Some(e.to_string()))
                 }

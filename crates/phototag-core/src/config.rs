@@ -404,6 +404,16 @@ impl Config {
             if !a.folder.is_absolute() {
                 return Err((key("folder"), "must be an absolute path".into()));
             }
+            // Album folders are never walked: one holding a root would hide its photos.
+            if let Some(r) = self.watch.roots.iter().find(|r| r.starts_with(&a.folder)) {
+                return Err((
+                    key("folder"),
+                    format!(
+                        "holds the watched root {}: album folders are never walked",
+                        r.display()
+                    ),
+                ));
+            }
         }
         let s = &self.serve;
         if s.listen.parse::<std::net::SocketAddr>().is_err() {
@@ -576,6 +586,13 @@ mod tests {
         assert!(e.contains(":7:") && e.contains("second album"), "{e}");
         let e = err(&text.replace("\"hardlink\"", "\"copy\""));
         assert!(e.contains(":10:"), "{e}");
+        let e = err(&format!(
+            "[watch]\nroots = [\"/srv/albums/cats/x\"]\n{text}"
+        ));
+        assert!(
+            e.contains("album[1].folder") && e.contains("watched root"),
+            "{e}"
+        );
     }
 
     #[test]
