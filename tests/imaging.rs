@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use phototag::imaging::{
-    decode_bytes, decode_file, preprocess, DecodeError, Decoded, LimitKind, Limits, Preprocess,
+    decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Limits,
+    Preprocess,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -104,11 +105,11 @@ fn fixtures_decode_by_content_with_orientation() {
     let jpg = decode_file(&fixture("hopper.jpg"), &limits).unwrap();
     assert_eq!(
         (jpg.format, jpg.image.dimensions()),
-        (ImageFormat::Jpeg, (128, 128))
+        (Format::Jpeg, (128, 128))
     );
     assert_eq!(jpg.orientation, Orientation::NoTransforms);
     let png = decode_file(&fixture("hopper.png"), &limits).unwrap();
-    assert_eq!(png.format, ImageFormat::Png);
+    assert_eq!(png.format, Format::Png);
     // The same photo; JPEG vs lossless PNG differ by compression noise only.
     let same = mean_abs_diff_64(&jpg.image, &png.image);
 
@@ -132,10 +133,7 @@ fn fixtures_decode_by_content_with_orientation() {
     let dir = tempfile::tempdir().unwrap();
     let liar = dir.path().join("really-a-jpeg.png");
     std::fs::copy(fixture("hopper.jpg"), &liar).unwrap();
-    assert_eq!(
-        decode_file(&liar, &limits).unwrap().format,
-        ImageFormat::Jpeg
-    );
+    assert_eq!(decode_file(&liar, &limits).unwrap().format, Format::Jpeg);
 }
 
 /// The limit a decode broke, if it was refused as too large.
