@@ -187,12 +187,12 @@ fn non_images_and_broken_files_are_clean_errors() {
     assert_eq!(not_image(&[0x1f, 0x8b, 8, 0]), Some("a gzip archive"));
     assert_eq!(not_image(&[0, 1, 2, 3, 250, 251, 252]), None);
 
-    let heic = decode_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", &limits).unwrap_err();
-    assert!(matches!(&heic, DecodeError::Unsupported { format, .. } if format == "HEIF/HEIC"));
+    let jxl = decode_bytes(b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl ", &limits).unwrap_err();
+    assert!(matches!(&jxl, DecodeError::Unsupported { format, .. } if format == "JPEG XL"));
     assert!(
-        heic.to_string()
-            .starts_with("not a supported image: HEIF/HEIC"),
-        "{heic}"
+        jxl.to_string()
+            .starts_with("not a supported image: JPEG XL"),
+        "{jxl}"
     );
 
     let jpeg = std::fs::read(fixture("hopper.jpg")).unwrap();
@@ -203,7 +203,7 @@ fn non_images_and_broken_files_are_clean_errors() {
             "cut at {cut}: {r:?}"
         );
     }
-    // Cut inside the entropy-coded data, zune-jpeg decodes what is there (as browsers do, and
+    // Cut inside the entropy-coded data, libjpeg-turbo decodes what is there (as browsers do, and
     // PIL with LOAD_TRUNCATED_IMAGES); a partial photo is still worth tagging.
     let partial = decode_bytes(&jpeg[..2000], &limits).map(|d| d.image.dimensions());
     assert_eq!(partial.ok(), Some((128, 128)));

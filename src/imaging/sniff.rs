@@ -183,6 +183,7 @@ const NOT_IMAGE_MAGIC: &[(usize, &[u8], &str)] = &[
     (4, b"ftyp", "an MP4/QuickTime video"), // after the image brands in `sniff_unsupported`
     (4, b"moov", "an MP4/QuickTime video"),
     (8, b"AVI ", "an AVI video"),
+    (36, b"acsp", "an ICC colour profile"),
 ];
 
 pub(super) fn find_magic(
@@ -216,12 +217,31 @@ pub(super) fn sniff_unsupported(head: &[u8], guessed: Option<ImageFormat>) -> Op
             .or_else(|| {
                 (is_text(head) && head.windows(4).any(|w| w == b"<svg")).then(|| "SVG".into())
             })
-            .or_else(|| guessed.map(format_name)),
+            .or_else(|| guessed.map(format_name))
+            .or_else(|| looks_like_tga(head).then(|| "TGA".into())),
     };
     format.map(|format| DecodeError::Unsupported {
         format,
         detail: None,
     })
+}
+
+/// TGA has no signature: a plausible 18-byte header (colour-map type 0 or 1, a known image
+/// type, a usual pixel depth, a non-zero size, reserved descriptor bits clear).
+fn looks_like_tga(head: &[u8]) -> bool {
+    let Some(h) = head.get(..18) else {
+        return false;
+    };
+    let (width, height) = (
+        u16::from_le_bytes([h[12], h[13]]),
+        u16::from_le_bytes([h[14], h[15]]),
+    );
+    h[1] <= 1
+        && matches!(h[2], 1 | 2 | 3 | 9 | 10 | 11)
+        && matches!(h[16], 8 | 15 | 16 | 24 | 32)
+        && width > 0
+        && height > 0
+        && h[17] & 0xC0 == 0
 }
 
 /// Names common non-image content, for a clearer "not an image" message.
