@@ -179,10 +179,8 @@ pub(super) fn decode(
         _ => 8,
     };
     let (w, h_out) = (scaled(width, eighths), scaled(height, eighths));
-    let cmyk = matches!(
-        h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as u32,
-        x if x == tj::TJCS_TJCS_CMYK as u32 || x == tj::TJCS_TJCS_YCCK as u32
-    );
+    let colorspace = h.get(tj::TJPARAM_TJPARAM_COLORSPACE) as tj::TJCS;
+    let cmyk = colorspace == tj::TJCS_TJCS_CMYK || colorspace == tj::TJCS_TJCS_YCCK;
     let channels: u64 = if cmyk { 4 } else { 3 };
     let sample_bytes: u64 = if header.precision > 8 { 2 } else { 1 };
     let out_bytes = u64::from(w) * u64::from(h_out) * channels * sample_bytes;
