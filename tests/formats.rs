@@ -217,6 +217,7 @@ fn every_formats_and_exif_file_is_decoded_or_has_a_specific_reason() {
         heif_ok >= 15 && avif_ok >= 25,
         "HEIF {heif_ok}, AVIF {avif_ok}"
     );
-    // Measured 96%: the rest are deliberately broken test files (fuzz cases, bad EXIF).
-    assert!(photo_ok * 100 >= photos * 90, "{photo_ok} of {photos}");
+    // Measured: all 621 of them. Allow 2% for test files added later that are broken on
+    // purpose; the outcome counts above say which.
+    assert!(photo_ok * 100 >= photos * 98, "{photo_ok} of {photos}");
 }
