@@ -51,6 +51,28 @@ $(tail -n 15 "$log")"
     fi
 }
 
+# --- 0. system packages -------------------------------------------------------------------
+# libheif (HEIC/AVIF, linked from the system: Debian's libheif-dev), and cmake + nasm, which
+# the turbojpeg-sys crate needs to build its bundled libjpeg-turbo 3 with SIMD. Installed with
+# apt only when missing; as root directly, otherwise through sudo.
+missing=()
+pkg-config --exists libheif 2>/dev/null || missing+=(libheif-dev)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v nasm >/dev/null 2>&1 || missing+=(nasm)
+if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get: install them with your package manager, then run again."
+    as_root=()
+    if [ "$(id -u)" != 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "missing ${missing[*]}: install them as root (apt-get install ${missing[*]}), then run again."
+        as_root=(sudo)
+    fi
+    say "installing ${missing[*]} with apt-get"
+    "${as_root[@]}" apt-get update -q >&2
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >&2 \
+        || die "apt-get install ${missing[*]} failed"
+fi
+
 # --- 1. libtorch ---------------------------------------------------------------------------
 if [ ! -f "$LIBTORCH_DIR/torch/lib/libtorch_cpu.so" ]; then
     command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found. phototag fetches libtorch from PyPI with pip: install Python 3 (Debian: apt-get install python3 python3-pip) or set PHOTOTAG_PYTHON."

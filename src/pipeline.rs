@@ -19,7 +19,7 @@ pub struct Classified {
     pub warnings: Vec<String>,
     pub width: u32,
     pub height: u32,
-    pub format: image::ImageFormat,
+    pub format: imaging::Format,
 }
 
 /// Why one file has no result.
@@ -47,17 +47,18 @@ struct Ready {
     warnings: Vec<String>,
     width: u32,
     height: u32,
-    format: image::ImageFormat,
+    format: imaging::Format,
 }
 
 fn prepare(path: &std::path::Path, s: &Settings) -> Result<Ready, FileError> {
-    let d = imaging::decode_file(path, &s.limits)?;
+    let d = imaging::decode_file_scaled(path, &s.limits, s.preprocess.resize)?;
     let p = imaging::preprocess(&d.image, &s.preprocess)?;
+    let (width, height) = d.upright_size();
     Ok(Ready {
         data: p.data,
         warnings: p.warnings,
-        width: d.image.width(),
-        height: d.image.height(),
+        width,
+        height,
         format: d.format,
     })
 }

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
 use phototag::imaging::{
-    decode_bytes, decode_file, preprocess, DecodeError, Decoded, LimitKind, Limits, Preprocess,
+    decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Limits,
+    Preprocess,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -104,11 +105,11 @@ fn fixtures_decode_by_content_with_orientation() {
     let jpg = decode_file(&fixture("hopper.jpg"), &limits).unwrap();
     assert_eq!(
         (jpg.format, jpg.image.dimensions()),
-        (ImageFormat::Jpeg, (128, 128))
+        (Format::Jpeg, (128, 128))
     );
     assert_eq!(jpg.orientation, Orientation::NoTransforms);
     let png = decode_file(&fixture("hopper.png"), &limits).unwrap();
-    assert_eq!(png.format, ImageFormat::Png);
+    assert_eq!(png.format, Format::Png);
     // The same photo; JPEG vs lossless PNG differ by compression noise only.
     let same = mean_abs_diff_64(&jpg.image, &png.image);
 
@@ -132,10 +133,7 @@ fn fixtures_decode_by_content_with_orientation() {
     let dir = tempfile::tempdir().unwrap();
     let liar = dir.path().join("really-a-jpeg.png");
     std::fs::copy(fixture("hopper.jpg"), &liar).unwrap();
-    assert_eq!(
-        decode_file(&liar, &limits).unwrap().format,
-        ImageFormat::Jpeg
-    );
+    assert_eq!(decode_file(&liar, &limits).unwrap().format, Format::Jpeg);
 }
 
 /// The limit a decode broke, if it was refused as too large.
@@ -189,12 +187,12 @@ fn non_images_and_broken_files_are_clean_errors() {
     assert_eq!(not_image(&[0x1f, 0x8b, 8, 0]), Some("a gzip archive"));
     assert_eq!(not_image(&[0, 1, 2, 3, 250, 251, 252]), None);
 
-    let heic = decode_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", &limits).unwrap_err();
-    assert!(matches!(&heic, DecodeError::Unsupported { format, .. } if format == "HEIF/HEIC"));
+    let jxl = decode_bytes(b"\0\0\0\x0cJXL \r\n\x87\n\0\0\0\x14ftypjxl ", &limits).unwrap_err();
+    assert!(matches!(&jxl, DecodeError::Unsupported { format, .. } if format == "JPEG XL"));
     assert!(
-        heic.to_string()
-            .starts_with("not a supported image: HEIF/HEIC"),
-        "{heic}"
+        jxl.to_string()
+            .starts_with("not a supported image: JPEG XL"),
+        "{jxl}"
     );
 
     let jpeg = std::fs::read(fixture("hopper.jpg")).unwrap();
@@ -205,7 +203,7 @@ fn non_images_and_broken_files_are_clean_errors() {
             "cut at {cut}: {r:?}"
         );
     }
-    // Cut inside the entropy-coded data, zune-jpeg decodes what is there (as browsers do, and
+    // Cut inside the entropy-coded data, libjpeg-turbo decodes what is there (as browsers do, and
     // PIL with LOAD_TRUNCATED_IMAGES); a partial photo is still worth tagging.
     let partial = decode_bytes(&jpeg[..2000], &limits).map(|d| d.image.dimensions());
     assert_eq!(partial.ok(), Some((128, 128)));

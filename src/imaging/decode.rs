@@ -9,18 +9,26 @@
 //! panic on malformed input, or do anything beyond decoding (no resizing, no colour management:
 //! ICC profiles are ignored, as PIL's `convert("RGB")` ignores them).
 //!
-//! Formats read: JPEG, PNG, WebP, GIF (first frame), BMP and TIFF. Everything else (HEIC, AVIF,
-//! JPEG XL, RAW, archives, text…) is refused with an error that names what it looks like.
+//! Formats read: JPEG (libjpeg-turbo, [`super::jpeg`]: CMYK, 12-bit, arithmetic, MPO), HEIF/HEIC
+//! and AVIF (libheif, [`super::heif`]), camera raws through their embedded JPEG preview
+//! ([`super::raw`]), and PNG, WebP, GIF (first frame), BMP and TIFF (the `image` crate).
+//! Everything else (JPEG XL, JPEG 2000, PSD, archives, text…) is refused with an error that
+//! names what it looks like.
+//!
+//! The `_scaled` entry points may decode a JPEG (or a raw's JPEG preview) at a reduced size in
+//! the DCT domain, never below the shorter side asked for; the plain ones always decode the
+//! full image (the torchvision-reference path).
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Cursor, Seek};
+use std::io::{self, BufRead, Cursor, Read, Seek};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use image::error::{LimitErrorKind, UnsupportedErrorKind};
 
-use super::sniff::{format_name, read_head, sniff_not_image, sniff_unsupported};
+use super::sniff::{heif_brand, sniff_not_image, sniff_unsupported, Format};
+use super::{heif, jpeg, raw};
 use image::metadata::Orientation;
 use image::{
     DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageFormat, ImageReader, Pixel,
@@ -33,7 +41,8 @@ const SUPPORTED: [ImageFormat; 6] = {
     use ImageFormat::*;
     [Jpeg, Png, WebP, Gif, Bmp, Tiff]
 };
-const SUPPORTED_LIST: &str = "JPEG, PNG, WebP, GIF, BMP and TIFF";
+const SUPPORTED_LIST: &str =
+    "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/HEIC, AVIF and camera raws with a JPEG preview";
 
 pub use phototag_core::limits::Limits;
 
@@ -43,13 +52,27 @@ pub struct Decoded {
     /// The pixels, with the EXIF orientation already applied.
     pub image: RgbImage,
     /// The format recognised from the content.
-    pub format: ImageFormat,
+    pub format: Format,
     /// The orientation that was read from the file and applied.
     pub orientation: Orientation,
     /// Width as stored in the file, before the orientation was applied.
     pub source_width: u32,
     /// Height as stored in the file, before the orientation was applied.
     pub source_height: u32,
+}
+
+impl Decoded {
+    /// The full image's upright `(width, height)`: the stored size, turned by the orientation.
+    /// Equal to `image.dimensions()` unless the image was decoded at a reduced scale.
+    pub fn upright_size(&self) -> (u32, u32) {
+        use Orientation::*;
+        match self.orientation {
+            Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH => {
+                (self.source_height, self.source_width)
+            }
+            _ => (self.source_width, self.source_height),
+        }
+    }
 }
 
 impl fmt::Debug for Decoded {
@@ -119,15 +142,50 @@ pub enum DecodeError {
         detail: Option<String>,
     },
     /// A supported format, but the data is damaged or truncated.
-    #[error("corrupt or truncated {} file: {message}", format_name(*format))]
-    Corrupt {
-        format: ImageFormat,
-        message: String,
-    },
+    #[error("corrupt or truncated {format} file: {message}")]
+    Corrupt { format: Format, message: String },
 }
 
-/// Decode the image in `path`. The format is taken from the content; the extension is ignored.
+/// Decode the image in `path` at full size. The format is taken from the content; the
+/// extension is ignored.
 pub fn decode_file(path: &Path, limits: &Limits) -> Result<Decoded, DecodeError> {
+    let bytes = read_file(path, limits)?;
+    decode_slice(&bytes, limits, Some(path), None)
+}
+
+/// Like [`decode_file`], for an image whose shorter side will be resized to `min_side`: a JPEG
+/// (or a raw file's JPEG preview) may be decoded at a reduced scale (DCT scaling: 1/2, 1/4 or
+/// 1/8) whose shorter side is still at least twice `min_side` (see `jpeg::HEADROOM`), at a
+/// fraction of the cost and with the same classification (`tests/scaled_decode.rs`).
+pub fn decode_file_scaled(
+    path: &Path,
+    limits: &Limits,
+    min_side: u32,
+) -> Result<Decoded, DecodeError> {
+    let bytes = read_file(path, limits)?;
+    decode_slice(&bytes, limits, Some(path), Some(min_side))
+}
+
+/// Decode an image held in memory. [`Limits::max_file_bytes`] applies to `bytes.len()`.
+pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    let len = bytes.len() as u64;
+    over_limits(&[(LimitKind::FileBytes, len, limits.max_file_bytes)], None)?;
+    decode_slice(bytes, limits, None, None)
+}
+
+/// [`decode_bytes`] with the reduced-scale decoding of [`decode_file_scaled`].
+pub fn decode_bytes_scaled(
+    bytes: &[u8],
+    limits: &Limits,
+    min_side: u32,
+) -> Result<Decoded, DecodeError> {
+    let len = bytes.len() as u64;
+    over_limits(&[(LimitKind::FileBytes, len, limits.max_file_bytes)], None)?;
+    decode_slice(bytes, limits, None, Some(min_side))
+}
+
+/// Reads a whole regular file, refusing it over [`Limits::max_file_bytes`] before reading.
+fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
     let io_err = |source| DecodeError::Io {
         path: Some(path.to_path_buf()),
         source,
@@ -142,18 +200,24 @@ pub fn decode_file(path: &Path, limits: &Limits) -> Result<Decoded, DecodeError>
         None,
     )?;
     let file = File::open(path).map_err(io_err)?;
-    decode_reader(BufReader::new(file), limits, Some(path))
-}
-
-/// Decode an image held in memory. [`Limits::max_file_bytes`] applies to `bytes.len()`.
-pub fn decode_bytes(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    let len = bytes.len() as u64;
-    over_limits(&[(LimitKind::FileBytes, len, limits.max_file_bytes)], None)?;
-    decode_reader(Cursor::new(bytes), limits, None)
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // A file that grew since the stat is still cut at the limit.
+    file.take(limits.max_file_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    over_limits(
+        &[(
+            LimitKind::FileBytes,
+            bytes.len() as u64,
+            limits.max_file_bytes,
+        )],
+        None,
+    )?;
+    Ok(bytes)
 }
 
 /// Refuses the first of `checks` (limit, actual, max) that is over its limit.
-fn over_limits(
+pub(super) fn over_limits(
     checks: &[(LimitKind, u64, u64)],
     dims: Option<(u32, u32)>,
 ) -> Result<(), DecodeError> {
@@ -168,32 +232,62 @@ fn over_limits(
     }
 }
 
-fn decode_reader<R: BufRead + Seek>(
-    mut reader: R,
+/// Recognises the format from the content and decodes. A decoder panic (a bug, in a Rust
+/// decoder) costs only this file: it becomes a `Corrupt` error.
+fn decode_slice(
+    bytes: &[u8],
     limits: &Limits,
     path: Option<&Path>,
+    min_side: Option<u32>,
 ) -> Result<Decoded, DecodeError> {
-    let io_err = |source| DecodeError::Io {
-        path: path.map(Path::to_path_buf),
-        source,
+    let head = &bytes[..bytes.len().min(64)];
+    let (format, result) = if head.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        let f = Format::Jpeg;
+        (
+            f,
+            catching(f, || decode_jpeg(bytes, None, limits, min_side, f)),
+        )
+    } else if let Some(f) = heif_brand(head) {
+        (f, catching(f, || decode_heif(bytes, f, limits)))
+    } else if let Some(kind) = raw::detect(bytes) {
+        let f = Format::Raw(kind);
+        let decode = || {
+            let preview = raw::preview(bytes, kind)?;
+            decode_jpeg(preview.jpeg, preview.orientation, limits, min_side, f)
+        };
+        (f, catching(f, decode))
+    } else {
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|source| DecodeError::Io {
+                path: path.map(Path::to_path_buf),
+                source,
+            })?;
+        let format = match reader.format() {
+            Some(f) if SUPPORTED.contains(&f) => f,
+            guessed => {
+                return Err(
+                    sniff_unsupported(head, guessed).unwrap_or_else(|| sniff_not_image(head))
+                )
+            }
+        };
+        let f = Format::from_image(format).expect("SUPPORTED formats all have a Format");
+        // The tiff crate (0.11.3) fails an assertion on a valid tiled, planar, 16-bit TIFF
+        // from Pillow's test suite. (The panic hook still prints the panic to stderr.)
+        (f, catching(f, || decode_known(reader, f, limits, path)))
     };
-    let head = read_head(&mut reader).map_err(io_err)?;
-    let reader = ImageReader::new(reader)
-        .with_guessed_format()
-        .map_err(io_err)?;
-    let format = match reader.format() {
-        Some(f) if SUPPORTED.contains(&f) => f,
-        guessed => {
-            return Err(sniff_unsupported(&head, guessed).unwrap_or_else(|| sniff_not_image(&head)))
-        }
-    };
-    // Last defence: a decoder bug must cost one file, not the whole scan. The tiff crate
-    // (0.11.3) fails an assertion on a valid tiled, planar, 16-bit TIFF from Pillow's test
-    // suite. (The panic hook still prints the panic to stderr.)
-    let decoded = panic::catch_unwind(AssertUnwindSafe(|| {
-        decode_known(reader, format, limits, path)
-    }));
-    decoded.unwrap_or_else(|payload| {
+    result.map(|mut d| {
+        d.format = format;
+        d
+    })
+}
+
+/// Runs `decode`, turning a panic into a `Corrupt` error for `format`.
+fn catching(
+    format: Format,
+    decode: impl FnOnce() -> Result<Decoded, DecodeError>,
+) -> Result<Decoded, DecodeError> {
+    panic::catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
         let what = (payload.downcast_ref::<&str>().copied())
             .or(payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("unknown panic");
@@ -204,9 +298,47 @@ fn decode_reader<R: BufRead + Seek>(
     })
 }
 
+/// A JPEG (or a raw's JPEG preview) through libjpeg-turbo. `orientation`, when given, replaces
+/// the JPEG's own EXIF orientation (a raw file's IFD0 describes its preview).
+fn decode_jpeg(
+    bytes: &[u8],
+    orientation: Option<Orientation>,
+    limits: &Limits,
+    min_side: Option<u32>,
+    format: Format,
+) -> Result<Decoded, DecodeError> {
+    let relabel = |e: DecodeError| match e {
+        DecodeError::Corrupt { message, .. } => DecodeError::Corrupt { format, message },
+        other => other,
+    };
+    let pixels = jpeg::decode(bytes, limits, min_side).map_err(relabel)?;
+    let orientation = orientation.unwrap_or_else(|| jpeg::orientation(bytes));
+    let mut upright = DynamicImage::ImageRgb8(pixels.image);
+    upright.apply_orientation(orientation);
+    Ok(Decoded {
+        image: upright.into_rgb8(),
+        format,
+        orientation,
+        source_width: pixels.header.width,
+        source_height: pixels.header.height,
+    })
+}
+
+/// HEIF/HEIC or AVIF through libheif, which applies the container's rotation and mirroring.
+fn decode_heif(bytes: &[u8], format: Format, limits: &Limits) -> Result<Decoded, DecodeError> {
+    let (image, width, height) = heif::decode(bytes, format, limits)?;
+    Ok(Decoded {
+        image,
+        format,
+        orientation: Orientation::NoTransforms,
+        source_width: width,
+        source_height: height,
+    })
+}
+
 fn decode_known<R: BufRead + Seek>(
     mut reader: ImageReader<R>,
-    format: ImageFormat,
+    format: Format,
     limits: &Limits,
     path: Option<&Path>,
 ) -> Result<Decoded, DecodeError> {
@@ -295,7 +427,7 @@ where
 
 fn map_image_error(
     error: ImageError,
-    format: ImageFormat,
+    format: Format,
     limits: &Limits,
     path: Option<&Path>,
 ) -> DecodeError {
@@ -312,14 +444,14 @@ fn map_image_error(
                 .any(|w| lower.contains(w))
             {
                 return DecodeError::Unsupported {
-                    format: format_name(format),
+                    format: format.name().into(),
                     detail: Some(message.trim_matches('"').to_string()),
                 };
             }
             corrupt(message)
         }
         ImageError::Unsupported(e) => DecodeError::Unsupported {
-            format: format_name(format),
+            format: format.name().into(),
             detail: Some(match e.kind() {
                 UnsupportedErrorKind::Color(c) | UnsupportedErrorKind::ColorLayout(c) => {
                     format!("the colour type {c:?}")

@@ -12,8 +12,15 @@
 //! about models, tensors (`tch`) or the catalogue, and never panics on bad input.
 
 pub mod decode;
+mod heif;
+mod jpeg;
 pub mod preprocess;
+mod raw;
 mod sniff;
 
-pub use decode::{decode_bytes, decode_file, DecodeError, Decoded, LimitKind, Limits};
+pub use decode::{
+    decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, DecodeError, Decoded,
+    LimitKind, Limits,
+};
 pub use preprocess::{preprocess, Prepared, Preprocess, PreprocessError};
+pub use sniff::{Format, RawKind};

@@ -1,20 +1,146 @@
 //! Format sniffing: names what a file is from its first bytes, so that an unsupported image
 //! (HEIC, AVIF, RAW, ...) or a non-image (archive, text, video) gets a clear error.
 //!
-//! May not: decode pixels, or read more than the first 64 bytes.
-
-use std::io::{self, Read, Seek, SeekFrom};
+//! May not: decode pixels, or look past the first 64 bytes.
 
 use image::ImageFormat;
 
 use super::decode::DecodeError;
 
-/// Reads up to 64 bytes for format sniffing and rewinds.
-pub(super) fn read_head<R: Read + Seek>(reader: &mut R) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(64);
-    reader.by_ref().take(64).read_to_end(&mut head)?;
-    reader.seek(SeekFrom::Start(0))?;
-    Ok(head)
+/// A format phototag decodes, recognised from the content (never the extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Jpeg,
+    Png,
+    WebP,
+    Gif,
+    Bmp,
+    Tiff,
+    /// HEIF with HEVC (or other non-AV1) images: iPhone and Samsung `.heic`/`.heif`.
+    Heif,
+    Avif,
+    /// A camera raw file, read through its embedded JPEG preview.
+    Raw(RawKind),
+}
+
+/// Which camera raw container a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RawKind {
+    Dng,
+    Cr2,
+    Cr3,
+    Crw,
+    Nef,
+    Arw,
+    Raf,
+    Rw2,
+    Orf,
+    Pef,
+    /// Another TIFF-structured raw (Minolta, Sigma, Kodak, Phase One, ...).
+    Other,
+}
+
+impl Format {
+    /// Short lowercase name, as stored in the catalog: `jpeg`, `png`, `heif`, `avif`, `dng`...
+    pub fn id(self) -> &'static str {
+        use RawKind::*;
+        match self {
+            Format::Jpeg => "jpeg",
+            Format::Png => "png",
+            Format::WebP => "webp",
+            Format::Gif => "gif",
+            Format::Bmp => "bmp",
+            Format::Tiff => "tiff",
+            Format::Heif => "heif",
+            Format::Avif => "avif",
+            Format::Raw(kind) => match kind {
+                Dng => "dng",
+                Cr2 => "cr2",
+                Cr3 => "cr3",
+                Crw => "crw",
+                Nef => "nef",
+                Arw => "arw",
+                Raf => "raf",
+                Rw2 => "rw2",
+                Orf => "orf",
+                Pef => "pef",
+                Other => "raw",
+            },
+        }
+    }
+
+    /// The name shown to people: `JPEG`, `HEIF/HEIC`, `Nikon NEF raw`...
+    pub fn name(self) -> &'static str {
+        use RawKind::*;
+        match self {
+            Format::Jpeg => "JPEG",
+            Format::Png => "PNG",
+            Format::WebP => "WebP",
+            Format::Gif => "GIF",
+            Format::Bmp => "BMP",
+            Format::Tiff => "TIFF",
+            Format::Heif => "HEIF/HEIC",
+            Format::Avif => "AVIF",
+            Format::Raw(kind) => match kind {
+                Dng => "DNG raw",
+                Cr2 => "Canon CR2 raw",
+                Cr3 => "Canon CR3 raw",
+                Crw => "Canon CRW raw",
+                Nef => "Nikon NEF raw",
+                Arw => "Sony ARW raw",
+                Raf => "Fujifilm RAF raw",
+                Rw2 => "Panasonic RW2 raw",
+                Orf => "Olympus ORF raw",
+                Pef => "Pentax PEF raw",
+                Other => "camera raw",
+            },
+        }
+    }
+
+    /// The `image` crate's formats that phototag decodes through `image`.
+    pub(super) fn from_image(format: ImageFormat) -> Option<Format> {
+        Some(match format {
+            ImageFormat::Jpeg => Format::Jpeg,
+            ImageFormat::Png => Format::Png,
+            ImageFormat::WebP => Format::WebP,
+            ImageFormat::Gif => Format::Gif,
+            ImageFormat::Bmp => Format::Bmp,
+            ImageFormat::Tiff => Format::Tiff,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The ISO base media (HEIF) brand of a file: `Some(Format::Avif)` or `Some(Format::Heif)`
+/// for the image brands libheif reads; `None` for anything else (CR3, MP4, ...).
+pub(super) fn heif_brand(head: &[u8]) -> Option<Format> {
+    if head.get(4..8) != Some(b"ftyp") {
+        return None;
+    }
+    let major = head.get(8..12)?;
+    // The compatible brands, up to the end of the ftyp box (within the head we have).
+    let size = head
+        .get(0..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let end = (size as usize)
+        .clamp(16, head.len().max(16))
+        .min(head.len());
+    let compatible = head.get(16..end).unwrap_or_default();
+    let lists = |brand: &[u8; 4]| compatible.chunks_exact(4).any(|b| b == brand);
+    match major {
+        b"avif" | b"avis" => Some(Format::Avif),
+        b"mif1" | b"msf1" | b"mif2" if lists(b"avif") || lists(b"avis") => Some(Format::Avif),
+        b"heic" | b"heix" | b"heim" | b"heis" | b"hevc" | b"hevx" | b"mif1" | b"msf1" | b"mif2" => {
+            Some(Format::Heif)
+        }
+        _ => None,
+    }
 }
 
 pub(super) fn format_name(format: ImageFormat) -> String {
@@ -57,6 +183,7 @@ const NOT_IMAGE_MAGIC: &[(usize, &[u8], &str)] = &[
     (4, b"ftyp", "an MP4/QuickTime video"), // after the image brands in `sniff_unsupported`
     (4, b"moov", "an MP4/QuickTime video"),
     (8, b"AVI ", "an AVI video"),
+    (36, b"acsp", "an ICC colour profile"),
 ];
 
 pub(super) fn find_magic(
@@ -90,12 +217,31 @@ pub(super) fn sniff_unsupported(head: &[u8], guessed: Option<ImageFormat>) -> Op
             .or_else(|| {
                 (is_text(head) && head.windows(4).any(|w| w == b"<svg")).then(|| "SVG".into())
             })
-            .or_else(|| guessed.map(format_name)),
+            .or_else(|| guessed.map(format_name))
+            .or_else(|| looks_like_tga(head).then(|| "TGA".into())),
     };
     format.map(|format| DecodeError::Unsupported {
         format,
         detail: None,
     })
+}
+
+/// TGA has no signature: a plausible 18-byte header (colour-map type 0 or 1, a known image
+/// type, a usual pixel depth, a non-zero size, reserved descriptor bits clear).
+fn looks_like_tga(head: &[u8]) -> bool {
+    let Some(h) = head.get(..18) else {
+        return false;
+    };
+    let (width, height) = (
+        u16::from_le_bytes([h[12], h[13]]),
+        u16::from_le_bytes([h[14], h[15]]),
+    );
+    h[1] <= 1
+        && matches!(h[2], 1 | 2 | 3 | 9 | 10 | 11)
+        && matches!(h[16], 8 | 15 | 16 | 24 | 32)
+        && width > 0
+        && height > 0
+        && h[17] & 0xC0 == 0
 }
 
 /// Names common non-image content, for a clearer "not an image" message.

@@ -167,13 +167,15 @@ pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
 
 /// Decodes and preprocesses an image held in memory.
 pub fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
-    let d = imaging::decode_bytes(bytes, &s.limits).map_err(|e| e.to_string())?;
+    let d = imaging::decode_bytes_scaled(bytes, &s.limits, s.preprocess.resize)
+        .map_err(|e| e.to_string())?;
     let p = imaging::preprocess(&d.image, &s.preprocess).map_err(|e| e.to_string())?;
+    let (width, height) = d.upright_size();
     Ok(Ready {
         data: p.data,
-        width: d.image.width(),
-        height: d.image.height(),
-        format: format!("{:?}", d.format).to_lowercase(),
+        width,
+        height,
+        format: d.format.id().to_string(),
     })
 }
 
