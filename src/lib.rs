@@ -11,6 +11,7 @@ pub mod imaging;
 pub mod index;
 pub mod labels;
 pub mod model;
+pub mod ordered;
 pub mod paths;
 pub mod pipeline;
 pub mod search;
