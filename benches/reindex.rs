@@ -98,6 +98,7 @@ fn main() {
             preprocess: Preprocess::imagenet(),
             batch_size: 8,
             top_k: 3,
+            decode_threads: 0,
         },
     };
     for pass in 1..=2 {

@@ -14,6 +14,7 @@ pub mod export;
 pub mod imaging;
 pub mod index;
 pub mod model;
+pub mod ordered;
 pub mod pipeline;
 pub mod serve;
 pub mod sidecar;

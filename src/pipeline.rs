@@ -1,12 +1,11 @@
-//! Classifies a stream of files: a decoder thread reads, orients and preprocesses images
-//! into a bounded queue while the caller's thread runs the model on batches, so decoding
-//! and inference overlap. Results come back in input order, one per file, failures
-//! included.
+//! Classifies a stream of files: decoder threads (`decode_threads`, one per core by default)
+//! read, orient and preprocess images into bounded queues while the caller's thread runs the
+//! model on batches, so decoding and inference overlap. Results come back in input order,
+//! one per file, failures included.
 //!
 //! May not: print anything, or stop at a bad file (it becomes that file's error result).
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
 use crate::imaging::{self, DecodeError, Limits, Preprocess, PreprocessError};
 use crate::model::{Classifier, ClassifyError, Prediction};
@@ -40,6 +39,18 @@ pub struct Settings {
     pub preprocess: Preprocess,
     pub batch_size: usize,
     pub top_k: usize,
+    /// Threads decoding and preprocessing while the model runs; 0 means one per core.
+    pub decode_threads: usize,
+}
+
+impl Settings {
+    /// Decoder threads to start, and how many finished images each may hold, so that about
+    /// two batches wait in all.
+    pub fn decoders(&self) -> (usize, usize) {
+        let workers = crate::ordered::auto_workers(self.decode_threads);
+        let depth = (self.batch_size.max(1) * 2).div_ceil(workers);
+        (workers, depth)
+    }
 }
 
 struct Ready {
@@ -48,6 +59,12 @@ struct Ready {
     width: u32,
     height: u32,
     format: imaging::Format,
+}
+
+/// Decodes and preprocesses one file as the model expects it (what `classify_files` feeds
+/// the model; `phototag bench` times inference alone on these).
+pub fn preprocess_file(path: &std::path::Path, s: &Settings) -> Result<Vec<f32>, FileError> {
+    prepare(path, s).map(|r| r.data)
 }
 
 fn prepare(path: &std::path::Path, s: &Settings) -> Result<Ready, FileError> {
@@ -73,60 +90,60 @@ pub fn classify_files<F>(
     F: FnMut(&PathBuf, Result<Classified, FileError>),
 {
     let batch_size = settings.batch_size.max(1);
-    let (tx, rx) = mpsc::sync_channel::<(PathBuf, Result<Ready, FileError>)>(batch_size * 2);
-    let worker_settings = settings.clone();
-    std::thread::scope(|scope| {
-        scope.spawn(move || {
-            for path in files {
-                let r = prepare(&path, &worker_settings);
-                if tx.send((path, r)).is_err() {
-                    break;
+    let (workers, depth) = settings.decoders();
+    // Results are emitted in order: a failed file waits behind the batch before it.
+    let mut pending: Vec<(PathBuf, Result<Ready, FileError>)> = Vec::with_capacity(batch_size);
+    let mut ready_count = 0;
+    let mut flush = |pending: &mut Vec<(PathBuf, Result<Ready, FileError>)>| {
+        let inputs: Vec<&[f32]> = pending
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().map(|x| x.data.as_slice()))
+            .collect();
+        let mut outputs = match classifier.classify(&inputs, settings.top_k) {
+            Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
+            Err(e) => inputs.iter().map(|_| Err(error_text(&e))).collect(),
+        }
+        .into_iter();
+        for (path, r) in pending.drain(..) {
+            let result = match r {
+                Err(e) => Err(e),
+                Ok(ready) => match outputs.next() {
+                    Some(Ok(predictions)) => Ok(Classified {
+                        predictions,
+                        warnings: ready.warnings,
+                        width: ready.width,
+                        height: ready.height,
+                        format: ready.format,
+                    }),
+                    Some(Err(e)) => Err(FileError::Classify(e)),
+                    None => Err(FileError::Classify("no output for this image".into())),
+                },
+            };
+            on_result(&path, result);
+        }
+    };
+    crate::ordered::map(
+        files,
+        workers,
+        depth,
+        |path| {
+            let r = prepare(&path, settings);
+            (path, r)
+        },
+        |results| {
+            for item in results {
+                if item.1.is_ok() {
+                    ready_count += 1;
+                }
+                pending.push(item);
+                if ready_count == batch_size {
+                    flush(&mut pending);
+                    ready_count = 0;
                 }
             }
-        });
-        // Results are emitted in order: a failed file waits behind the batch before it.
-        let mut pending: Vec<(PathBuf, Result<Ready, FileError>)> = Vec::with_capacity(batch_size);
-        let mut ready_count = 0;
-        let mut flush = |pending: &mut Vec<(PathBuf, Result<Ready, FileError>)>| {
-            let inputs: Vec<&[f32]> = pending
-                .iter()
-                .filter_map(|(_, r)| r.as_ref().ok().map(|x| x.data.as_slice()))
-                .collect();
-            let mut outputs = match classifier.classify(&inputs, settings.top_k) {
-                Ok(v) => v.into_iter().map(Ok).collect::<Vec<_>>(),
-                Err(e) => inputs.iter().map(|_| Err(error_text(&e))).collect(),
-            }
-            .into_iter();
-            for (path, r) in pending.drain(..) {
-                let result = match r {
-                    Err(e) => Err(e),
-                    Ok(ready) => match outputs.next() {
-                        Some(Ok(predictions)) => Ok(Classified {
-                            predictions,
-                            warnings: ready.warnings,
-                            width: ready.width,
-                            height: ready.height,
-                            format: ready.format,
-                        }),
-                        Some(Err(e)) => Err(FileError::Classify(e)),
-                        None => Err(FileError::Classify("no output for this image".into())),
-                    },
-                };
-                on_result(&path, result);
-            }
-        };
-        for item in rx {
-            if item.1.is_ok() {
-                ready_count += 1;
-            }
-            pending.push(item);
-            if ready_count == batch_size {
-                flush(&mut pending);
-                ready_count = 0;
-            }
-        }
-        flush(&mut pending);
-    });
+        },
+    );
+    flush(&mut pending);
 }
 
 fn error_text(e: &ClassifyError) -> String {

@@ -81,6 +81,7 @@ fn options(roots: &[&Path], prune: bool) -> IndexOptions {
             preprocess: m.manifest.preprocess(),
             batch_size: 4,
             top_k: 3,
+            decode_threads: 2,
         },
     }
 }
@@ -132,6 +133,56 @@ fn identical_copies_are_classified_once() {
     let copy = c.file(&l.root.join("copies/a-copy.png")).unwrap().unwrap();
     assert_eq!(a.hash, copy.hash);
     assert_eq!(c.tags(&a.hash).unwrap().len(), 3);
+}
+
+/// With two decoders, which copy of a content is claimed (and decoded) first varies; every
+/// interleaving must give one image per content, a file row per copy, and copies of a
+/// broken file failing with it.
+#[test]
+fn copies_spread_over_decoders_are_classified_once_and_fail_together() {
+    for round in 0..4u32 {
+        let l = lib();
+        for content in 0..3u32 {
+            photo(
+                &l.root.join(format!("p{content}-0.png")),
+                10 + content + 10 * round,
+            );
+        }
+        let broken = b"\xff\xd8\xff\xe0 not a jpeg at all";
+        for copy in 0..3 {
+            std::fs::write(l.root.join(format!("x{copy}.jpg")), broken).unwrap();
+        }
+        // Copies sort before, between and after their originals.
+        for content in 0..3u32 {
+            for copy in ["a", "q", "z"] {
+                std::fs::copy(
+                    l.root.join(format!("p{content}-0.png")),
+                    l.root.join(format!("{copy}{content}.png")),
+                )
+                .unwrap();
+            }
+        }
+        let s = index(&l, false);
+        assert_eq!(
+            (s.seen, s.new, s.duplicates, s.failed),
+            (15, 3, 9, 3),
+            "round {round}: {s:?}"
+        );
+        assert_eq!(counts(&l), (12, 3, 3), "round {round}");
+        let c = Catalog::open_readonly(&l.db).unwrap();
+        for content in 0..3u32 {
+            let a = c
+                .file(&l.root.join(format!("a{content}.png")))
+                .unwrap()
+                .unwrap();
+            let z = c
+                .file(&l.root.join(format!("z{content}.png")))
+                .unwrap()
+                .unwrap();
+            assert_eq!(a.hash, z.hash);
+            assert_eq!(c.tags(&a.hash).unwrap().len(), 3);
+        }
+    }
 }
 
 #[test]

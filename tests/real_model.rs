@@ -34,6 +34,7 @@ fn settings(c: &Classifier) -> Settings {
         preprocess: c.manifest().preprocess(),
         batch_size: 8,
         top_k: 3,
+        decode_threads: 0,
     }
 }
 

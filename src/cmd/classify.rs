@@ -49,6 +49,7 @@ pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
             .top
             .map(usize::from)
             .unwrap_or(ctx.config.classify.top_k),
+        decode_threads: ctx.config.classify.decode_threads,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -29,6 +29,7 @@ fn settings(ctx: &Context, c: &crate::model::Classifier, run: &crate::cli::RunAr
         preprocess: c.manifest().preprocess(),
         batch_size: ctx.batch_size(run),
         top_k: ctx.config.classify.top_k,
+        decode_threads: ctx.config.classify.decode_threads,
     }
 }
 
@@ -149,6 +150,7 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
             preprocess: stored.manifest.preprocess(),
             batch_size,
             top_k: ctx.config.classify.top_k,
+            decode_threads: ctx.config.classify.decode_threads,
         },
     };
     let mut reporter = Reporter::new();

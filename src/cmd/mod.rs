@@ -54,6 +54,7 @@ impl ModelContext for Context {
         }
         let opts = ClassifierOptions {
             threads: run.threads.unwrap_or(self.config.classify.threads),
+            optimize: self.config.classify.optimize,
             ..Default::default()
         };
         let c = Classifier::load(&stored, &opts).with_context(|| {

@@ -68,9 +68,11 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         preprocess: stored.manifest.preprocess(),
         batch_size: ctx.batch_size(&args.run),
         top_k: ctx.config.classify.top_k,
+        decode_threads: ctx.config.classify.decode_threads,
     };
     let opts = ClassifierOptions {
         threads: args.run.threads.unwrap_or(ctx.config.classify.threads),
+        optimize: ctx.config.classify.optimize,
         ..Default::default()
     };
     let batch = settings.batch_size;

@@ -1,7 +1,8 @@
 //! One indexing run over some roots: compare the walk with the catalog, skip unchanged files
 //! by (path, size, mtime) without reading them, hash new and changed files, classify only
-//! content the catalog has never seen (in batches, decoding on a worker thread while the
-//! model runs), and commit in small transactions so an interrupted run loses nothing.
+//! content the catalog has never seen (in batches, reading, hashing and decoding on worker
+//! threads while the model runs; each file is read once), and commit in small transactions
+//! so an interrupted run loses nothing.
 //!
 //! May not: delete anything unless asked to prune, or prune a root that is missing or
 //! suddenly empty (an unmounted share is not a deletion); print (it reports through
@@ -11,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::plan::plan;
@@ -93,10 +94,20 @@ enum Item {
         entry: Entry,
         hash: Hash,
     },
+    /// Content that another file of this run claimed first (it is decoded once, there):
+    /// written once that file is classified, or failed with it.
+    Copy {
+        entry: Entry,
+        hash: Hash,
+    },
     Failed {
         entry: Entry,
         error: String,
+        /// The content's hash when it was read, so copies of it fail with it.
+        hash: Option<Hash>,
     },
+    /// Not done: the run was stopped.
+    Stopped,
 }
 
 /// A decoded, preprocessed image waiting for the model.
@@ -179,32 +190,38 @@ pub fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
     })
 }
 
-/// Reads, hashes and (for unseen content) decodes `todo` on the calling thread, sending
-/// items in order. Stops early when `stop` is set.
-fn produce(
-    todo: Vec<Entry>,
-    mut known: HashSet<Hash>,
+/// Reads, hashes and (for content neither in the catalog nor claimed by another file of
+/// this run) decodes one file.
+fn produce_one(
+    entry: Entry,
+    known: &HashSet<Hash>,
+    claimed: &Mutex<HashSet<Hash>>,
     s: &Settings,
     stop: &AtomicBool,
-    tx: mpsc::SyncSender<Item>,
-) {
-    for entry in todo {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let item = match read_and_hash(&entry.path, s.limits.max_file_bytes) {
-            Err(error) => Item::Failed { entry, error },
-            Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
-            Ok((bytes, hash)) => match prepare(&bytes, s) {
-                Ok(ready) => {
-                    known.insert(hash);
-                    Item::New { entry, hash, ready }
-                }
-                Err(error) => Item::Failed { entry, error },
-            },
-        };
-        if tx.send(item).is_err() {
-            break;
+) -> Item {
+    if stop.load(Ordering::Relaxed) {
+        return Item::Stopped;
+    }
+    match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+        Err(error) => Item::Failed {
+            entry,
+            error,
+            hash: None,
+        },
+        Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
+        Ok((bytes, hash)) => {
+            let first = claimed.lock().map(|mut c| c.insert(hash)).unwrap_or(true);
+            if !first {
+                return Item::Copy { entry, hash };
+            }
+            match prepare(&bytes, s) {
+                Ok(ready) => Item::New { entry, hash, ready },
+                Err(error) => Item::Failed {
+                    entry,
+                    error,
+                    hash: Some(hash),
+                },
+            }
         }
     }
 }
@@ -220,6 +237,10 @@ struct Sink<'a> {
     batch: Vec<(Entry, Hash, Ready)>,
     /// Duplicates of content still waiting in `batch`.
     deferred: Vec<(Entry, Hash)>,
+    /// Copies whose content another file claimed, that file not having arrived yet.
+    awaiting: HashMap<Hash, Vec<Entry>>,
+    /// Content classified (or failed) in this run: its outcome, `None` when written.
+    settled: HashMap<Hash, Option<String>>,
     summary: Summary,
 }
 
@@ -252,12 +273,32 @@ impl Sink<'_> {
     ) -> Result<(), CatalogError> {
         let now = unix_now();
         match item {
+            Item::Stopped => {}
             Item::New { entry, hash, ready } => {
+                if let Some(copies) = self.awaiting.remove(&hash) {
+                    self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
+                }
                 self.batch.push((entry, hash, ready));
                 if self.batch.len() >= self.batch_size {
                     self.flush(w, progress)?;
                 }
             }
+            Item::Copy { entry, hash } => match self.settled.get(&hash) {
+                Some(None) => {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+                Some(Some(error)) => {
+                    let error = error.clone();
+                    self.fail(w, &entry, &error, now)?;
+                    progress(Progress::Done);
+                }
+                None if self.batch.iter().any(|(_, h, _)| *h == hash) => {
+                    self.deferred.push((entry, hash));
+                }
+                None => self.awaiting.entry(hash).or_default().push(entry),
+            },
             Item::Duplicate { entry, hash } => {
                 if self.batch.iter().any(|(_, h, _)| *h == hash) {
                     self.deferred.push((entry, hash));
@@ -267,14 +308,33 @@ impl Sink<'_> {
                     progress(Progress::Done);
                 }
             }
-            Item::Failed { entry, error } => {
-                tracing::warn!(file = %entry.path.display(), "{error}");
-                let root = self.root_id(&entry.path);
-                w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
-                self.summary.failed += 1;
+            Item::Failed { entry, error, hash } => {
+                self.fail(w, &entry, &error, now)?;
                 progress(Progress::Done);
+                if let Some(hash) = hash {
+                    let error = format!("identical content failed: {error}");
+                    for copy in self.awaiting.remove(&hash).unwrap_or_default() {
+                        self.fail(w, &copy, &error, now)?;
+                        progress(Progress::Done);
+                    }
+                    self.settled.insert(hash, Some(error));
+                }
             }
         }
+        Ok(())
+    }
+
+    fn fail(
+        &mut self,
+        w: &mut Writer<'_>,
+        entry: &Entry,
+        error: &str,
+        now: i64,
+    ) -> Result<(), CatalogError> {
+        tracing::warn!(file = %entry.path.display(), "{error}");
+        let root = self.root_id(&entry.path);
+        w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, error, now)?;
+        self.summary.failed += 1;
         Ok(())
     }
 
@@ -298,13 +358,18 @@ impl Sink<'_> {
                     w.put_image(&ready.into_image(*hash, self.model_id, now, &preds))?;
                     w.put_file(&self.file(entry, *hash, now))?;
                     written.insert(*hash);
+                    self.settled.insert(*hash, None);
                     self.summary.new += 1;
                     progress(Progress::Done);
                 }
             }
             Err(e) => {
                 let error = format!("classification failed: {e}");
-                for (entry, _, _) in &batch {
+                for (entry, hash, _) in &batch {
+                    self.settled.insert(
+                        *hash,
+                        Some("classification failed for identical content".into()),
+                    );
                     tracing::warn!(file = %entry.path.display(), "{error}");
                     let root = self.root_id(&entry.path);
                     w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
@@ -405,24 +470,35 @@ pub fn execute(
         root_ids,
         batch: Vec::new(),
         deferred: Vec::new(),
+        awaiting: HashMap::new(),
+        settled: HashMap::new(),
         summary: Summary::default(),
     };
-    let (tx, rx) = mpsc::sync_channel::<Item>(sink.batch_size * 2);
-    let result: Result<(), CatalogError> = std::thread::scope(|scope| {
-        scope.spawn(move || produce(todo, known, settings, stop, tx));
-        let mut w = catalog.begin()?;
-        let mut last_commit = Instant::now();
-        for item in rx {
-            sink.accept(&mut w, item, progress)?;
-            if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
-                w.commit()?;
-                w = catalog.begin()?;
-                last_commit = Instant::now();
+    let claimed = Mutex::new(HashSet::new());
+    let (workers, depth) = settings.decoders();
+    let result: Result<(), CatalogError> = crate::ordered::map(
+        todo,
+        workers,
+        depth,
+        |entry| produce_one(entry, &known, &claimed, settings, stop),
+        |items| {
+            let mut w = catalog.begin()?;
+            let mut last_commit = Instant::now();
+            for item in items {
+                if matches!(item, Item::Stopped) {
+                    break;
+                }
+                sink.accept(&mut w, item, progress)?;
+                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                    w.commit()?;
+                    w = catalog.begin()?;
+                    last_commit = Instant::now();
+                }
             }
-        }
-        sink.flush(&mut w, progress)?;
-        w.commit()
-    });
+            sink.flush(&mut w, progress)?;
+            w.commit()
+        },
+    );
     result?;
     Ok(Executed {
         new: sink.summary.new,

@@ -192,6 +192,21 @@ impl Manifest {
     }
 }
 
+impl Manifest {
+    /// Checks that `bytes`, read from `file`, hash to this manifest's `sha256`.
+    pub fn verify_bytes(&self, file: &Path, bytes: &[u8]) -> Result<(), ManifestError> {
+        let actual = hex(&Sha256::digest(bytes));
+        if !actual.eq_ignore_ascii_case(&self.sha256) {
+            return Err(ManifestError::HashMismatch {
+                path: file.to_path_buf(),
+                expected: self.sha256.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// SHA-256 of a file, lower-case hex.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(path)?;

@@ -5,6 +5,7 @@ pub mod classifier;
 pub mod efficientnet;
 pub mod fetch;
 pub mod manifest;
+pub mod optimized;
 pub mod prepare;
 pub mod resnet;
 pub mod store;

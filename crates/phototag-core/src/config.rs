@@ -224,6 +224,10 @@ pub struct ClassifyConfig {
     pub batch_size: usize,
     /// Classes kept per image.
     pub top_k: usize,
+    /// Freeze the model and apply `optimize_for_inference` at load time.
+    pub optimize: bool,
+    /// Threads decoding photos while the model runs; 0 means one per core.
+    pub decode_threads: usize,
 }
 
 impl Default for Config {
@@ -249,6 +253,8 @@ impl Default for ClassifyConfig {
             threads: 0,
             batch_size: 8,
             top_k: 3,
+            optimize: true,
+            decode_threads: 0,
         }
     }
 }
@@ -351,6 +357,12 @@ impl Config {
         }
         if self.classify.top_k == 0 || self.classify.top_k > 1000 {
             return Err(("classify.top_k".into(), "must be between 1 and 1000".into()));
+        }
+        if self.classify.decode_threads > 1024 {
+            return Err((
+                "classify.decode_threads".into(),
+                "must be at most 1024".into(),
+            ));
         }
         if self.classify.threads > 1024 {
             return Err((

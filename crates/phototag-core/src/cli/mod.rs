@@ -156,6 +156,9 @@ pub struct BenchArgs {
     /// Batch sizes to time on random input
     #[arg(long, value_delimiter = ',', default_value = "1,8", value_name = "N,N")]
     pub batch_sizes: Vec<usize>,
+    /// Print the figures as one JSON object
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }
