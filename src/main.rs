@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use phototag_core::app;
-use phototag_core::cli::{Cli, Command};
-use phototag_core::cmd::{self, Context};
+use phototag_core::cli::Cli;
+use phototag_core::cmd;
 use phototag_core::exit;
 
 /// The engine's file name, looked for beside this binary.
@@ -21,41 +21,14 @@ const ENGINE: &str = "phototag-engine";
 fn main() -> ExitCode {
     app::default_sigpipe();
     let cli = Cli::parse();
-    if !runs_here(&cli.command) {
+    let Some(run) = cmd::read_only(&cli.command) else {
         return exec_engine();
-    }
-    let ctx = match Context::load(&cli) {
+    };
+    let ctx = match app::load_context(&cli) {
         Ok(c) => c,
-        Err(e) => {
-            app::init_logging(&cli, "info");
-            eprintln!("phototag: {e}");
-            return ExitCode::from(exit::USAGE);
-        }
+        Err(code) => return code,
     };
-    app::init_logging(&cli, &ctx.config.log_level);
-    let result = match &cli.command {
-        Command::Search(a) => cmd::search::search(&ctx, a),
-        Command::Labels(a) => cmd::search::labels(&ctx, a),
-        Command::Dupes(a) => cmd::search::dupes(&ctx, a),
-        Command::Show(a) => cmd::catalog::show(&ctx, a),
-        Command::Stats(a) => cmd::catalog::stats(&ctx, a),
-        Command::Status(a) => cmd::status::status(&ctx, a),
-        _ => unreachable!("runs_here() lists the commands handled here"),
-    };
-    app::finish(result, exit::code_for)
-}
-
-/// The commands this binary runs itself: they read the catalog and never need the model.
-fn runs_here(command: &Command) -> bool {
-    matches!(
-        command,
-        Command::Search(_)
-            | Command::Labels(_)
-            | Command::Dupes(_)
-            | Command::Show(_)
-            | Command::Stats(_)
-            | Command::Status(_)
-    )
+    app::finish(run(&ctx), exit::code_for)
 }
 
 /// Replaces this process with the engine; returns only if that fails.

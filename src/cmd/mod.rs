@@ -13,7 +13,9 @@ pub mod model;
 pub mod serve;
 pub mod watch;
 
-pub use phototag_core::cmd::{catalog, percent, search, status, stored_path, Context, Outcome};
+pub use phototag_core::cmd::{
+    catalog, percent, read_only, search, status, stored_path, Context, Outcome,
+};
 
 use anyhow::Context as _;
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::Cli;
-use crate::cmd::Outcome;
+use crate::cmd::{Context, Outcome};
 use crate::exit;
 
 /// Like other Unix tools, end quietly when the reader of our output goes away
@@ -43,6 +43,22 @@ pub fn init_logging(cli: &Cli, default_level: &str) {
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
+}
+
+/// Reads the configuration and starts logging at its level; on a bad configuration, reports
+/// it and gives the exit code to end with.
+pub fn load_context(cli: &Cli) -> Result<Context, ExitCode> {
+    match Context::load(cli) {
+        Ok(ctx) => {
+            init_logging(cli, &ctx.config.log_level);
+            Ok(ctx)
+        }
+        Err(e) => {
+            init_logging(cli, "info");
+            eprintln!("phototag: {e}");
+            Err(ExitCode::from(exit::USAGE))
+        }
+    }
 }
 
 /// Reports a failed command on stderr and maps the result to its exit code.

@@ -10,7 +10,7 @@ pub mod status;
 
 use std::path::PathBuf;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, Command};
 use crate::config::{self, Config, Origin};
 
 /// A probability in [0, 1] as the percent with two decimals that all JSON output uses.
@@ -23,6 +23,23 @@ pub fn percent(p: f32) -> f64 {
 pub fn stored_path(dir: &std::path::Path) -> PathBuf {
     std::fs::canonicalize(dir)
         .unwrap_or_else(|_| std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf()))
+}
+
+/// A command ready to run on a loaded [`Context`].
+pub type Run<'a> = Box<dyn FnOnce(&Context) -> anyhow::Result<Outcome> + 'a>;
+
+/// The commands that only read the catalog (the ones the `phototag` binary runs itself),
+/// ready to run; `None` for the commands that need the model side.
+pub fn read_only(command: &Command) -> Option<Run<'_>> {
+    Some(match command {
+        Command::Search(a) => Box::new(move |c| search::search(c, a)),
+        Command::Labels(a) => Box::new(move |c| search::labels(c, a)),
+        Command::Dupes(a) => Box::new(move |c| search::dupes(c, a)),
+        Command::Show(a) => Box::new(move |c| catalog::show(c, a)),
+        Command::Stats(a) => Box::new(move |c| catalog::stats(c, a)),
+        Command::Status(a) => Box::new(move |c| status::status(c, a)),
+        _ => return None,
+    })
 }
 
 /// How a command ended when it did not fail outright.
