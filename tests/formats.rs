@@ -8,28 +8,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use image::RgbImage;
 use phototag::imaging::{decode_file, DecodeError, Decoded, Format, Limits, RawKind};
 
 const TEST: &str = "formats";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// Mean absolute difference (0..255) of two images shrunk to 64x64.
-fn diff64(a: &RgbImage, b: &RgbImage) -> f64 {
-    let shrink = |i: &RgbImage| image::imageops::resize(i, 64, 64, image::imageops::Triangle);
-    let (a, b) = (shrink(a), shrink(b));
-    let sum: u64 = a
-        .iter()
-        .zip(b.iter())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / (64.0 * 64.0 * 3.0)
-}
 
 fn decode(path: &Path) -> Decoded {
     decode_file(path, &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -37,12 +18,12 @@ fn decode(path: &Path) -> Decoded {
 
 #[test]
 fn heif_and_avif_fixtures_decode_to_the_same_photo() {
-    let png = decode(&fixture("hopper.png"));
+    let png = decode(&common::fixture("hopper.png"));
     for (name, format) in [("hopper.heif", Format::Heif), ("hopper.avif", Format::Avif)] {
-        let d = decode(&fixture(name));
+        let d = decode(&common::fixture(name));
         assert_eq!(d.format, format, "{name}");
         assert_eq!(d.image.dimensions(), (128, 128), "{name}");
-        let diff = diff64(&d.image, &png.image);
+        let diff = common::mean_abs_diff_64(&d.image, &png.image);
         println!("{name} vs hopper.png: {diff:.2}");
         // A different photo (or swapped channels) is > 20 away.
         assert!(diff < 6.0, "{name}: {diff:.2}");
@@ -66,19 +47,19 @@ fn jpeg_variants_decode_like_their_plain_twins() {
     };
     let orig = decode(&dir.join("testorig.jpg"));
     let ari = decode(&dir.join("testimgari.jpg"));
-    let d = diff64(&orig.image, &ari.image);
+    let d = common::mean_abs_diff_64(&orig.image, &ari.image);
     println!("arithmetic vs Huffman: {d:.2}");
     assert!(d < 3.0, "arithmetic-coded JPEG differs by {d:.2}");
     // 12-bit JPEG against the 16-bit PNG of the same picture.
     let twelve = decode(&dir.join("monkey12.jpg"));
     let png = decode(&dir.join("monkey16.png"));
-    let d = diff64(&twelve.image, &png.image);
+    let d = common::mean_abs_diff_64(&twelve.image, &png.image);
     println!("12-bit JPEG vs 16-bit PNG: {d:.2}");
     assert!(d < 4.0, "12-bit JPEG differs by {d:.2}");
     let pillow = formats("pillow").unwrap();
     let rgb = decode(&pillow.join("pil_sample_rgb.jpg"));
     let cmyk = decode(&pillow.join("pil_sample_cmyk.jpg"));
-    let d = diff64(&rgb.image, &cmyk.image);
+    let d = common::mean_abs_diff_64(&rgb.image, &cmyk.image);
     println!("CMYK vs RGB: {d:.2}");
     assert!(d < 15.0, "CMYK JPEG differs by {d:.2}");
     // MPO: the first (left) image.
@@ -98,7 +79,7 @@ fn avif_rotation_and_mirroring_are_applied() {
     for r in 0..4 {
         for m in 0..2 {
             let d = decode(&dir.join(format!("rot{r}mir{m}.avif")));
-            let diff = diff64(&d.image, &upright.image);
+            let diff = common::mean_abs_diff_64(&d.image, &upright.image);
             println!(
                 "rot{r}mir{m}: {:?}, {diff:.2} from rot0mir0",
                 d.image.dimensions()

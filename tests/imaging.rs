@@ -4,41 +4,20 @@
 //! Tests on `tests/fixtures` always run. Tests on the shared corpus (`../shared`) print
 //! "SKIPPED: <what> absent" and pass when it is not on the machine.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use image::metadata::Orientation;
-use image::{ImageFormat, Rgb, RgbImage, Rgba, RgbaImage};
+use image::{ImageFormat, Rgb, Rgba, RgbaImage};
 use phototag::imaging::{
     decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Limits,
     Preprocess,
 };
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-/// `../shared/<rel>`, or `None` after printing a SKIPPED line.
-fn shared(rel: &str, what: &str) -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel);
-    if p.exists() {
-        Some(p)
-    } else {
-        use std::io::Write;
-        // Past the harness's capture, so the skip is seen in a normal `cargo test` run.
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED imaging: {what} absent ({} not found)",
-            p.display()
-        );
-        None
-    }
-}
+const TEST: &str = "imaging";
 
 /// Short outcome name for summaries.
 fn outcome(r: &Result<Decoded, DecodeError>) -> &'static str {
@@ -50,19 +29,6 @@ fn outcome(r: &Result<Decoded, DecodeError>) -> &'static str {
         Err(DecodeError::Unsupported { .. }) => "unsupported",
         Err(DecodeError::Corrupt { .. }) => "corrupt",
     }
-}
-
-/// Both images shrunk to 64x64 (ignoring aspect), then the mean absolute difference per channel
-/// value, 0..255. Used to tell "same picture" from "rotated or flipped picture".
-fn mean_abs_diff_64(a: &RgbImage, b: &RgbImage) -> f64 {
-    let shrink = |i: &RgbImage| image::imageops::resize(i, 64, 64, image::imageops::Triangle);
-    let (a, b) = (shrink(a), shrink(b));
-    let sum: u64 = a
-        .iter()
-        .zip(b.iter())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
-    sum as f64 / (64.0 * 64.0 * 3.0)
 }
 
 fn png_bytes(img: image::DynamicImage) -> Vec<u8> {
@@ -102,25 +68,25 @@ fn png_header_only(width: u32, height: u32) -> Vec<u8> {
 #[test]
 fn fixtures_decode_by_content_with_orientation() {
     let limits = Limits::default();
-    let jpg = decode_file(&fixture("hopper.jpg"), &limits).unwrap();
+    let jpg = decode_file(&common::fixture("hopper.jpg"), &limits).unwrap();
     assert_eq!(
         (jpg.format, jpg.image.dimensions()),
         (Format::Jpeg, (128, 128))
     );
     assert_eq!(jpg.orientation, Orientation::NoTransforms);
-    let png = decode_file(&fixture("hopper.png"), &limits).unwrap();
+    let png = decode_file(&common::fixture("hopper.png"), &limits).unwrap();
     assert_eq!(png.format, Format::Png);
     // The same photo; JPEG vs lossless PNG differ by compression noise only.
-    let same = mean_abs_diff_64(&jpg.image, &png.image);
+    let same = common::mean_abs_diff_64(&jpg.image, &png.image);
 
     // hopper_orientation_6.jpg is stored rotated, with EXIF orientation 6 (rotate 90° CW).
-    let six = decode_file(&fixture("hopper_orientation_6.jpg"), &limits).unwrap();
+    let six = decode_file(&common::fixture("hopper_orientation_6.jpg"), &limits).unwrap();
     assert_eq!(six.orientation, Orientation::Rotate90);
-    let upright = mean_abs_diff_64(&six.image, &png.image);
-    let stored = image::open(fixture("hopper_orientation_6.jpg"))
+    let upright = common::mean_abs_diff_64(&six.image, &png.image);
+    let stored = image::open(common::fixture("hopper_orientation_6.jpg"))
         .unwrap()
         .to_rgb8();
-    let unrotated = mean_abs_diff_64(&stored, &png.image);
+    let unrotated = common::mean_abs_diff_64(&stored, &png.image);
     println!("hopper: jpg vs png {same:.2}, oriented 6 vs png {upright:.2}, stored {unrotated:.2}");
     // Measured: 0.27, 2.24 (the rotated copy was re-encoded) and 69.0.
     assert!(same < 5.0 && upright < 8.0, "upright copies should match");
@@ -132,7 +98,7 @@ fn fixtures_decode_by_content_with_orientation() {
     // A lying extension: JPEG bytes named .png decode as JPEG.
     let dir = tempfile::tempdir().unwrap();
     let liar = dir.path().join("really-a-jpeg.png");
-    std::fs::copy(fixture("hopper.jpg"), &liar).unwrap();
+    std::fs::copy(common::fixture("hopper.jpg"), &liar).unwrap();
     assert_eq!(decode_file(&liar, &limits).unwrap().format, Format::Jpeg);
 }
 
@@ -160,13 +126,13 @@ fn limits_refuse_before_decoding() {
         max_file_bytes: 1000,
         ..limits
     };
-    let r = decode_file(&fixture("hopper.jpg"), &tiny);
+    let r = decode_file(&common::fixture("hopper.jpg"), &tiny);
     assert_eq!(limit_broken(r), Some(LimitKind::FileBytes));
     let small_alloc = Limits {
         max_alloc_bytes: 10_000,
         ..limits
     };
-    let r = decode_file(&fixture("hopper.png"), &small_alloc);
+    let r = decode_file(&common::fixture("hopper.png"), &small_alloc);
     println!("{}", r.as_ref().unwrap_err());
     assert_eq!(limit_broken(r), Some(LimitKind::AllocBytes));
 }
@@ -195,7 +161,7 @@ fn non_images_and_broken_files_are_clean_errors() {
         "{jxl}"
     );
 
-    let jpeg = std::fs::read(fixture("hopper.jpg")).unwrap();
+    let jpeg = std::fs::read(common::fixture("hopper.jpg")).unwrap();
     for cut in [3, 200, 400] {
         let r = decode_bytes(&jpeg[..cut], &limits);
         assert!(
@@ -269,7 +235,7 @@ fn limits_are_a_config_section() {
 
 #[test]
 fn preprocess_fixture_is_finite_and_sized() {
-    let d = decode_file(&fixture("hopper.jpg"), &Limits::default()).unwrap();
+    let d = decode_file(&common::fixture("hopper.jpg"), &Limits::default()).unwrap();
     let out = preprocess(&d.image, &Preprocess::imagenet()).unwrap();
     assert_eq!(out.data.len(), 3 * 224 * 224);
     assert!(out.data.iter().all(|v| v.is_finite() && v.abs() < 3.0));
@@ -285,7 +251,7 @@ fn preprocess_fixture_is_finite_and_sized() {
 
 #[test]
 fn bombs_are_refused_quickly() {
-    let Some(dir) = shared("corpus/bad/bombs", "decompression bomb corpus") else {
+    let Some(dir) = common::shared("corpus/bad/bombs", TEST) else {
         return;
     };
     let mut files: Vec<PathBuf> = walk(&dir);
@@ -317,7 +283,7 @@ fn bombs_are_refused_quickly() {
 #[test]
 fn exif_orientations_come_out_upright() {
     let examples = "corpus/exif/recurser-exif-orientation-examples";
-    let Some(dir) = shared(examples, "EXIF orientation examples") else {
+    let Some(dir) = common::shared(examples, TEST) else {
         return;
     };
     let limits = Limits::default();
@@ -336,9 +302,9 @@ fn exif_orientations_come_out_upright() {
                 reference.image.dimensions(),
                 "{kind}_{n}"
             );
-            let upright = mean_abs_diff_64(&d.image, &reference.image);
+            let upright = common::mean_abs_diff_64(&d.image, &reference.image);
             let stored = image::open(&path).unwrap().to_rgb8();
-            let raw = mean_abs_diff_64(&stored, &reference.image);
+            let raw = common::mean_abs_diff_64(&stored, &reference.image);
             println!("{kind}_{n}: oriented {upright:5.2}, stored {raw:5.2}");
             // Measured: oriented 0.00-0.45 (JPEG re-encoding of the rotated copies), stored
             // 36-82 for n >= 2. The thresholds sit an order of magnitude from both.
@@ -353,10 +319,10 @@ fn exif_orientations_come_out_upright() {
 
 #[test]
 fn preprocessing_matches_torchvision() {
-    let Some(refs) = shared("models/preprocess", "torchvision reference arrays") else {
+    let Some(refs) = common::shared("models/preprocess", TEST) else {
         return;
     };
-    let Some(corpus) = shared("corpus", "test corpus") else {
+    let Some(corpus) = common::shared("corpus", TEST) else {
         return;
     };
     // (reference, photo, max-abs tolerance, mean-abs tolerance), in normalised units: one 8-bit
@@ -416,12 +382,12 @@ fn preprocessing_matches_torchvision() {
 
 #[test]
 fn cmyk_jpeg_has_the_colours_of_its_rgb_twin() {
-    let Some(dir) = shared("corpus/formats/pillow", "Pillow test images") else {
+    let Some(dir) = common::shared("corpus/formats/pillow", TEST) else {
         return;
     };
     let rgb = decode_file(&dir.join("pil_sample_rgb.jpg"), &Limits::default()).unwrap();
     let cmyk = decode_file(&dir.join("pil_sample_cmyk.jpg"), &Limits::default()).unwrap();
-    let diff = mean_abs_diff_64(&rgb.image, &cmyk.image);
+    let diff = common::mean_abs_diff_64(&rgb.image, &cmyk.image);
     println!("CMYK vs RGB JPEG: mean abs diff {diff:.2}");
     // Measured 4.1 (two lossy encodings of one picture); inverted CMYK would be ~100.
     assert!(
@@ -432,7 +398,7 @@ fn cmyk_jpeg_has_the_colours_of_its_rgb_twin() {
 
 #[test]
 fn bad_corpus_never_panics() {
-    let Some(dir) = shared("corpus/bad", "bad-file corpus") else {
+    let Some(dir) = common::shared("corpus/bad", TEST) else {
         return;
     };
     sweep(&dir, "bad");
@@ -440,7 +406,7 @@ fn bad_corpus_never_panics() {
 
 #[test]
 fn formats_corpus_decodes_or_fails_cleanly() {
-    let Some(dir) = shared("corpus/formats", "formats corpus") else {
+    let Some(dir) = common::shared("corpus/formats", TEST) else {
         return;
     };
     let decoded = sweep(&dir, "formats").get("ok").copied().unwrap_or(0);

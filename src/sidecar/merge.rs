@@ -182,29 +182,7 @@ pub fn merge(existing: &str, model: &str, tags: &[TagRow]) -> Result<String, Xmp
 mod tests {
     use super::*;
     use crate::sidecar::xmp::read;
-
-    fn tags() -> Vec<TagRow> {
-        vec![
-            TagRow {
-                rank: 1,
-                class_index: 207,
-                label: "golden retriever".into(),
-                probability: 0.81,
-            },
-            TagRow {
-                rank: 2,
-                class_index: 208,
-                label: "Labrador retriever".into(),
-                probability: 0.12,
-            },
-            TagRow {
-                rank: 3,
-                class_index: 281,
-                label: "tabby & co".into(),
-                probability: 0.01,
-            },
-        ]
-    }
+    use crate::sidecar::xmp::tests::tags;
 
     const DIGIKAM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">

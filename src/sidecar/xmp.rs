@@ -304,10 +304,11 @@ pub fn read(text: &str) -> Result<Sidecar, XmpError> {
 pub use super::merge::merge;
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn tags() -> Vec<TagRow> {
+    /// Three tags, one with characters XML must escape; shared with `merge`'s tests.
+    pub(in crate::sidecar) fn tags() -> Vec<TagRow> {
         vec![
             TagRow {
                 rank: 1,

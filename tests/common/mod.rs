@@ -22,6 +22,27 @@ pub fn shared(rel: &str, test: &str) -> Option<PathBuf> {
     }
 }
 
+/// A file under `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Both images shrunk to 64x64 (ignoring aspect), then the mean absolute difference per
+/// channel value, 0..255. Tells "same picture" from "rotated or flipped picture".
+pub fn mean_abs_diff_64(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    let shrink =
+        |i: &image::RgbImage| image::imageops::resize(i, 64, 64, image::imageops::Triangle);
+    let (a, b) = (shrink(a), shrink(b));
+    let sum: u64 = a
+        .iter()
+        .zip(b.iter())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / (64.0 * 64.0 * 3.0)
+}
+
 /// The phototag binary built for these tests.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_phototag"))
