@@ -98,6 +98,24 @@ fn index_then_search_show_and_stats() {
         .collect();
     let paths: Vec<&str> = hits.iter().map(|h| h["path"].as_str().unwrap()).collect();
     assert!(paths.contains(&orange.as_str()), "{paths:?}");
+
+    // The run left every class's search list built, and plain listings (which read them)
+    // give the paths the JSON search gives, in its order.
+    assert_eq!(
+        phototag::catalog::Catalog::open_readonly(&e.db)
+            .unwrap()
+            .missing_class_lists()
+            .unwrap(),
+        0
+    );
+    let out = phototag(&e, &["search", "--paths", &class]);
+    assert_eq!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .collect::<Vec<_>>(),
+        paths
+    );
     assert!(
         paths.iter().any(|p| p.ends_with("orange copy.jpg")),
         "both copies are found: {paths:?}"
@@ -213,6 +231,14 @@ fn retag_reclassifies_images_of_another_model() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("retagged\t2"));
+    assert_eq!(
+        phototag::catalog::Catalog::open_readonly(&e.db)
+            .unwrap()
+            .missing_class_lists()
+            .unwrap(),
+        0,
+        "retag rebuilt the lists its new tags removed"
+    );
     let orange = e.root.join("orange copy.jpg").display().to_string();
     let shown: serde_json::Value =
         serde_json::from_slice(&phototag(&e, &["show", "--json", &orange]).stdout).unwrap();

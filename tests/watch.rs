@@ -239,6 +239,12 @@ fn files_created_copied_renamed_moved_and_deleted() {
     });
     let images = counts(&db).1;
     assert_eq!(counts(&db).0, 2, "same two files");
+    // Once idle, the daemon rebuilds the search lists the moves removed.
+    wait_for("search lists rebuilt", T, || {
+        Catalog::open_readonly(&db)
+            .and_then(|c| c.missing_class_lists())
+            .is_ok_and(|n| n == 0)
+    });
 
     // Delete: removed after the grace period.
     // Classified so far: a, b and slow; the moves were duplicates of known content.

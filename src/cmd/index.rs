@@ -158,6 +158,7 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         reporter.event(p)
     })?;
     reporter.finish();
+    run::refresh_search_lists(&mut catalog, &stop)?;
     if summary.gone > 0 && !args.prune {
         tracing::warn!(
             "{} file(s) in the catalog are gone from disk; `--prune` removes them",
@@ -223,6 +224,7 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
         }
         w.commit()?;
     }
+    run::refresh_search_lists(&mut catalog, &stop)?;
     println!("retagged\t{done}");
     println!("failed\t{failed}");
     if stop.load(Ordering::Relaxed) {

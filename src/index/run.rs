@@ -147,6 +147,32 @@ impl Ready {
     }
 }
 
+/// Rebuilds the catalog's search lists that changes removed (see `catalog::lists`), a
+/// second's worth at a time, until none is missing or `stop` is set. Returns how many were
+/// rebuilt.
+pub fn refresh_search_lists(
+    catalog: &mut Catalog,
+    stop: &AtomicBool,
+) -> Result<usize, CatalogError> {
+    let started = Instant::now();
+    let mut rebuilt = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let r = catalog.refresh_class_lists(Some(Duration::from_secs(1)))?;
+        rebuilt += r.rebuilt;
+        if r.missing == 0 {
+            break;
+        }
+    }
+    if rebuilt > 0 {
+        tracing::info!(
+            classes = rebuilt,
+            "search lists brought up to date in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(rebuilt)
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

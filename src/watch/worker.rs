@@ -85,11 +85,13 @@ pub fn spawn(
             let mut model = LazyClassifier::new(loader);
             let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
             let mut albums = super::albums::Albums::new(outputs, excluder.clone());
+            let mut lists = SearchLists::default();
             loop {
                 let job = match rx.recv_timeout(Duration::from_millis(250)) {
                     Ok(job) => job,
                     Err(mpsc::RecvTimeoutError::Timeout) => {
                         albums.tick(&mut catalog, &shared);
+                        lists.tick(&mut catalog, true);
                         continue;
                     }
                     Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -125,13 +127,59 @@ pub fn spawn(
                 super::albums::write_sidecars(&catalog, &sidecars);
                 if changes {
                     albums.touch();
+                    lists.stale = true;
                 }
                 albums.tick(&mut catalog, &shared);
+                lists.tick(&mut catalog, false);
             }
             let _ = catalog.checkpoint();
         })
         .expect("spawning the worker thread");
     (tx, handle)
+}
+
+/// Keeps the catalog's search lists (`catalog::lists`) up to date: when idle, and every
+/// few seconds under steady load, rebuilds some of those that changes removed, a bounded
+/// time at once so that jobs wait little.
+struct SearchLists {
+    /// Some list may be missing (true at start: the catalog may come from an older
+    /// phototag, or from a run that was stopped).
+    stale: bool,
+    last: std::time::Instant,
+}
+
+impl Default for SearchLists {
+    fn default() -> Self {
+        SearchLists {
+            stale: true,
+            last: std::time::Instant::now(),
+        }
+    }
+}
+
+impl SearchLists {
+    /// Work per turn, and the longest a busy worker goes without a turn.
+    const BUDGET: Duration = Duration::from_millis(200);
+    const BUSY_EVERY: Duration = Duration::from_secs(5);
+
+    fn tick(&mut self, catalog: &mut Catalog, idle: bool) {
+        if !self.stale || (!idle && self.last.elapsed() < Self::BUSY_EVERY) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        match catalog.refresh_class_lists(Some(Self::BUDGET)) {
+            Ok(r) => {
+                self.stale = r.missing > 0;
+                if r.rebuilt > 0 {
+                    tracing::debug!(rebuilt = r.rebuilt, missing = r.missing, "search lists");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("search lists not rebuilt: {e}");
+                self.stale = false;
+            }
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

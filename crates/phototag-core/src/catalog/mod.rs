@@ -9,12 +9,16 @@
 //! never blocked by it and see each transaction whole or not at all.
 //!
 //! Layout: `schema` (migrations, connection settings, version check), `rows` (the values
-//! in and out), `write` (the writer), `read` (lookups and stats), `query` (search),
+//! in and out), `write` (the writer), `read` (lookups and stats), `query` (search), `lists` (the per-class lists full searches read),
 //! `albums` (stored albums, the record of album links, the export listing).
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 
 mod albums;
+#[cfg(test)]
+mod fixtures;
+mod listing;
+mod lists;
 mod query;
 mod read;
 mod rows;
@@ -26,6 +30,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use albums::{AlbumRow, FileTags, LinkRow};
+pub use listing::{Listed, Listing};
+pub use lists::ListsRefresh;
 pub use query::{DupeGroup, Hit, SearchQuery};
 pub use rows::{
     hash_bytes, hex, FailureRow, FileRow, Hash, ImageRow, LabelCount, ModelStats, NewFile,

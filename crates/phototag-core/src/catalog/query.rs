@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Transaction;
 
+use super::listing::Listing;
 use super::read::tags_of;
 use super::rows::{get_u64, path_bytes, path_from, ser_hash, ser_path, under_range, Hash, TagRow};
 use super::{Catalog, CatalogError};
@@ -92,6 +93,30 @@ impl Matches {
     }
 }
 
+/// What a strategy found.
+enum Located {
+    /// Ranked and cut to the limit.
+    Listed(Listing),
+    /// In no order.
+    Hits(Vec<Hit>),
+}
+
+/// How a search finds its files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) enum Strategy {
+    /// The cheapest for the request: the best-first merge for a small limit, the class
+    /// lists when few of them are absent, else the index and lookups or a scan.
+    Auto,
+    /// The class lists, building every absent one (the index when the query matches
+    /// untagged images).
+    Lists,
+    /// The index, then one pass over `files`.
+    Scan,
+    /// The index, then one `files_by_hash` lookup per image.
+    Lookup,
+}
+
 /// What reading one file row through `files_by_hash` costs, against one row of a scan of
 /// `files` (measured: ~1.6 µs and ~0.15 µs on 1M files): past the ratio, scanning wins.
 const LOOKUP_VS_SCAN: usize = 10;
@@ -117,32 +142,82 @@ impl Catalog {
     /// first, then by path bytes. Runs in one read snapshot: a hit never lacks tags
     /// written in the same transaction.
     pub fn find(&self, q: &Request) -> Result<Vec<Hit>, CatalogError> {
-        self.search_using(q, None)
+        self.search_using(q, Strategy::Auto)
     }
 
-    /// [`Catalog::search`], finding the files by a scan (`Some(true)`), by lookups
-    /// (`Some(false)`), or by whichever is cheaper for the number of matches (`None`).
-    fn search_using(&self, q: &Request, scan: Option<bool>) -> Result<Vec<Hit>, CatalogError> {
+    /// The files matching a compiled query, as [`Catalog::find`] gives them but without
+    /// tags (`with_tags` is ignored), in the compact form a long listing needs.
+    pub fn list(&self, q: &Request) -> Result<Listing, CatalogError> {
+        if q.limit == Some(0) {
+            return Ok(Listing::default());
+        }
+        let tx = self.snapshot()?;
+        match self.locate(&tx, q, Strategy::Auto)? {
+            Located::Listed(l) => Ok(l),
+            Located::Hits(hits) => Ok(Listing::from_hits(&rank(q.limit, hits))),
+        }
+    }
+
+    /// [`Catalog::find`] by a chosen strategy (tests compare them).
+    pub(super) fn search_using(
+        &self,
+        q: &Request,
+        strategy: Strategy,
+    ) -> Result<Vec<Hit>, CatalogError> {
         if q.limit == Some(0) {
             return Ok(Vec::new());
         }
+        let tx = self.snapshot()?;
+        let hits = match self.locate(&tx, q, strategy)? {
+            Located::Listed(l) => l.to_hits(),
+            Located::Hits(hits) => rank(q.limit, hits),
+        };
+        if q.with_tags {
+            add_tags(&tx, q, hits)
+        } else {
+            Ok(hits)
+        }
+    }
+
+    /// The matching files, by the strategy: ranked and cut to the limit when listed, in
+    /// no order otherwise.
+    fn locate(
+        &self,
+        tx: &Transaction<'_>,
+        q: &Request,
+        strategy: Strategy,
+    ) -> Result<Located, CatalogError> {
         // Index pages are read in place rather than copied through the page cache.
         self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
-        let tx = self.snapshot()?;
         let started = std::time::Instant::now();
-        if let (Some(limit), None) = (q.limit, scan) {
+        if let (Some(limit), Strategy::Auto) = (q.limit, strategy) {
             if limit <= STREAM_MAX && !q.query.matches_untagged() {
-                if let Some(hits) = top_files(&tx, q, limit)? {
+                if let Some(hits) = top_files(tx, q, limit)? {
                     tracing::debug!(
                         files = hits.len(),
                         "search: best files read in {:.1} ms",
                         started.elapsed().as_secs_f64() * 1e3
                     );
-                    return finish(&tx, q, hits);
+                    return Ok(Located::Hits(hits));
                 }
             }
         }
-        let m = matches(&tx, &q.query)?;
+        let build_limit = match strategy {
+            Strategy::Auto => Some(super::lists::BUILD_IN_SEARCH),
+            Strategy::Lists => None,
+            Strategy::Scan | Strategy::Lookup => Some(0),
+        };
+        if build_limit != Some(0) {
+            if let Some(listing) = super::lists::find(tx, q, build_limit)? {
+                tracing::debug!(
+                    files = listing.len(),
+                    "search: files listed in {:.1} ms",
+                    started.elapsed().as_secs_f64() * 1e3
+                );
+                return Ok(Located::Listed(listing));
+            }
+        }
+        let m = matches(tx, &q.query)?;
         let matched_at = started.elapsed();
         let files: usize = tx.query_row("SELECT count(*) FROM files", [], |r| {
             super::rows::get_usize(r, 0)
@@ -150,11 +225,15 @@ impl Catalog {
         let wanted = q
             .limit
             .map_or(m.order.len(), |l| m.order.len().min(l.saturating_mul(4)));
-        let scan = scan.unwrap_or(wanted.saturating_mul(LOOKUP_VS_SCAN) > files);
+        let scan = match strategy {
+            Strategy::Scan => true,
+            Strategy::Lookup => false,
+            _ => wanted.saturating_mul(LOOKUP_VS_SCAN) > files,
+        };
         let hits = if scan {
-            scan_files(&tx, q, &m)?
+            scan_files(tx, q, &m)?
         } else {
-            look_up_files(&tx, q, &m)?
+            look_up_files(tx, q, &m)?
         };
         tracing::debug!(
             images = m.order.len(),
@@ -164,7 +243,7 @@ impl Catalog {
             matched_at.as_secs_f64() * 1e3,
             (started.elapsed() - matched_at).as_secs_f64() * 1e3
         );
-        finish(&tx, q, hits)
+        Ok(Located::Hits(hits))
     }
 
     /// Groups of at least two paths with the same content (only paths strictly under
@@ -215,21 +294,30 @@ impl Catalog {
     }
 }
 
-/// Best first (score, then path bytes), cut to the limit, with tags when asked.
-fn finish(tx: &Transaction<'_>, q: &Request, mut hits: Vec<Hit>) -> Result<Vec<Hit>, CatalogError> {
+/// Best first (score, then path bytes), cut to the limit.
+fn rank(limit: Option<usize>, mut hits: Vec<Hit>) -> Vec<Hit> {
     let by_rank = |a: &Hit, b: &Hit| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| path_bytes(&a.path).cmp(path_bytes(&b.path)))
     };
-    if let Some(limit) = q.limit {
+    if let Some(limit) = limit {
         if hits.len() > limit {
             hits.select_nth_unstable_by(limit, by_rank);
             hits.truncate(limit);
         }
     }
     hits.sort_unstable_by(by_rank);
-    if q.with_tags {
+    hits
+}
+
+/// Each hit's tags, and the ranks of those that matched.
+fn add_tags(
+    tx: &Transaction<'_>,
+    q: &Request,
+    mut hits: Vec<Hit>,
+) -> Result<Vec<Hit>, CatalogError> {
+    {
         let mut cache: HashMap<Hash, (Vec<TagRow>, Vec<u32>)> = HashMap::new();
         for h in &mut hits {
             let (tags, ranks) = match cache.entry(h.hash) {
@@ -338,7 +426,12 @@ fn top_files(
 }
 
 /// Whether a file row passes the path and date filters.
-fn in_scope(q: &Request, ranges: &[(Vec<u8>, Vec<u8>)], path: &[u8], mtime: Option<i64>) -> bool {
+pub(super) fn in_scope(
+    q: &Request,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    path: &[u8],
+    mtime: Option<i64>,
+) -> bool {
     (ranges.is_empty()
         || ranges
             .iter()
@@ -485,13 +578,13 @@ fn hash_cmp(a: &Hash, b: &Hash) -> std::cmp::Ordering {
 }
 
 /// Column `i` as a borrowed BLOB (no copy).
-fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
+pub(super) fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
     r.get_ref(i)?.as_blob().map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
     })
 }
 
-fn hit(path: Vec<u8>, hash: Hash, score: f32) -> Hit {
+pub(super) fn hit(path: Vec<u8>, hash: Hash, score: f32) -> Hit {
     Hit {
         path: path_from(path),
         hash,
@@ -591,7 +684,7 @@ fn matches(tx: &Transaction<'_>, query: &Compiled) -> Result<Matches, CatalogErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{NewFile, NewImage, NewTag};
+    use crate::catalog::fixtures::{self, three_images as catalog};
 
     fn q(classes: &[usize], min: f32) -> Compiled {
         Compiled::new(
@@ -603,60 +696,6 @@ mod tests {
         )
     }
 
-    /// A test image: its name (hashed), tags (class, probability) and paths.
-    type Image<'a> = (&'a str, &'a [(usize, f32)], &'a [&'a str]);
-
-    /// Three images: a (class 1 at 0.9, class 2 at 0.1), b (class 2 at 0.6, class 3 at 0.3)
-    /// and c (class 3 at 0.8); a has two paths. Files' mtimes are 1, 2, 3, 4 s.
-    fn catalog(dir: &Path) -> Catalog {
-        let mut cat = Catalog::open(&dir.join("c.db")).unwrap();
-        let model = cat.register_model("m", "00", "resnet18").unwrap();
-        let mut w = cat.begin().unwrap();
-        let root = w.root_id(Path::new("/p")).unwrap();
-        let images: [Image; 3] = [
-            ("a", &[(1, 0.9), (2, 0.1)], &["/p/x/a1.jpg", "/p/y/a2.jpg"]),
-            ("b", &[(2, 0.6), (3, 0.3)], &["/p/x/b.jpg"]),
-            ("c", &[(3, 0.8)], &["/p/y/c.jpg"]),
-        ];
-        let mut t = 0;
-        for (name, tags, paths) in images {
-            let hash = crate::catalog::hash_bytes(name.as_bytes());
-            w.put_image(&NewImage {
-                hash,
-                width: 1,
-                height: 1,
-                format: "png".into(),
-                model_id: model,
-                classified_at: 0,
-                tags: tags
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(c, p))| NewTag {
-                        rank: i as u32 + 1,
-                        class_index: c,
-                        label: format!("class{c}"),
-                        probability: p,
-                    })
-                    .collect(),
-            })
-            .unwrap();
-            for p in paths {
-                t += 1;
-                w.put_file(&NewFile {
-                    path: p.into(),
-                    root_id: root,
-                    hash,
-                    size: 10,
-                    mtime_ns: t * 1_000_000_000,
-                    seen: 0,
-                })
-                .unwrap();
-            }
-        }
-        w.commit().unwrap();
-        cat
-    }
-
     fn paths(hits: &[Hit]) -> Vec<String> {
         hits.iter().map(|h| h.path.display().to_string()).collect()
     }
@@ -665,13 +704,20 @@ mod tests {
     fn ranked_by_score_then_path_with_filters_and_limit() {
         let dir = tempfile::tempdir().unwrap();
         let cat = catalog(dir.path());
-        for scan in [Some(true), Some(false), None] {
-            ranked_by(&cat, scan);
+        for strategy in ALL {
+            ranked_by(&cat, strategy);
         }
     }
 
-    fn ranked_by(cat: &Catalog, scan: Option<bool>) {
-        let search = |sq: &Request| cat.search_using(sq, scan).unwrap();
+    const ALL: [Strategy; 4] = [
+        Strategy::Auto,
+        Strategy::Lists,
+        Strategy::Scan,
+        Strategy::Lookup,
+    ];
+
+    fn ranked_by(cat: &Catalog, strategy: Strategy) {
+        let search = |sq: &Request| cat.search_using(sq, strategy).unwrap();
         let mut sq = Request::new(q(&[2, 3], 0.0));
         let hits = search(&sq);
         assert_eq!(
@@ -707,7 +753,7 @@ mod tests {
             (3, &["/p/x/a1.jpg", "/p/y/a2.jpg", "/p/x/b.jpg"]),
         ] {
             sq.limit = Some(limit);
-            assert_eq!(paths(&search(&sq)), expect, "limit {limit}, scan {scan:?}");
+            assert_eq!(paths(&search(&sq)), expect, "limit {limit}, {strategy:?}");
         }
         sq.limit = Some(0);
         assert!(search(&sq).is_empty());
@@ -751,10 +797,12 @@ mod tests {
             }],
         );
         let sq = Request::new(not3);
-        assert_eq!(
-            cat.search_using(&sq, Some(false)).unwrap(),
-            cat.find(&sq).unwrap()
-        );
+        for strategy in ALL {
+            assert_eq!(
+                cat.search_using(&sq, strategy).unwrap(),
+                cat.find(&sq).unwrap()
+            );
+        }
         let hits = cat.find(&sq).unwrap();
         assert_eq!(
             paths(&hits),
@@ -779,101 +827,31 @@ mod tests {
         assert_eq!(cat.duplicates(Some(Path::new("/p"))).unwrap(), g);
     }
 
-    /// Random tags with many ties: the streaming top-N, lookups and the scan all give
-    /// the first `limit` results of the full, unlimited search.
+    /// Random tags with many ties: every strategy gives the first `limit` results of the
+    /// full, unlimited search (the streaming top-N included).
     #[test]
     fn every_strategy_ranks_alike() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = Catalog::open(&dir.path().join("r.db")).unwrap();
-        let model = cat.register_model("m", "00", "resnet18").unwrap();
-        let mut seed = 7u64;
-        let mut rand = |n: u64| {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 33) % n
-        };
-        let mut w = cat.begin().unwrap();
-        let root = w.root_id(Path::new("/r")).unwrap();
-        for i in 0..300u32 {
-            let hash = crate::catalog::hash_bytes(&i.to_le_bytes());
-            let mut classes: Vec<usize> = Vec::new();
-            while classes.len() < 3 {
-                let c = rand(12) as usize;
-                if !classes.contains(&c) {
-                    classes.push(c);
-                }
-            }
-            let tags = classes
-                .iter()
-                .enumerate()
-                .map(|(r, &c)| NewTag {
-                    rank: r as u32 + 1,
-                    class_index: c,
-                    label: format!("c{c}"),
-                    probability: rand(20) as f32 * 0.05,
-                })
-                .collect();
-            w.put_image(&NewImage {
-                hash,
-                width: 1,
-                height: 1,
-                format: "png".into(),
-                model_id: model,
-                classified_at: 0,
-                tags,
-            })
-            .unwrap();
-            let copies = if i % 7 == 0 { 2 } else { 1 };
-            for k in 0..copies {
-                w.put_file(&NewFile {
-                    path: format!("/r/{}/{i}-{k}.jpg", ["a", "b", "c"][rand(3) as usize]).into(),
-                    root_id: root,
-                    hash,
-                    size: 1,
-                    mtime_ns: rand(4) as i64,
-                    seen: 0,
-                })
-                .unwrap();
-            }
-        }
-        w.commit().unwrap();
-        let cond = |classes: &[usize], min: f32| Condition {
-            classes: ClassSet::from_indexes(classes.iter().copied()),
-            min_prob: min,
-        };
-        let (c0, c1, c2) = (|| Node::Cond(0), || Node::Cond(1), || Node::Cond(2));
-        let queries = [
-            Compiled::new(c0(), vec![cond(&[1, 2], 0.0)]),
-            Compiled::new(
-                Node::Or(vec![c0(), c1()]),
-                vec![cond(&[3], 0.3), cond(&[4, 5], 0.0)],
-            ),
-            Compiled::new(
-                Node::And(vec![c0(), Node::Not(Box::new(c1()))]),
-                vec![cond(&[1, 2, 3, 4, 5, 6], 0.1), cond(&[7, 8], 0.0)],
-            ),
-            Compiled::new(
-                Node::Or(vec![Node::And(vec![c0(), c1()]), c2()]),
-                vec![cond(&[0, 1, 2], 0.0), cond(&[3, 4], 0.0), cond(&[11], 0.6)],
-            ),
-            Compiled::new(Node::Not(Box::new(c0())), vec![cond(&[0, 1, 2, 3], 0.0)]),
-        ];
-        for query in queries {
-            for (under, mtime) in [(vec![], None), (vec![PathBuf::from("/r/a")], Some(1..3))] {
+        let cat = fixtures::random(&dir.path().join("r.db"));
+        for query in fixtures::queries() {
+            for (under, mtime) in fixtures::filters() {
                 let mut sq = Request::new(query.clone());
                 sq.under = under;
                 sq.mtime_ns = mtime;
-                let all = cat.search_using(&sq, Some(true)).unwrap();
-                assert_eq!(all, cat.search_using(&sq, Some(false)).unwrap());
+                let all = cat.search_using(&sq, Strategy::Scan).unwrap();
                 assert!(!all.is_empty());
+                for strategy in ALL {
+                    assert_eq!(all, cat.search_using(&sq, strategy).unwrap());
+                }
+                assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&all));
                 for limit in [1, 2, 5, 17, 1000] {
                     sq.limit = Some(limit);
                     let want = &all[..limit.min(all.len())];
-                    for scan in [None, Some(true), Some(false)] {
-                        let got = cat.search_using(&sq, scan).unwrap();
-                        assert_eq!(got, want, "{query:?} limit {limit} scan {scan:?}");
+                    for strategy in ALL {
+                        let got = cat.search_using(&sq, strategy).unwrap();
+                        assert_eq!(got, want, "{query:?} limit {limit} {strategy:?}");
                     }
+                    assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(want));
                 }
             }
         }

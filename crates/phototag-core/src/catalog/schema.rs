@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_albums",
         sql: include_str!("../../../../migrations/0002_albums.sql"),
     },
+    Migration {
+        version: 3,
+        name: "0003_class_lists",
+        sql: include_str!("../../../../migrations/0003_class_lists.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

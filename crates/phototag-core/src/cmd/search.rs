@@ -58,54 +58,69 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
             Some(since.map_or(i64::MIN, |m| m.start_ns)..until.map_or(i64::MAX, |m| m.end_ns))
         }
     };
-    let hits = catalog.find(&Request {
+    let request = Request {
         query: compiled,
         under: args.under.iter().map(|d| super::stored_path(d)).collect(),
         mtime_ns,
         limit: args.limit,
         with_tags: matches!(format, Format::Json | Format::Table),
-    })?;
-    let outcome = if hits.is_empty() {
-        Outcome::NoMatch
-    } else {
-        Outcome::Success
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    match format {
-        Format::Count => {
-            emit(&mut out, format!("{}\n", hits.len()).as_bytes())?;
-        }
-        Format::Table => write_table(&mut out, &hits)?,
-        _ => {
-            let mut line = Vec::with_capacity(256);
-            for h in &hits {
-                line.clear();
-                match format {
-                    Format::Null => {
-                        line.extend_from_slice(h.path.as_os_str().as_bytes());
-                        line.push(0);
+    let found = match format {
+        Format::Json | Format::Table => {
+            let hits = catalog.find(&request)?;
+            if format == Format::Table {
+                write_table(&mut out, &hits)?;
+            } else {
+                let mut line = Vec::with_capacity(256);
+                for h in &hits {
+                    line.clear();
+                    line.extend_from_slice(hit_json(h).to_string().as_bytes());
+                    line.push(b'\n');
+                    if !emit(&mut out, &line)? {
+                        break;
                     }
-                    Format::Json => {
-                        line.extend_from_slice(hit_json(h).to_string().as_bytes());
-                        line.push(b'\n');
-                    }
-                    _ => {
-                        line.extend_from_slice(h.path.as_os_str().as_bytes());
-                        line.push(b'\n');
-                    }
-                }
-                if !emit(&mut out, &line)? {
-                    return Ok(outcome);
                 }
             }
+            hits.len()
         }
-    }
+        // Paths only: the compact listing (no allocation per file).
+        Format::Paths | Format::Null | Format::Count => {
+            let listing = catalog.list(&request)?;
+            if format == Format::Count {
+                emit(&mut out, format!("{}\n", listing.len()).as_bytes())?;
+            } else {
+                let end = if format == Format::Null { 0 } else { b'\n' };
+                let mut chunk = Vec::with_capacity(1 << 16);
+                let mut open = true;
+                for f in listing.iter() {
+                    chunk.extend_from_slice(f.path);
+                    chunk.push(end);
+                    if chunk.len() >= 1 << 16 {
+                        open = emit(&mut out, &chunk)?;
+                        chunk.clear();
+                        if !open {
+                            break;
+                        }
+                    }
+                }
+                if open {
+                    emit(&mut out, &chunk)?;
+                }
+            }
+            listing.len()
+        }
+    };
     match out.flush() {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
         _ => {}
     }
-    Ok(outcome)
+    Ok(if found == 0 {
+        Outcome::NoMatch
+    } else {
+        Outcome::Success
+    })
 }
 
 /// `no ImageNet class or label matches `x`; close: a, b`.

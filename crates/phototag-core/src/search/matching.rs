@@ -156,7 +156,14 @@ impl Compiled {
     /// Evaluates the query on an image's tags, `(class index, probability)`; tags of
     /// classes the query does not mention may be left out. The score when it matches.
     pub fn eval(&self, tags: &[(usize, f32)]) -> Option<f32> {
-        let mut best = vec![NONE; self.conditions.len()];
+        self.eval_with(tags, &mut Vec::new())
+    }
+
+    /// [`Compiled::eval`] with a scratch buffer for its per-condition bests (no allocation
+    /// per image once it has grown).
+    pub fn eval_with(&self, tags: &[(usize, f32)], best: &mut Vec<f32>) -> Option<f32> {
+        best.clear();
+        best.resize(self.conditions.len(), NONE);
         for &(class, p) in tags {
             for (b, c) in best.iter_mut().zip(&self.conditions) {
                 if c.classes.contains(class) && p >= c.min_prob {
@@ -164,7 +171,7 @@ impl Compiled {
                 }
             }
         }
-        self.eval_best(&best)
+        self.eval_best(best)
     }
 
     /// Evaluates the query from, per condition, the best probability among the image's

@@ -1,0 +1,164 @@
+//! Catalogs for the unit tests of `query` and `lists`.
+
+use std::path::{Path, PathBuf};
+
+use super::{Catalog, NewFile, NewImage, NewTag};
+use crate::search::{ClassSet, Compiled, Condition, Node};
+
+/// A test image: its name (hashed), tags (class, probability) and paths.
+type Image<'a> = (&'a str, &'a [(usize, f32)], &'a [&'a str]);
+
+/// Three images: a (class 1 at 0.9, class 2 at 0.1), b (class 2 at 0.6, class 3 at 0.3)
+/// and c (class 3 at 0.8); a has two paths. Files' mtimes are 1, 2, 3, 4 s.
+pub fn three_images(dir: &Path) -> Catalog {
+    let mut cat = Catalog::open(&dir.join("c.db")).unwrap();
+    let model = cat.register_model("m", "00", "resnet18").unwrap();
+    let mut w = cat.begin().unwrap();
+    let root = w.root_id(Path::new("/p")).unwrap();
+    let images: [Image; 3] = [
+        ("a", &[(1, 0.9), (2, 0.1)], &["/p/x/a1.jpg", "/p/y/a2.jpg"]),
+        ("b", &[(2, 0.6), (3, 0.3)], &["/p/x/b.jpg"]),
+        ("c", &[(3, 0.8)], &["/p/y/c.jpg"]),
+    ];
+    let mut t = 0;
+    for (name, tags, paths) in images {
+        let hash = crate::catalog::hash_bytes(name.as_bytes());
+        w.put_image(&NewImage {
+            hash,
+            width: 1,
+            height: 1,
+            format: "png".into(),
+            model_id: model,
+            classified_at: 0,
+            tags: tags
+                .iter()
+                .enumerate()
+                .map(|(i, &(c, p))| NewTag {
+                    rank: i as u32 + 1,
+                    class_index: c,
+                    label: format!("class{c}"),
+                    probability: p,
+                })
+                .collect(),
+        })
+        .unwrap();
+        for p in paths {
+            t += 1;
+            w.put_file(&NewFile {
+                path: p.into(),
+                root_id: root,
+                hash,
+                size: 10,
+                mtime_ns: t * 1_000_000_000,
+                seen: 0,
+            })
+            .unwrap();
+        }
+    }
+    w.commit().unwrap();
+    cat
+}
+
+/// An image's tags: (class, probability).
+pub fn tags_of(tags: &[(usize, f32)]) -> Vec<NewTag> {
+    tags.iter()
+        .enumerate()
+        .map(|(i, &(c, p))| NewTag {
+            rank: i as u32 + 1,
+            class_index: c,
+            label: format!("c{c}"),
+            probability: p,
+        })
+        .collect()
+}
+
+/// A small deterministic generator.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// 300 images with 3 of 12 classes each, probabilities in steps of 0.05 (many ties),
+/// one file each under /r/{a,b,c} and a second for every seventh; mtimes 0..4 ns.
+pub fn random(path: &Path) -> Catalog {
+    let mut cat = Catalog::open(path).unwrap();
+    let model = cat.register_model("m", "00", "resnet18").unwrap();
+    let mut rng = Lcg(7);
+    let mut w = cat.begin().unwrap();
+    let root = w.root_id(Path::new("/r")).unwrap();
+    for i in 0..300u32 {
+        let hash = crate::catalog::hash_bytes(&i.to_le_bytes());
+        let mut classes: Vec<usize> = Vec::new();
+        while classes.len() < 3 {
+            let c = rng.below(12) as usize;
+            if !classes.contains(&c) {
+                classes.push(c);
+            }
+        }
+        let tags: Vec<(usize, f32)> = classes
+            .iter()
+            .map(|&c| (c, rng.below(20) as f32 * 0.05))
+            .collect();
+        w.put_image(&NewImage {
+            hash,
+            width: 1,
+            height: 1,
+            format: "png".into(),
+            model_id: model,
+            classified_at: 0,
+            tags: tags_of(&tags),
+        })
+        .unwrap();
+        let copies = if i % 7 == 0 { 2 } else { 1 };
+        for k in 0..copies {
+            w.put_file(&NewFile {
+                path: format!("/r/{}/{i}-{k}.jpg", ["a", "b", "c"][rng.below(3) as usize]).into(),
+                root_id: root,
+                hash,
+                size: 1,
+                mtime_ns: rng.below(4) as i64,
+                seen: 0,
+            })
+            .unwrap();
+        }
+    }
+    w.commit().unwrap();
+    cat
+}
+
+/// Queries over [`random`]'s classes: a union, OR, AND NOT, nesting, a lone NOT.
+pub fn queries() -> Vec<Compiled> {
+    let cond = |classes: &[usize], min: f32| Condition {
+        classes: ClassSet::from_indexes(classes.iter().copied()),
+        min_prob: min,
+    };
+    let (c0, c1, c2) = (|| Node::Cond(0), || Node::Cond(1), || Node::Cond(2));
+    vec![
+        Compiled::new(c0(), vec![cond(&[1, 2], 0.0)]),
+        Compiled::new(
+            Node::Or(vec![c0(), c1()]),
+            vec![cond(&[3], 0.3), cond(&[4, 5], 0.0)],
+        ),
+        Compiled::new(
+            Node::And(vec![c0(), Node::Not(Box::new(c1()))]),
+            vec![cond(&[1, 2, 3, 4, 5, 6], 0.1), cond(&[7, 8], 0.0)],
+        ),
+        Compiled::new(
+            Node::Or(vec![Node::And(vec![c0(), c1()]), c2()]),
+            vec![cond(&[0, 1, 2], 0.0), cond(&[3, 4], 0.0), cond(&[11], 0.6)],
+        ),
+        Compiled::new(Node::Not(Box::new(c0())), vec![cond(&[0, 1, 2, 3], 0.0)]),
+    ]
+}
+
+/// The path and date filters the strategy tests combine with each query.
+pub fn filters() -> Vec<(Vec<PathBuf>, Option<std::ops::Range<i64>>)> {
+    vec![(vec![], None), (vec![PathBuf::from("/r/a")], Some(1..3))]
+}

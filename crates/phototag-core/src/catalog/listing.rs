@@ -1,0 +1,148 @@
+//! [`Listing`]: matching files best first, in the compact form a long result needs (one
+//! buffer of paths, one entry per content), where a `Vec<Hit>` costs an allocation per
+//! file.
+//!
+//! May not: run SQL.
+
+use super::query::{hit, Hit};
+use super::rows::{path_bytes, Hash};
+
+/// Matching files, best first then by path.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// Every path, one after the other (in any order).
+    paths: Vec<u8>,
+    /// The files, in any order, and the listing's order of them.
+    files: Vec<Entry>,
+    order: Vec<u32>,
+    /// The files' contents.
+    hashes: Vec<Hash>,
+}
+
+/// A file of a listing: its score and where its path and hash are.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Entry {
+    pub score: f32,
+    pub start: usize,
+    pub len: u32,
+    /// Index into the hashes.
+    pub image: u32,
+}
+
+/// Two listings are equal when they list the same files in the same order, however their
+/// bytes are laid out.
+impl PartialEq for Listing {
+    fn eq(&self, other: &Listing) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+/// One file of a [`Listing`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Listed<'a> {
+    pub path: &'a [u8],
+    pub hash: &'a Hash,
+    /// As [`Hit::score`].
+    pub score: f32,
+}
+
+impl Listing {
+    /// A listing of `files` in the order `order` gives (indexes into `files`), their
+    /// paths in `paths` and hashes in `hashes`.
+    pub(super) fn from_parts(
+        paths: Vec<u8>,
+        files: Vec<Entry>,
+        order: Vec<u32>,
+        hashes: Vec<Hash>,
+    ) -> Listing {
+        Listing {
+            paths,
+            files,
+            order,
+            hashes,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
+    /// File `i`.
+    pub fn get(&self, i: usize) -> Option<Listed<'_>> {
+        let e = self.files.get(*self.order.get(i)? as usize)?;
+        Some(Listed {
+            path: self.paths.get(e.start..e.start + e.len as usize)?,
+            hash: self.hashes.get(e.image as usize)?,
+            score: e.score,
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Listed<'_>> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The same files as hits (without tags).
+    pub fn to_hits(&self) -> Vec<Hit> {
+        self.iter()
+            .map(|f| hit(f.path.to_vec(), *f.hash, f.score))
+            .collect()
+    }
+
+    /// Hits, in their order, as a listing.
+    pub fn from_hits(hits: &[Hit]) -> Listing {
+        let mut l = Listing::default();
+        for h in hits {
+            let path = path_bytes(&h.path);
+            if l.hashes.last() != Some(&h.hash) {
+                l.hashes.push(h.hash);
+            }
+            l.order.push(l.files.len() as u32);
+            l.files.push(Entry {
+                score: h.score,
+                start: l.paths.len(),
+                len: path.len() as u32,
+                image: l.hashes.len() as u32 - 1,
+            });
+            l.paths.extend_from_slice(path);
+        }
+        l
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::ffi::OsStrExt;
+
+    use super::*;
+
+    #[test]
+    fn files_keep_their_order_path_hash_and_score() {
+        let hits = vec![
+            hit(b"/a/1.jpg".to_vec(), [1; 32], 0.9),
+            hit(b"/a/2.jpg".to_vec(), [1; 32], 0.9),
+            hit(b"/b/\xff.jpg".to_vec(), [2; 32], 0.5),
+            hit(b"/c.jpg".to_vec(), [1; 32], 0.1),
+        ];
+        let l = Listing::from_hits(&hits);
+        assert_eq!(l.len(), 4);
+        assert_eq!(l.hashes.len(), 3, "neighbours of one content share a hash");
+        assert_eq!(l.to_hits(), hits);
+        let f = l.get(2).unwrap();
+        assert_eq!(
+            (f.path, f.hash, f.score),
+            (&b"/b/\xff.jpg"[..], &[2; 32], 0.5)
+        );
+        assert!(l.get(4).is_none());
+        assert!(Listing::default().is_empty());
+        assert_eq!(
+            l.iter().map(|f| f.path.len()).sum::<usize>(),
+            hits.iter()
+                .map(|h| h.path.as_os_str().as_bytes().len())
+                .sum::<usize>()
+        );
+    }
+}

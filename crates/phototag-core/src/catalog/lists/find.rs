@@ -1,0 +1,242 @@
+//! A search answered from the class lists: for each class a match must have (the query's
+//! positive classes), the records that can meet its minimum probability are read
+//! (incremental BLOB I/O into one reused buffer, so only that prefix of the list is
+//! copied). Each record carries all its image's tags, so the query is evaluated on the
+//! record itself, once per image (at the first list read that holds it): no other list,
+//! and no table of the images seen, is needed. The matching files come out best first,
+//! then by path.
+//!
+//! May not: write, or decide what a term means (it takes a compiled query).
+
+use rusqlite::blob::Blob;
+use rusqlite::{Connection, MAIN_DB};
+
+use super::format::{self, HEAD};
+use crate::catalog::listing::{Entry, Listing};
+use crate::catalog::query::in_scope;
+use crate::catalog::rows::{under_range, Hash};
+use crate::catalog::CatalogError;
+use crate::search::{ClassSet, Request};
+
+/// The files matching `q`, best first then by path, read from the lists of the query's
+/// classes; `None` when the query matches images without its classes (`NOT cat`: the
+/// lists do not hold them), when more lists are absent than `build_limit` (or one in eight
+/// of the query's classes, when that is more) allows, or when a stored list is damaged.
+/// Absent lists are built in memory.
+pub fn find(
+    conn: &Connection,
+    q: &Request,
+    build_limit: Option<usize>,
+) -> Result<Option<Listing>, CatalogError> {
+    let query = &q.query;
+    if query.matches_untagged() {
+        return Ok(None);
+    }
+    // A match has a tag of one of these with at least its minimum (see
+    // `positive_classes`), and each record holds all its image's tags: these lists alone
+    // answer the query.
+    let classes = query.positive_classes();
+    // Which lists are stored (a rowid lookup each; `length` reads no overflow page).
+    let mut stored = Vec::with_capacity(classes.len());
+    {
+        let mut stmt =
+            conn.prepare_cached("SELECT length(data) FROM class_lists WHERE class_index = ?1")?;
+        for &(class, _) in &classes {
+            stored.push(stmt.exists([class as i64])?);
+        }
+    }
+    let absent = stored.iter().filter(|s| !**s).count();
+    if build_limit.is_some_and(|l| absent > l.max(classes.len() / 8)) {
+        tracing::debug!(
+            absent,
+            "search: too many class lists absent; reading the index instead"
+        );
+        return Ok(None);
+    }
+    let mut found = Found::new(q, &classes);
+    let mut buf = Vec::new();
+    let mut blob: Option<Blob<'_>> = None;
+    let mut bytes = 0;
+    for (&(class, min), &stored) in classes.iter().zip(&stored) {
+        let read = if stored {
+            let b = match &mut blob {
+                Some(b) => {
+                    b.reopen(class as i64)?;
+                    b
+                }
+                None => blob.insert(conn.blob_open(
+                    MAIN_DB,
+                    "class_lists",
+                    "data",
+                    class as i64,
+                    true,
+                )?),
+            };
+            read_records(b, min, &mut buf)?
+        } else {
+            false
+        };
+        let ok = if read {
+            bytes += buf.len();
+            found.add(class, min, &buf)
+        } else {
+            let list = format::build(conn, class)?;
+            bytes += list.len();
+            format::records_of(&list, min).is_some_and(|r| found.add(class, min, r))
+        };
+        if !ok {
+            tracing::warn!(class, "search list unreadable: reading the index instead");
+            return Ok(None);
+        }
+    }
+    let listing = found.finish();
+    tracing::debug!(
+        lists = classes.len(),
+        absent,
+        bytes,
+        files = listing.len(),
+        "search: read from the class lists"
+    );
+    Ok(Some(listing))
+}
+
+/// Reads into `buf` the records of a stored list that may reach `min`. False when the
+/// list is of another format or its marks are out of bounds.
+fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, CatalogError> {
+    let len = b.len();
+    let mut head = [0u8; HEAD];
+    if len < HEAD {
+        return Ok(false);
+    }
+    b.read_at_exact(&mut head, 0)?;
+    let Some(marks_len) = format::marks_len(&head) else {
+        return Ok(false);
+    };
+    let Some(records_at) = HEAD.checked_add(marks_len).filter(|&a| a <= len) else {
+        return Ok(false);
+    };
+    let mut marks = vec![0u8; marks_len];
+    b.read_at_exact(&mut marks, HEAD)?;
+    let Some(end) = format::records_end(&marks, len - records_at, min) else {
+        return Ok(false);
+    };
+    buf.clear();
+    buf.resize(end, 0);
+    b.read_at_exact(buf, records_at)?;
+    Ok(true)
+}
+
+/// The matching files met so far.
+struct Found<'r> {
+    q: &'r Request,
+    /// Per class: the minimum its list is read down to (`INFINITY`: not read).
+    min_of: Vec<f32>,
+    ranges: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Every matching file's path, one after the other.
+    paths: Vec<u8>,
+    files: Vec<Entry>,
+    hashes: Vec<Hash>,
+    /// Scratch: a record's tags, and the query's per-condition bests.
+    tags: Vec<(usize, f32)>,
+    best: Vec<f32>,
+}
+
+impl<'r> Found<'r> {
+    fn new(q: &'r Request, classes: &[(usize, f32)]) -> Self {
+        let mut min_of = vec![f32::INFINITY; ClassSet::CAPACITY];
+        for &(c, min) in classes {
+            if let Some(m) = min_of.get_mut(c) {
+                *m = min;
+            }
+        }
+        Found {
+            q,
+            min_of,
+            ranges: q.under.iter().map(|p| under_range(p)).collect(),
+            paths: Vec::new(),
+            files: Vec::new(),
+            hashes: Vec::new(),
+            tags: Vec::new(),
+            best: Vec::new(),
+        }
+    }
+
+    /// Takes in the records of `class` that meet `min`; false when they do not parse.
+    /// An image is evaluated once, at the first list read that holds it (the lowest of
+    /// its classes whose list is read down to its probability).
+    fn add(&mut self, class: usize, min: f32, records: &[u8]) -> bool {
+        for r in format::records(records) {
+            let Some(r) = r else {
+                return false;
+            };
+            if r.probability < min {
+                break;
+            }
+            format::tags_into(&r, &mut self.tags);
+            let first = self
+                .tags
+                .iter()
+                .filter(|&&(c, p)| self.min_of.get(c).is_some_and(|&m| p >= m))
+                .map(|&(c, _)| c)
+                .min();
+            if first != Some(class) {
+                continue;
+            }
+            let Some(score) = self.q.query.eval_with(&self.tags, &mut self.best) else {
+                continue;
+            };
+            let mut image = None;
+            for (mtime, path) in format::files(r.file_bytes, r.files) {
+                if !in_scope(self.q, &self.ranges, path, Some(mtime)) {
+                    continue;
+                }
+                let image = *image.get_or_insert_with(|| {
+                    self.hashes.push(*r.hash);
+                    self.hashes.len() as u32 - 1
+                });
+                self.files.push(Entry {
+                    score,
+                    start: self.paths.len(),
+                    len: path.len() as u32,
+                    image,
+                });
+                self.paths.extend_from_slice(path);
+            }
+        }
+        true
+    }
+
+    /// The files best first, then by path; the first `limit` when the request has one.
+    fn finish(mut self) -> Listing {
+        let paths = &self.paths;
+        let path = |e: &Entry| &paths[e.start..e.start + e.len as usize];
+        let order = |a: &Entry, b: &Entry| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| path(a).cmp(path(b)))
+        };
+        if let Some(limit) = self.q.limit.filter(|&l| l < self.files.len()) {
+            self.files.select_nth_unstable_by(limit, order);
+            self.files.truncate(limit);
+        }
+        // By score alone first: a radix sort (in the order of `total_cmp`) of (score,
+        // index) pairs, a third the size of the entries; then by path within each run of
+        // one score.
+        let mut by_score: Vec<(f32, u32)> = self
+            .files
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.score, i as u32))
+            .collect();
+        radsort::sort_by_key(&mut by_score, |&(score, _)| score);
+        by_score.reverse();
+        let files = &self.files;
+        for run in by_score.chunk_by_mut(|a, b| a.0.to_bits() == b.0.to_bits()) {
+            if run.len() > 1 {
+                run.sort_unstable_by(|a, b| order(&files[a.1 as usize], &files[b.1 as usize]));
+            }
+        }
+        let order: Vec<u32> = by_score.into_iter().map(|(_, i)| i).collect();
+        Listing::from_parts(self.paths, self.files, order, self.hashes)
+    }
+}

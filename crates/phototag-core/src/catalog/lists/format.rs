@@ -1,0 +1,332 @@
+//! The bytes of one class list, little-endian:
+//!
+//! ```text
+//! format u8 (= 1) | mark count u32 | marks | records
+//! mark   = probability f32 | offset u64        (of every 64th record, into records)
+//! record = probability f32 | hash [32] | tag count u16 | tag* | file count u32 | file*
+//! tag    = class u16 | probability f32          (all the image's tags, by rank)
+//! file   = mtime_ns i64 | path length u32 | path bytes
+//! ```
+//!
+//! Records are ordered by probability descending, then hash; an image's files by path.
+//! The marks let a reader with a minimum probability read only the records that can meet
+//! it: everything from the first mark below the minimum on is lower. Each record carries
+//! all its image's tags, so a query is evaluated on one record, without the other lists.
+//!
+//! May not: run SQL beyond the one query that lists a class, or index a slice without a
+//! bounds check (stored bytes are not trusted).
+
+use rusqlite::Connection;
+
+use crate::catalog::query::blob;
+use crate::catalog::rows::Hash;
+use crate::catalog::CatalogError;
+
+/// The first byte of every list.
+pub const FORMAT: u8 = 1;
+
+/// Bytes before the marks: the format and the mark count.
+pub const HEAD: usize = 5;
+
+/// Bytes of one mark.
+pub const MARK: usize = 12;
+
+/// A mark every this many records.
+const MARK_EVERY: usize = 64;
+
+/// The list of one class as the catalog has it now.
+pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.probability, t.hash, f.mtime_ns, f.path
+         FROM tags t JOIN files f ON f.hash = t.hash
+         WHERE t.class_index = ?1
+         ORDER BY t.probability DESC, t.hash, f.path",
+    )?;
+    let mut tags = conn.prepare_cached(
+        "SELECT class_index, probability FROM tags WHERE hash = ?1 ORDER BY rank",
+    )?;
+    let mut records = Vec::new();
+    let mut marks = Vec::new();
+    let mut count = 0usize;
+    // The record being written: its probability, hash, and where its file count is.
+    let mut open: Option<(u32, Hash, usize)> = None;
+    let mut rows = stmt.query([class as i64])?;
+    while let Some(r) = rows.next()? {
+        let p = r.get::<_, f64>(0)? as f32;
+        let hash: Hash = r.get(1)?;
+        let mtime: i64 = r.get(2)?;
+        let path = blob(r, 3)?;
+        let count_at = match open {
+            Some((bits, h, at)) if bits == p.to_bits() && h == hash => at,
+            _ => {
+                if count.is_multiple_of(MARK_EVERY) {
+                    marks.extend_from_slice(&p.to_le_bytes());
+                    marks.extend_from_slice(&(records.len() as u64).to_le_bytes());
+                }
+                count += 1;
+                records.extend_from_slice(&p.to_le_bytes());
+                records.extend_from_slice(&hash);
+                let all: Vec<(i64, f64)> = tags
+                    .query_map([hash], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                records.extend_from_slice(
+                    &(all.len().min(usize::from(u16::MAX)) as u16).to_le_bytes(),
+                );
+                for &(c, p) in all.iter().take(usize::from(u16::MAX)) {
+                    records
+                        .extend_from_slice(&(c.clamp(0, i64::from(u16::MAX)) as u16).to_le_bytes());
+                    records.extend_from_slice(&(p as f32).to_le_bytes());
+                }
+                let at = records.len();
+                records.extend_from_slice(&0u32.to_le_bytes());
+                open = Some((p.to_bits(), hash, at));
+                at
+            }
+        };
+        let files = u32::from_le_bytes(records[count_at..count_at + 4].try_into().expect("4"));
+        records[count_at..count_at + 4].copy_from_slice(&(files + 1).to_le_bytes());
+        records.extend_from_slice(&mtime.to_le_bytes());
+        records.extend_from_slice(&(path.len() as u32).to_le_bytes());
+        records.extend_from_slice(path);
+    }
+    let mut out = Vec::with_capacity(HEAD + marks.len() + records.len());
+    out.push(FORMAT);
+    out.extend_from_slice(&((marks.len() / MARK) as u32).to_le_bytes());
+    out.extend_from_slice(&marks);
+    out.extend_from_slice(&records);
+    Ok(out)
+}
+
+/// How many bytes of marks follow a list's first [`HEAD`] bytes; `None` for another
+/// format.
+pub fn marks_len(head: &[u8]) -> Option<usize> {
+    let mut c = Cursor(head);
+    if c.take(1)? != [FORMAT] {
+        return None;
+    }
+    (c.u32()? as usize).checked_mul(MARK)
+}
+
+/// Where, after the marks, the records that may reach `min` end, in a list of
+/// `records_len` bytes of records; `None` when a mark is out of bounds.
+pub fn records_end(marks: &[u8], records_len: usize, min: f32) -> Option<usize> {
+    let mut c = Cursor(marks);
+    while !c.0.is_empty() {
+        let p = c.f32()?;
+        let at = usize::try_from(c.u64()?).ok()?;
+        if at > records_len {
+            return None;
+        }
+        if p < min {
+            return Some(at);
+        }
+    }
+    Some(records_len)
+}
+
+/// The records of a whole list that may reach `min`; `None` when it does not parse.
+pub fn records_of(list: &[u8], min: f32) -> Option<&[u8]> {
+    let marks = marks_len(list.get(..HEAD)?)?;
+    let records = list.get(HEAD.checked_add(marks)?..)?;
+    let end = records_end(&list[HEAD..HEAD + marks], records.len(), min)?;
+    records.get(..end)
+}
+
+/// One image in a list.
+pub struct Record<'a> {
+    pub probability: f32,
+    pub hash: &'a Hash,
+    /// The image's tags' bytes (checked to hold `tags` entries).
+    pub tags: u16,
+    pub tag_bytes: &'a [u8],
+    pub files: u32,
+    /// The files' bytes (checked to hold `files` entries).
+    pub file_bytes: &'a [u8],
+}
+
+/// Reads little-endian values front to back.
+pub struct Cursor<'a>(pub &'a [u8]);
+
+impl<'a> Cursor<'a> {
+    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+
+    fn f32(&mut self) -> Option<f32> {
+        Some(f32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// One file: its mtime and path.
+    pub fn file(&mut self) -> Option<(i64, &'a [u8])> {
+        let mtime = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        let len = self.u32()? as usize;
+        Some((mtime, self.take(len)?))
+    }
+}
+
+/// The records in some bytes of records; an item is `None` where the bytes stop making
+/// sense, and nothing follows it.
+pub struct Records<'a> {
+    c: Cursor<'a>,
+    failed: bool,
+}
+
+pub fn records(bytes: &[u8]) -> Records<'_> {
+    Records {
+        c: Cursor(bytes),
+        failed: false,
+    }
+}
+
+impl<'a> Records<'a> {
+    fn record(&mut self) -> Option<Record<'a>> {
+        let c = &mut self.c;
+        let probability = c.f32()?;
+        let hash: &Hash = c.take(32)?.try_into().ok()?;
+        let tags = u16::from_le_bytes(c.take(2)?.try_into().ok()?);
+        let tag_bytes = c.take(usize::from(tags) * 6)?;
+        let files = c.u32()?;
+        let start = c.0;
+        for _ in 0..files {
+            c.file()?;
+        }
+        Some(Record {
+            probability,
+            hash,
+            tags,
+            tag_bytes,
+            files,
+            file_bytes: &start[..start.len() - c.0.len()],
+        })
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Option<Record<'a>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.c.0.is_empty() {
+            return None;
+        }
+        let r = self.record();
+        self.failed = r.is_none();
+        Some(r)
+    }
+}
+
+/// Fills `out` with a record's tags: (class, probability), by rank.
+pub fn tags_into(r: &Record<'_>, out: &mut Vec<(usize, f32)>) {
+    out.clear();
+    for t in r.tag_bytes.chunks_exact(6).take(usize::from(r.tags)) {
+        let class = u16::from_le_bytes([t[0], t[1]]);
+        let p = f32::from_le_bytes([t[2], t[3], t[4], t[5]]);
+        out.push((usize::from(class), p));
+    }
+}
+
+/// The files in the bytes of a record's files: (mtime_ns, path bytes).
+pub fn files(bytes: &[u8], count: u32) -> impl Iterator<Item = (i64, &[u8])> {
+    let mut c = Cursor(bytes);
+    (0..count).map_while(move |_| c.file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A list of `n` one-file records with probabilities n-1/n, ..., 0 (by hand, as
+    /// `build` lays it out).
+    fn list(n: usize) -> (Vec<u8>, Vec<f32>) {
+        let probs: Vec<f32> = (0..n).rev().map(|i| i as f32 / n as f32).collect();
+        let (mut marks, mut records) = (Vec::new(), Vec::new());
+        for (i, p) in probs.iter().enumerate() {
+            if i.is_multiple_of(MARK_EVERY) {
+                marks.extend_from_slice(&p.to_le_bytes());
+                marks.extend_from_slice(&(records.len() as u64).to_le_bytes());
+            }
+            records.extend_from_slice(&p.to_le_bytes());
+            records.extend_from_slice(&[i as u8; 32]);
+            records.extend_from_slice(&1u16.to_le_bytes());
+            records.extend_from_slice(&7u16.to_le_bytes());
+            records.extend_from_slice(&p.to_le_bytes());
+            records.extend_from_slice(&1u32.to_le_bytes());
+            records.extend_from_slice(&(i as i64).to_le_bytes());
+            let path = format!("/p/{i}.jpg");
+            records.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            records.extend_from_slice(path.as_bytes());
+        }
+        let mut out = vec![FORMAT];
+        out.extend_from_slice(&((marks.len() / MARK) as u32).to_le_bytes());
+        out.extend(marks);
+        out.extend(records);
+        (out, probs)
+    }
+
+    #[test]
+    fn marks_cut_the_records_that_cannot_reach_the_minimum() {
+        let (l, probs) = list(1000);
+        for min in [0.0, 0.001, 0.25, 0.5, 0.937, 0.999, 1.0, 2.0] {
+            let recs: Vec<f32> = records(records_of(&l, min).unwrap())
+                .map(|r| r.unwrap().probability)
+                .collect();
+            let reaching = probs.iter().filter(|&&p| p >= min).count();
+            assert!(recs.len() >= reaching, "min {min}");
+            assert!(
+                recs.len() < reaching + MARK_EVERY,
+                "min {min}: {}",
+                recs.len()
+            );
+            assert_eq!(recs[..], probs[..recs.len()]);
+        }
+        let r = records(records_of(&l, 0.0).unwrap())
+            .nth(7)
+            .unwrap()
+            .unwrap();
+        let files: Vec<(i64, &[u8])> = files(r.file_bytes, r.files).collect();
+        assert_eq!(files, [(7, &b"/p/7.jpg"[..])]);
+        let mut tags = Vec::new();
+        tags_into(&r, &mut tags);
+        assert_eq!(tags, [(7, probs[7])]);
+    }
+
+    #[test]
+    fn damaged_bytes_are_refused_not_trusted() {
+        let (l, _) = list(200);
+        assert!(records_of(&l[..3], 0.0).is_none(), "short head");
+        let mut other = l.clone();
+        other[0] = 2;
+        assert!(records_of(&other, 0.0).is_none(), "another format");
+        let mut marks = l.clone();
+        marks[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(records_of(&marks, 0.0).is_none(), "more marks than bytes");
+        let mut far = l.clone();
+        far[HEAD + 4..HEAD + 12].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(records_of(&far, 0.0).is_none(), "a mark past the end");
+        // Records cut anywhere: the iterator stops with a `None`, never panics.
+        let whole = records_of(&l, 0.0).unwrap();
+        for cut in [1, 4, 36, 37, 39, 43, 47, 50, whole.len() - 1] {
+            let items: Vec<bool> = records(&whole[..cut]).map(|r| r.is_some()).collect();
+            assert_eq!(items.last(), Some(&false), "cut {cut}");
+            assert!(items[..items.len() - 1].iter().all(|&ok| ok));
+        }
+        for (at, width) in [(36, 2), (44, 4)] {
+            let mut huge = whole.to_vec();
+            huge[at..at + width].fill(0xff);
+            assert_eq!(
+                records(&huge).next().map(|r| r.is_some()),
+                Some(false),
+                "a count of {width} bytes at {at}"
+            );
+        }
+    }
+}
