@@ -105,6 +105,7 @@ fn migrations_apply_once_and_record_the_version() {
         [
             "album_links",
             "albums",
+            "class_lists",
             "failures",
             "files",
             "images",

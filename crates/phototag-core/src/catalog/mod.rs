@@ -9,8 +9,10 @@
 //! never blocked by it and see each transaction whole or not at all.
 //!
 //! Layout: `schema` (migrations, connection settings, version check), `rows` (the values
-//! in and out), `write` (the writer), `read` (lookups and stats), `query` (search), `lists` (the per-class lists full searches read),
-//! `albums` (stored albums, the record of album links, the export listing).
+//! in and out), `write` (the writer), `read` (lookups and stats), `query` (search),
+//! `lists` (the per-class lists full listings read, and keeping them up to date),
+//! `listing` (a long result in compact form), `albums` (stored albums, the record of album
+//! links, the export listing).
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 

@@ -1,15 +1,19 @@
 //! Search and duplicates: which files have an image matching a compiled query, best first,
 //! and which paths share a content.
 //!
-//! A search reads, through the `tags_by_class` index only, the tags of the classes the
-//! query mentions (each class from its minimum probability up), keeps per image the best
-//! probability satisfying each term, evaluates the query on each image, then finds the
-//! files of the matches: one `files_by_hash` lookup per image when few match, one pass
-//! over `files` (or the `--under` ranges of it) when many do. With a small limit it
-//! instead reads the tags best first (a merge of the per-class ranges, already ordered by
-//! probability) and stops as soon as nothing unread can rank in. Only a query that matches
-//! images with none of its classes (`NOT cat`) reads every image. Path and date filters
-//! apply to the file rows.
+//! A search takes the cheapest of three ways ([`Strategy`]):
+//! - with a small limit, it reads the tags best first (a merge of the per-class ranges of
+//!   `tags_by_class`, already ordered by probability) and stops as soon as nothing unread
+//!   can rank in;
+//! - for a full listing, it reads the class lists of the query's classes (`lists`), when
+//!   few of them are missing;
+//! - otherwise it reads, through `tags_by_class` only, the tags of the classes the query
+//!   mentions, keeps per image the best probability satisfying each term, evaluates the
+//!   query on each image, then finds the files of the matches: one `files_by_hash` lookup
+//!   per image when few match, one pass over `files` (or its `--under` ranges) when many do.
+//!
+//! Only a query that matches images with none of its classes (`NOT cat`) reads every image.
+//! Path and date filters apply to the file rows.
 //!
 //! May not: write, or know about words and labels (it takes a [`Compiled`] query over
 //! class indexes).

@@ -8,6 +8,8 @@
 //!
 //! May not: write, or decide what a term means (it takes a compiled query).
 
+use std::sync::mpsc;
+
 use rusqlite::blob::Blob;
 use rusqlite::{Connection, MAIN_DB};
 
@@ -53,43 +55,69 @@ pub fn find(
         );
         return Ok(None);
     }
-    let mut found = Found::new(q, &classes);
-    let mut buf = Vec::new();
-    let mut blob: Option<Blob<'_>> = None;
-    let mut bytes = 0;
-    for (&(class, min), &stored) in classes.iter().zip(&stored) {
-        let read = if stored {
-            let b = match &mut blob {
-                Some(b) => {
-                    b.reopen(class as i64)?;
-                    b
+    let found = Found::new(q, &classes);
+    // The lists are read here (the connection stays on this thread) while a second thread
+    // takes in those already read; buffers go back and forth.
+    let (to_worker, inbox) = mpsc::sync_channel::<(usize, f32, Vec<u8>, bool)>(2);
+    let (recycle, spare) = mpsc::channel::<Vec<u8>>();
+    let (listing, bytes) = std::thread::scope(|scope| -> Result<_, CatalogError> {
+        let worker = scope.spawn(move || {
+            let mut found = found;
+            for (class, min, buf, whole) in inbox {
+                let ok = if whole {
+                    format::records_of(&buf, min).is_some_and(|r| found.add(class, min, r))
+                } else {
+                    found.add(class, min, &buf)
+                };
+                let _ = recycle.send(buf);
+                if !ok {
+                    tracing::warn!(class, "search list unreadable: reading the index instead");
+                    return None;
                 }
-                None => blob.insert(conn.blob_open(
-                    MAIN_DB,
-                    "class_lists",
-                    "data",
-                    class as i64,
-                    true,
-                )?),
+            }
+            Some(found.finish())
+        });
+        let mut blob: Option<Blob<'_>> = None;
+        let mut bytes = 0;
+        for (&(class, min), &stored) in classes.iter().zip(&stored) {
+            let mut buf = spare.try_recv().unwrap_or_default();
+            let read = if stored {
+                let b = match &mut blob {
+                    Some(b) => {
+                        b.reopen(class as i64)?;
+                        b
+                    }
+                    None => blob.insert(conn.blob_open(
+                        MAIN_DB,
+                        "class_lists",
+                        "data",
+                        class as i64,
+                        true,
+                    )?),
+                };
+                read_records(b, min, &mut buf)?
+            } else {
+                false
             };
-            read_records(b, min, &mut buf)?
-        } else {
-            false
-        };
-        let ok = if read {
+            if !read {
+                // Absent, or stored in another format: built now, whole.
+                buf = format::build(conn, class)?;
+            }
             bytes += buf.len();
-            found.add(class, min, &buf)
-        } else {
-            let list = format::build(conn, class)?;
-            bytes += list.len();
-            format::records_of(&list, min).is_some_and(|r| found.add(class, min, r))
-        };
-        if !ok {
-            tracing::warn!(class, "search list unreadable: reading the index instead");
-            return Ok(None);
+            if to_worker.send((class, min, buf, !read)).is_err() {
+                break; // the worker met a damaged list
+            }
         }
-    }
-    let listing = found.finish();
+        drop(to_worker);
+        let listing = worker.join().unwrap_or_else(|_| {
+            tracing::error!("the search list reader failed: reading the index instead");
+            None
+        });
+        Ok((listing, bytes))
+    })?;
+    let Some(listing) = listing else {
+        return Ok(None);
+    };
     tracing::debug!(
         lists = classes.len(),
         absent,

@@ -36,65 +36,105 @@ const MARK_EVERY: usize = 64;
 
 /// The list of one class as the catalog has it now.
 pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
+    // One row per (image, file, tag of the image): an image's rows are side by side, its
+    // first file's rows give its tags by rank.
     let mut stmt = conn.prepare_cached(
-        "SELECT t.probability, t.hash, f.mtime_ns, f.path
-         FROM tags t JOIN files f ON f.hash = t.hash
+        "SELECT t.probability, t.hash, f.path, f.mtime_ns, a.class_index, a.probability
+         FROM tags t JOIN files f ON f.hash = t.hash JOIN tags a ON a.hash = t.hash
          WHERE t.class_index = ?1
-         ORDER BY t.probability DESC, t.hash, f.path",
+         ORDER BY t.probability DESC, t.hash, f.path, a.rank",
     )?;
-    let mut tags = conn.prepare_cached(
-        "SELECT class_index, probability FROM tags WHERE hash = ?1 ORDER BY rank",
-    )?;
-    let mut records = Vec::new();
-    let mut marks = Vec::new();
-    let mut count = 0usize;
-    // The record being written: its probability, hash, and where its file count is.
-    let mut open: Option<(u32, Hash, usize)> = None;
+    let mut out = Layout::default();
+    let mut rec: Option<Pending> = None;
     let mut rows = stmt.query([class as i64])?;
     while let Some(r) = rows.next()? {
         let p = r.get::<_, f64>(0)? as f32;
         let hash: Hash = r.get(1)?;
-        let mtime: i64 = r.get(2)?;
-        let path = blob(r, 3)?;
-        let count_at = match open {
-            Some((bits, h, at)) if bits == p.to_bits() && h == hash => at,
-            _ => {
-                if count.is_multiple_of(MARK_EVERY) {
-                    marks.extend_from_slice(&p.to_le_bytes());
-                    marks.extend_from_slice(&(records.len() as u64).to_le_bytes());
-                }
-                count += 1;
-                records.extend_from_slice(&p.to_le_bytes());
-                records.extend_from_slice(&hash);
-                let all: Vec<(i64, f64)> = tags
-                    .query_map([hash], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                records.extend_from_slice(
-                    &(all.len().min(usize::from(u16::MAX)) as u16).to_le_bytes(),
-                );
-                for &(c, p) in all.iter().take(usize::from(u16::MAX)) {
-                    records
-                        .extend_from_slice(&(c.clamp(0, i64::from(u16::MAX)) as u16).to_le_bytes());
-                    records.extend_from_slice(&(p as f32).to_le_bytes());
-                }
-                let at = records.len();
-                records.extend_from_slice(&0u32.to_le_bytes());
-                open = Some((p.to_bits(), hash, at));
-                at
+        let path = blob(r, 2)?;
+        if rec
+            .as_ref()
+            .is_none_or(|x| x.probability.to_bits() != p.to_bits() || x.hash != hash)
+        {
+            if let Some(done) = rec.take() {
+                out.record(&done);
             }
-        };
-        let files = u32::from_le_bytes(records[count_at..count_at + 4].try_into().expect("4"));
-        records[count_at..count_at + 4].copy_from_slice(&(files + 1).to_le_bytes());
-        records.extend_from_slice(&mtime.to_le_bytes());
-        records.extend_from_slice(&(path.len() as u32).to_le_bytes());
-        records.extend_from_slice(path);
+            rec = Some(Pending {
+                probability: p,
+                hash,
+                tags: Vec::new(),
+                files: Vec::new(),
+            });
+        }
+        let x = rec.as_mut().expect("set above");
+        if x.files
+            .last()
+            .is_none_or(|(_, last)| last.as_slice() != path)
+        {
+            x.files.push((r.get(3)?, path.to_vec()));
+        }
+        if x.files.len() == 1 {
+            let c: i64 = r.get(4)?;
+            x.tags.push((
+                u16::try_from(c).unwrap_or(u16::MAX),
+                r.get::<_, f64>(5)? as f32,
+            ));
+        }
     }
-    let mut out = Vec::with_capacity(HEAD + marks.len() + records.len());
-    out.push(FORMAT);
-    out.extend_from_slice(&((marks.len() / MARK) as u32).to_le_bytes());
-    out.extend_from_slice(&marks);
-    out.extend_from_slice(&records);
-    Ok(out)
+    if let Some(done) = rec {
+        out.record(&done);
+    }
+    Ok(out.finish())
+}
+
+/// An image's record before it is laid out.
+struct Pending {
+    probability: f32,
+    hash: Hash,
+    tags: Vec<(u16, f32)>,
+    files: Vec<(i64, Vec<u8>)>,
+}
+
+/// A list being laid out: its marks and records.
+#[derive(Default)]
+struct Layout {
+    marks: Vec<u8>,
+    records: Vec<u8>,
+    count: usize,
+}
+
+impl Layout {
+    fn record(&mut self, r: &Pending) {
+        let out = &mut self.records;
+        if self.count.is_multiple_of(MARK_EVERY) {
+            self.marks.extend_from_slice(&r.probability.to_le_bytes());
+            self.marks
+                .extend_from_slice(&(out.len() as u64).to_le_bytes());
+        }
+        self.count += 1;
+        out.extend_from_slice(&r.probability.to_le_bytes());
+        out.extend_from_slice(&r.hash);
+        let tags = &r.tags[..r.tags.len().min(usize::from(u16::MAX))];
+        out.extend_from_slice(&(tags.len() as u16).to_le_bytes());
+        for &(c, p) in tags {
+            out.extend_from_slice(&c.to_le_bytes());
+            out.extend_from_slice(&p.to_le_bytes());
+        }
+        out.extend_from_slice(&(r.files.len() as u32).to_le_bytes());
+        for (mtime, path) in &r.files {
+            out.extend_from_slice(&mtime.to_le_bytes());
+            out.extend_from_slice(&(path.len() as u32).to_le_bytes());
+            out.extend_from_slice(path);
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEAD + self.marks.len() + self.records.len());
+        out.push(FORMAT);
+        out.extend_from_slice(&((self.marks.len() / MARK) as u32).to_le_bytes());
+        out.extend_from_slice(&self.marks);
+        out.extend_from_slice(&self.records);
+        out
+    }
 }
 
 /// How many bytes of marks follow a list's first [`HEAD`] bytes; `None` for another

@@ -55,6 +55,9 @@ impl Catalog {
     ) -> Result<ListsRefresh, CatalogError> {
         let started = Instant::now();
         let spent = || budget.is_some_and(|b| started.elapsed() >= b);
+        // A build looks up every file and image of its class, all over the file: pages
+        // read in place cost a fraction of copies into a 2 MB cache that keeps missing.
+        self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
         let mut rebuilt = 0;
         loop {
             let missing = missing(&self.conn)?;
