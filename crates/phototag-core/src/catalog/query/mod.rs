@@ -15,12 +15,17 @@
 //! Only a query that matches images with none of its classes (`NOT cat`) reads every image.
 //! Path and date filters apply to the file rows.
 //!
+//! Layout: here the choice, ranking and tags; `top` the best-first merge; `indexed` the
+//! index with lookups or a scan (the lists are `catalog::lists`).
+//!
 //! May not: write, or know about words and labels (it takes a [`Compiled`] query over
 //! class indexes).
 
-use std::cmp::Reverse;
+mod indexed;
+mod top;
+
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Transaction;
@@ -29,7 +34,6 @@ use super::listing::Listing;
 use super::read::tags_of;
 use super::rows::{get_u64, path_bytes, path_from, ser_hash, ser_path, under_range, Hash, TagRow};
 use super::{Catalog, CatalogError};
-use crate::search::matching::NONE;
 use crate::search::{ClassSet, Compiled, Condition, Node, Request};
 
 /// Files whose image has a tag of any of `classes` with at least `min_probability`: the
@@ -76,27 +80,6 @@ fn ser_paths<S: serde::Serializer>(paths: &[PathBuf], s: S) -> Result<S::Ok, S::
     s.collect_seq(paths.iter().map(|p| p.to_string_lossy()))
 }
 
-/// The images the query was evaluated on, sorted by hash, with their scores; `order`
-/// lists the matching ones best first (ties by hash, for a stable order).
-#[derive(Default)]
-struct Matches {
-    hashes: Vec<Hash>,
-    /// Per image; negative when it does not match.
-    scores: Vec<f32>,
-    order: Vec<u32>,
-}
-
-impl Matches {
-    /// The score of an image, if it matched.
-    fn score_of(&self, hash: &[u8]) -> Option<f32> {
-        let i = self
-            .hashes
-            .binary_search_by(|h| h.as_slice().cmp(hash))
-            .ok()?;
-        Some(self.scores[i]).filter(|s| *s >= 0.0)
-    }
-}
-
 /// What a strategy found.
 enum Located {
     /// Ranked and cut to the limit.
@@ -120,10 +103,6 @@ pub(super) enum Strategy {
     /// The index, then one `files_by_hash` lookup per image.
     Lookup,
 }
-
-/// What reading one file row through `files_by_hash` costs, against one row of a scan of
-/// `files` (measured: ~1.6 µs and ~0.15 µs on 1M files): past the ratio, scanning wins.
-const LOOKUP_VS_SCAN: usize = 10;
 
 impl Catalog {
     /// Files whose image has a tag of one of `q.classes`, best first, each with its
@@ -195,8 +174,8 @@ impl Catalog {
         self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
         let started = std::time::Instant::now();
         if let (Some(limit), Strategy::Auto) = (q.limit, strategy) {
-            if limit <= STREAM_MAX && !q.query.matches_untagged() {
-                if let Some(hits) = top_files(tx, q, limit)? {
+            if limit <= top::STREAM_MAX && !q.query.matches_untagged() {
+                if let Some(hits) = top::top_files(tx, q, limit)? {
                     tracing::debug!(
                         files = hits.len(),
                         "search: best files read in {:.1} ms",
@@ -221,7 +200,7 @@ impl Catalog {
                 return Ok(Located::Listed(listing));
             }
         }
-        let m = matches(tx, &q.query)?;
+        let m = indexed::matches(tx, &q.query)?;
         let matched_at = started.elapsed();
         let files: usize = tx.query_row("SELECT count(*) FROM files", [], |r| {
             super::rows::get_usize(r, 0)
@@ -232,12 +211,12 @@ impl Catalog {
         let scan = match strategy {
             Strategy::Scan => true,
             Strategy::Lookup => false,
-            _ => wanted.saturating_mul(LOOKUP_VS_SCAN) > files,
+            _ => wanted.saturating_mul(indexed::LOOKUP_VS_SCAN) > files,
         };
         let hits = if scan {
-            scan_files(tx, q, &m)?
+            indexed::scan_files(tx, q, &m)?
         } else {
-            look_up_files(tx, q, &m)?
+            indexed::look_up_files(tx, q, &m)?
         };
         tracing::debug!(
             images = m.order.len(),
@@ -344,91 +323,6 @@ fn add_tags(
     Ok(hits)
 }
 
-/// Pushes the next tag of stream `i`, if any, onto the merge's heap.
-fn advance(
-    streams: &mut [rusqlite::Rows<'_>],
-    heads: &mut BinaryHeap<(u32, usize, Hash)>,
-    i: usize,
-) -> Result<(), CatalogError> {
-    if let Some(r) = streams[i].next()? {
-        let p = r.get::<_, f64>(1)? as f32;
-        heads.push((p.max(0.0).to_bits(), i, r.get(0)?));
-    }
-    Ok(())
-}
-
-/// Limits up to this use [`top_files`].
-const STREAM_MAX: usize = 5_000;
-
-/// The best `limit` files without evaluating every candidate: reads the tags of the
-/// query's positive classes best first (a merge of one `tags_by_class` range per class,
-/// each already in descending probability), evaluates each new image on all its tags and
-/// looks up its files, and stops once `limit` files are found and no unread image can
-/// score above the last of them (an image's score is at most its best tag read here).
-/// `None` when that takes too many images (a rare term, strict filters): then evaluating
-/// every candidate at once is cheaper.
-fn top_files(
-    tx: &Transaction<'_>,
-    q: &Request,
-    limit: usize,
-) -> Result<Option<Vec<Hit>>, CatalogError> {
-    let budget = 20_000 + 4 * limit;
-    let classes = q.query.positive_classes();
-    let mut stmts = Vec::with_capacity(classes.len());
-    for _ in &classes {
-        stmts.push(tx.prepare(
-            "SELECT hash, probability FROM tags WHERE class_index = ?1 AND probability >= ?2
-             ORDER BY probability DESC",
-        )?);
-    }
-    let mut streams = Vec::with_capacity(classes.len());
-    for (stmt, &(class, min)) in stmts.iter_mut().zip(&classes) {
-        streams.push(stmt.query(rusqlite::params![class as i64, f64::from(min)])?);
-    }
-    // Probabilities are >= 0, so their bit patterns order as they do.
-    let mut heads: BinaryHeap<(u32, usize, Hash)> = BinaryHeap::new();
-    for i in 0..streams.len() {
-        advance(&mut streams, &mut heads, i)?;
-    }
-    let ranges: Vec<(Vec<u8>, Vec<u8>)> = q.under.iter().map(|p| under_range(p)).collect();
-    let mut files = tx.prepare_cached("SELECT path, mtime_ns FROM files WHERE hash = ?1")?;
-    let mut seen: HashSet<Hash> = HashSet::new();
-    let mut hits: Vec<Hit> = Vec::new();
-    // The scores of the best `limit` files so far (a min-heap).
-    let mut best: BinaryHeap<Reverse<u32>> = BinaryHeap::new();
-    while let Some((p, i, hash)) = heads.pop() {
-        if best.len() >= limit && best.peek().is_some_and(|Reverse(kth)| p < *kth) {
-            break;
-        }
-        advance(&mut streams, &mut heads, i)?;
-        if !seen.insert(hash) {
-            continue;
-        }
-        if seen.len() > budget {
-            return Ok(None);
-        }
-        let tags: Vec<(usize, f32)> = tags_of(tx, &hash)?
-            .iter()
-            .map(|t| (t.class_index, t.probability))
-            .collect();
-        let Some(score) = q.query.eval(&tags) else {
-            continue;
-        };
-        let mut rows = files.query([&hash])?;
-        while let Some(r) = rows.next()? {
-            let path: Vec<u8> = r.get(0)?;
-            if in_scope(q, &ranges, &path, r.get(1)?) {
-                hits.push(hit(path, hash, score));
-                best.push(Reverse(score.max(0.0).to_bits()));
-                if best.len() > limit {
-                    best.pop();
-                }
-            }
-        }
-    }
-    Ok(Some(hits))
-}
-
 /// Whether a file row passes the path and date filters.
 pub(super) fn in_scope(
     q: &Request,
@@ -446,141 +340,6 @@ pub(super) fn in_scope(
         }
 }
 
-/// The files of the matching images, one `files_by_hash` lookup per image, best first;
-/// with a limit, stops once no further image can rank in.
-fn look_up_files(tx: &Transaction<'_>, q: &Request, m: &Matches) -> Result<Vec<Hit>, CatalogError> {
-    let ranges: Vec<(Vec<u8>, Vec<u8>)> = q.under.iter().map(|p| under_range(p)).collect();
-    // Without a date filter the path comes from `files_by_hash` alone (covering).
-    let sql = if q.mtime_ns.is_some() {
-        "SELECT path, mtime_ns FROM files WHERE hash = ?1"
-    } else {
-        "SELECT path, NULL FROM files WHERE hash = ?1"
-    };
-    let mut stmt = tx.prepare_cached(sql)?;
-    let mut hits: Vec<Hit> = Vec::new();
-    let mut last = f32::INFINITY;
-    for &slot in &m.order {
-        let score = m.scores[slot as usize];
-        if q.limit.is_some_and(|limit| hits.len() >= limit) && score < last {
-            break;
-        }
-        last = score;
-        let hash = m.hashes[slot as usize];
-        let mut rows = stmt.query([&hash])?;
-        while let Some(r) = rows.next()? {
-            let path: Vec<u8> = r.get(0)?;
-            if in_scope(q, &ranges, &path, r.get(1)?) {
-                hits.push(hit(path, hash, score));
-            }
-        }
-    }
-    Ok(hits)
-}
-
-/// The files of the matching images, by one pass over `files_by_hash` merged with the
-/// matches (both sorted by hash), or over `files` (or the path ranges of `--under`) when
-/// dates are filtered too: cheaper than a lookup per image when many images match.
-fn scan_files(tx: &Transaction<'_>, q: &Request, m: &Matches) -> Result<Vec<Hit>, CatalogError> {
-    let mut hits = Vec::new();
-    if q.under.is_empty() && q.mtime_ns.is_none() {
-        let matched: Vec<usize> = (0..m.hashes.len())
-            .filter(|&i| m.scores[i] >= 0.0)
-            .collect();
-        let mut next = matched.iter().peekable();
-        let mut stmt = tx.prepare_cached("SELECT hash, path FROM files ORDER BY hash")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let h = blob(r, 0)?;
-            let Ok(h) = <&Hash>::try_from(h) else {
-                continue;
-            };
-            while next
-                .peek()
-                .is_some_and(|&&i| hash_cmp(&m.hashes[i], h).is_lt())
-            {
-                next.next();
-            }
-            let Some(&&i) = next.peek() else {
-                break;
-            };
-            if m.hashes[i] == *h {
-                hits.push(hit(blob(r, 1)?.to_vec(), m.hashes[i], m.scores[i]));
-            }
-        }
-        return Ok(hits);
-    }
-    // Most rows do not match: a bitmap on the hashes' first bits turns them away before
-    // the (slower) binary search among the matches.
-    let bits = (m.order.len() * 16)
-        .next_power_of_two()
-        .clamp(1 << 16, 1 << 23);
-    let shift = 64 - bits.trailing_zeros();
-    let bit = |h: &[u8]| -> usize {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&h[..8]);
-        (u64::from_le_bytes(b) >> shift) as usize
-    };
-    let mut filter = vec![0u64; bits / 64];
-    for &slot in &m.order {
-        let i = bit(&m.hashes[slot as usize]);
-        filter[i / 64] |= 1 << (i % 64);
-    }
-    let mut visit = |rows: &mut rusqlite::Rows<'_>| -> Result<(), CatalogError> {
-        while let Some(r) = rows.next()? {
-            let h = blob(r, 1)?;
-            if h.len() != 32 || filter[bit(h) / 64] & (1 << (bit(h) % 64)) == 0 {
-                continue;
-            }
-            let Some(score) = m.score_of(h) else {
-                continue;
-            };
-            let path = blob(r, 0)?;
-            if in_scope(q, &[], path, r.get(2)?) {
-                let hash = <Hash>::try_from(h).expect("32 bytes");
-                hits.push(hit(path.to_vec(), hash, score));
-            }
-        }
-        Ok(())
-    };
-    let ranges: Vec<(Vec<u8>, Vec<u8>)> = q.under.iter().map(|p| under_range(p)).collect();
-    if ranges.is_empty() {
-        let mut stmt = tx.prepare_cached("SELECT path, hash, mtime_ns FROM files")?;
-        visit(&mut stmt.query([])?)?;
-    } else {
-        let mut stmt = tx.prepare_cached(
-            "SELECT path, hash, mtime_ns FROM files WHERE path >= ?1 AND path < ?2",
-        )?;
-        for (lo, hi) in merge_ranges(ranges) {
-            visit(&mut stmt.query([lo, hi])?)?;
-        }
-    }
-    Ok(hits)
-}
-
-/// Path ranges sorted, overlapping ones joined (`--under /a --under /a/b` reads `/a` once).
-fn merge_ranges(mut ranges: Vec<(Vec<u8>, Vec<u8>)>) -> Vec<(Vec<u8>, Vec<u8>)> {
-    ranges.sort();
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-    for (lo, hi) in ranges {
-        match out.last_mut() {
-            Some(last) if lo <= last.1 => {
-                if hi > last.1 {
-                    last.1 = hi;
-                }
-            }
-            _ => out.push((lo, hi)),
-        }
-    }
-    out
-}
-
-/// The order of hashes as SQLite sorts BLOBs (bytewise), comparing the first 8 bytes as
-/// one integer first: they almost always differ.
-fn hash_cmp(a: &Hash, b: &Hash) -> std::cmp::Ordering {
-    let head = |h: &Hash| u64::from_be_bytes(h[..8].try_into().expect("8 bytes"));
-    head(a).cmp(&head(b)).then_with(|| a.cmp(b))
-}
-
 /// Column `i` as a borrowed BLOB (no copy).
 pub(super) fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
     r.get_ref(i)?.as_blob().map_err(|e| {
@@ -596,93 +355,6 @@ pub(super) fn hit(path: Vec<u8>, hash: Hash, score: f32) -> Hit {
         matched: Vec::new(),
         tags: Vec::new(),
     }
-}
-
-/// Evaluates the query on every image that has a tag of a class it mentions (read from
-/// `tags_by_class`, one index range per class), and on every other image too when the
-/// query can match an image without such tags (`NOT cat`).
-fn matches(tx: &Transaction<'_>, query: &Compiled) -> Result<Matches, CatalogError> {
-    let k = query.conditions.len();
-    // Every tag read, then sorted by hash: an image's tags end up side by side.
-    let mut found: Vec<(Hash, u16, f32)> = Vec::new();
-    let mut conds_of: Vec<Vec<(usize, f32)>> = vec![Vec::new(); ClassSet::CAPACITY];
-    {
-        let mut stmt = tx.prepare_cached(
-            "SELECT hash, probability FROM tags WHERE class_index = ?1 AND probability >= ?2",
-        )?;
-        for (class, min) in query.classes() {
-            conds_of[class] = query
-                .conditions_of(class)
-                .into_iter()
-                .map(|c| (c, query.conditions[c].min_prob))
-                .collect();
-            let mut rows = stmt.query(rusqlite::params![class as i64, f64::from(min)])?;
-            while let Some(r) = rows.next()? {
-                if let Ok(hash) = <Hash>::try_from(blob(r, 0)?) {
-                    found.push((hash, class as u16, r.get::<_, f64>(1)? as f32));
-                }
-            }
-        }
-    }
-    found.sort_unstable_by(|a, b| hash_cmp(&a.0, &b.0));
-    let mut m = Matches {
-        hashes: Vec::new(),
-        scores: Vec::new(),
-        order: Vec::new(),
-    };
-    let mut best = vec![NONE; k];
-    for group in found.chunk_by(|a, b| a.0 == b.0) {
-        best.fill(NONE);
-        for &(_, class, p) in group {
-            for &(c, min) in &conds_of[class as usize] {
-                if p >= min && p > best[c] {
-                    best[c] = p;
-                }
-            }
-        }
-        m.hashes.push(group[0].0);
-        m.scores.push(query.eval_best(&best).unwrap_or(-1.0));
-    }
-    tracing::debug!(
-        tags = found.len(),
-        images = m.hashes.len(),
-        "search: tags read from the index"
-    );
-    if let Some(score) = query.eval_best(&vec![NONE; k]) {
-        // Images without any tag the index found match too (a query like `NOT cat`):
-        // merge them in, in hash order (the order of `images`).
-        let tagged = std::mem::take(&mut m);
-        let mut t = 0;
-        let mut stmt = tx.prepare_cached("SELECT hash FROM images ORDER BY hash")?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let hash: Hash = r.get(0)?;
-            while t < tagged.hashes.len() && tagged.hashes[t] < hash {
-                m.hashes.push(tagged.hashes[t]);
-                m.scores.push(tagged.scores[t]);
-                t += 1;
-            }
-            if t < tagged.hashes.len() && tagged.hashes[t] == hash {
-                m.hashes.push(hash);
-                m.scores.push(tagged.scores[t]);
-                t += 1;
-                continue;
-            }
-            m.hashes.push(hash);
-            m.scores.push(score);
-        }
-        m.hashes.extend_from_slice(&tagged.hashes[t..]);
-        m.scores.extend_from_slice(&tagged.scores[t..]);
-    }
-    m.order = (0..m.hashes.len() as u32)
-        .filter(|&s| m.scores[s as usize] >= 0.0)
-        .collect();
-    m.order.sort_unstable_by(|&a, &b| {
-        m.scores[b as usize]
-            .total_cmp(&m.scores[a as usize])
-            .then_with(|| m.hashes[a as usize].cmp(&m.hashes[b as usize]))
-    });
-    Ok(m)
 }
 
 #[cfg(test)]
@@ -761,15 +433,6 @@ mod tests {
         }
         sq.limit = Some(0);
         assert!(search(&sq).is_empty());
-    }
-
-    #[test]
-    fn overlapping_ranges_are_read_once() {
-        let r = |a: &str, b: &str| (a.as_bytes().to_vec(), b.as_bytes().to_vec());
-        assert_eq!(
-            merge_ranges(vec![r("/b/", "/b0"), r("/a/", "/a0"), r("/a/x/", "/a/x0")]),
-            vec![r("/a/", "/a0"), r("/b/", "/b0")]
-        );
     }
 
     #[test]
