@@ -451,11 +451,15 @@ impl Loop {
         }
     }
 
-    /// Writes the status record and STATUS= when something changed, or every 10 s.
+    /// Writes the status record and STATUS= when something changed (counts, roots going
+    /// offline or back), or every 10 s.
     fn report(&mut self, now: Instant, force: bool) {
         let st = self.status("running");
+        // A root going offline or coming back changes the line, so the record follows it
+        // at once (not at the next 10-second refresh).
+        let offline = st.roots.iter().filter(|r| r.state == "offline").count();
         let line = format!(
-            "{} root(s), {} settling, {} queued, {} done, {} failed",
+            "{} root(s) ({offline} offline), {} settling, {} queued, {} done, {} failed",
             st.roots.len(),
             st.settling,
             st.queue,
