@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Catalog, NewFile, NewImage, NewTag};
+use super::{Catalog, Hash, NewFile, NewImage, NewTag};
 use crate::search::{ClassSet, Compiled, Condition, Node};
 
 /// A test image: its name (hashed), tags (class, probability) and paths.
@@ -23,53 +23,50 @@ pub fn three_images(dir: &Path) -> Catalog {
     let mut t = 0;
     for (name, tags, paths) in images {
         let hash = crate::catalog::hash_bytes(name.as_bytes());
-        w.put_image(&NewImage {
-            hash,
-            width: 1,
-            height: 1,
-            format: "png".into(),
-            model_id: model,
-            classified_at: 0,
-            tags: tags
-                .iter()
-                .enumerate()
-                .map(|(i, &(c, p))| NewTag {
-                    rank: i as u32 + 1,
-                    class_index: c,
-                    label: format!("class{c}"),
-                    probability: p,
-                })
-                .collect(),
-        })
-        .unwrap();
+        w.put_image(&image(hash, model, tags)).unwrap();
         for p in paths {
             t += 1;
-            w.put_file(&NewFile {
-                path: p.into(),
-                root_id: root,
-                hash,
-                size: 10,
-                mtime_ns: t * 1_000_000_000,
-                seen: 0,
-            })
-            .unwrap();
+            w.put_file(&file(p, root, hash, 10, t * 1_000_000_000))
+                .unwrap();
         }
     }
     w.commit().unwrap();
     cat
 }
 
-/// An image's tags: (class, probability).
-pub fn tags_of(tags: &[(usize, f32)]) -> Vec<NewTag> {
-    tags.iter()
-        .enumerate()
-        .map(|(i, &(c, p))| NewTag {
-            rank: i as u32 + 1,
-            class_index: c,
-            label: format!("c{c}"),
-            probability: p,
-        })
-        .collect()
+/// An image of `model` (a 1×1 PNG) with these tags, (class, probability) by rank, each
+/// labelled `class{c}`.
+pub fn image(hash: Hash, model: i64, tags: &[(usize, f32)]) -> NewImage {
+    NewImage {
+        hash,
+        width: 1,
+        height: 1,
+        format: "png".into(),
+        model_id: model,
+        classified_at: 0,
+        tags: tags
+            .iter()
+            .enumerate()
+            .map(|(i, &(c, p))| NewTag {
+                rank: i as u32 + 1,
+                class_index: c,
+                label: format!("class{c}"),
+                probability: p,
+            })
+            .collect(),
+    }
+}
+
+/// A file row of a content, never seen by a scan.
+pub fn file(path: &str, root_id: i64, hash: Hash, size: u64, mtime_ns: i64) -> NewFile {
+    NewFile {
+        path: path.into(),
+        root_id,
+        hash,
+        size,
+        mtime_ns,
+        seen: 0,
+    }
 }
 
 /// A small deterministic generator.
@@ -106,27 +103,12 @@ pub fn random(path: &Path) -> Catalog {
             .iter()
             .map(|&c| (c, rng.below(20) as f32 * 0.05))
             .collect();
-        w.put_image(&NewImage {
-            hash,
-            width: 1,
-            height: 1,
-            format: "png".into(),
-            model_id: model,
-            classified_at: 0,
-            tags: tags_of(&tags),
-        })
-        .unwrap();
+        w.put_image(&image(hash, model, &tags)).unwrap();
         let copies = if i % 7 == 0 { 2 } else { 1 };
         for k in 0..copies {
-            w.put_file(&NewFile {
-                path: format!("/r/{}/{i}-{k}.jpg", ["a", "b", "c"][rng.below(3) as usize]).into(),
-                root_id: root,
-                hash,
-                size: 1,
-                mtime_ns: rng.below(4) as i64,
-                seen: 0,
-            })
-            .unwrap();
+            let path = format!("/r/{}/{i}-{k}.jpg", ["a", "b", "c"][rng.below(3) as usize]);
+            w.put_file(&file(&path, root, hash, 1, rng.below(4) as i64))
+                .unwrap();
         }
     }
     w.commit().unwrap();

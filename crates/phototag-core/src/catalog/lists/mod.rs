@@ -123,9 +123,8 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::catalog::fixtures::{self, tags_of};
+    use crate::catalog::fixtures::{self, file, image};
     use crate::catalog::query::Strategy;
-    use crate::catalog::{NewFile, NewImage};
     use crate::search::Request;
 
     /// Which of `classes` have a list.
@@ -199,25 +198,9 @@ mod tests {
         {
             let mut hash = [7u8; 32];
             hash[31] = i as u8;
-            w.put_image(&NewImage {
-                hash,
-                width: 1,
-                height: 1,
-                format: "png".into(),
-                model_id: model,
-                classified_at: 0,
-                tags: tags_of(tags),
-            })
-            .unwrap();
-            w.put_file(&NewFile {
-                path: format!("/p/{i}.jpg").into(),
-                root_id: root,
-                hash,
-                size: 1,
-                mtime_ns: 0,
-                seen: 0,
-            })
-            .unwrap();
+            w.put_image(&image(hash, model, tags)).unwrap();
+            w.put_file(&file(&format!("/p/{i}.jpg"), root, hash, 1, 0))
+                .unwrap();
         }
         w.commit().unwrap();
         cat.refresh_class_lists(None).unwrap();
@@ -254,25 +237,19 @@ mod tests {
             assert_eq!(present(cat, &classes), classes);
         };
         refresh(&mut cat);
-        let file = |path: &str, hash, mtime_ns| NewFile {
-            path: path.into(),
-            root_id: 1,
-            hash,
-            size: 10,
-            mtime_ns,
-            seen: 5,
-        };
+        // A file of the catalog's one root, as big as the fixture's.
+        let put = |path: &str, hash, mtime_ns| file(path, 1, hash, 10, mtime_ns);
 
         // A rescan that finds nothing new, and a re-put of an unchanged file: no change.
         let mut w = cat.begin().unwrap();
         w.touch_files(&[Path::new("/p/x/a1.jpg")], 9).unwrap();
-        w.put_file(&file("/p/x/a1.jpg", a, 1_000_000_000)).unwrap();
+        w.put_file(&put("/p/x/a1.jpg", a, 1_000_000_000)).unwrap();
         w.commit().unwrap();
         assert_eq!(present(&cat, &classes), classes);
 
         // A new path of a (classes 1 and 2).
         let mut w = cat.begin().unwrap();
-        w.put_file(&file("/p/z/a3.jpg", a, 7)).unwrap();
+        w.put_file(&put("/p/z/a3.jpg", a, 7)).unwrap();
         w.commit().unwrap();
         assert_eq!(present(&cat, &classes), [3, 5]);
         agrees_on(&cat);
@@ -280,7 +257,7 @@ mod tests {
 
         // A touched file (new mtime) of c (class 3).
         let mut w = cat.begin().unwrap();
-        w.put_file(&file("/p/y/c.jpg", c, 8)).unwrap();
+        w.put_file(&put("/p/y/c.jpg", c, 8)).unwrap();
         w.commit().unwrap();
         assert_eq!(present(&cat, &classes), [1, 2, 5]);
         agrees_on(&cat);
@@ -288,16 +265,7 @@ mod tests {
 
         // c retagged as class 5.
         let mut w = cat.begin().unwrap();
-        w.put_image(&NewImage {
-            hash: c,
-            width: 1,
-            height: 1,
-            format: "png".into(),
-            model_id: 1,
-            classified_at: 1,
-            tags: tags_of(&[(5, 0.7)]),
-        })
-        .unwrap();
+        w.put_image(&image(c, 1, &[(5, 0.7)])).unwrap();
         w.commit().unwrap();
         assert_eq!(present(&cat, &classes), [1, 2]);
         agrees_on(&cat);
