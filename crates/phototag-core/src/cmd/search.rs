@@ -92,21 +92,14 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
                 emit(&mut out, format!("{}\n", listing.len()).as_bytes())?;
             } else {
                 let end = if format == Format::Null { 0 } else { b'\n' };
-                let mut chunk = Vec::with_capacity(1 << 16);
-                let mut open = true;
+                let mut line = Vec::with_capacity(256);
                 for f in listing.iter() {
-                    chunk.extend_from_slice(f.path);
-                    chunk.push(end);
-                    if chunk.len() >= 1 << 16 {
-                        open = emit(&mut out, &chunk)?;
-                        chunk.clear();
-                        if !open {
-                            break;
-                        }
+                    line.clear();
+                    line.extend_from_slice(f.path);
+                    line.push(end);
+                    if !emit(&mut out, &line)? {
+                        break;
                     }
-                }
-                if open {
-                    emit(&mut out, &chunk)?;
                 }
             }
             listing.len()
