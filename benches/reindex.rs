@@ -5,12 +5,12 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use phototag::catalog::{Catalog, NewFile, NewImage, NewTag};
-use phototag::imaging::Preprocess;
-use phototag::index::exclude::ExcludeConfig;
-use phototag::index::run::{self, IndexOptions, LazyClassifier};
-use phototag::index::walk;
-use phototag::pipeline::Settings;
+use phototag_engine::imaging::Preprocess;
+use phototag_engine::index::run::{self, IndexOptions, LazyClassifier};
+use phototag_engine::index::walk;
+use phototag_engine::pipeline::Settings;
+use phototag_light::catalog::{Catalog, NewFile, NewImage, NewTag};
+use phototag_light::exclude::ExcludeConfig;
 
 fn main() {
     // `cargo test --all-targets` runs benches too, without `--bench`: figures come from
@@ -48,7 +48,7 @@ fn main() {
     let model_id = catalog
         .register_model("bench", &"0".repeat(64), "resnet18")
         .unwrap();
-    let excluder = phototag::index::exclude::Excluder::new(&ExcludeConfig::default()).unwrap();
+    let excluder = phototag_light::exclude::Excluder::new(&ExcludeConfig::default()).unwrap();
     let walked = walk::walk(&root, &excluder, false, &AtomicBool::new(false)).unwrap();
     assert_eq!(walked.files.len(), n);
     let t = Instant::now();

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phototag::catalog::Catalog;
-use phototag::search::{Query, Request};
+use phototag_light::catalog::Catalog;
+use phototag_light::search::{Query, Request};
 
 /// A content hash, and its three tags (class, probability).
 type Hash = [u8; 32];
@@ -66,7 +66,7 @@ fn generate(db: &Path, n: usize) {
     for (name, _) in &indexes {
         conn.execute_batch(&format!("DROP INDEX {name}")).unwrap();
     }
-    let classes = phototag::labels::imagenet();
+    let classes = phototag_light::labels::imagenet();
     let mut rng = Rng(42);
     let mut images: Vec<(Hash, Tags)> = (0..n)
         .map(|i| {

@@ -1,7 +1,7 @@
-//! The `phototag` binary. It links only `phototag-core` (no libtorch), so the commands that
-//! just read the catalog (`search`, `labels`, `dupes`, `show`, `stats`, `status`) start in
-//! milliseconds. Every other command is handed, with the same arguments, to `phototag-engine`
-//! installed beside it (by `exec`, so the process id stays the same for systemd).
+//! The `phototag` binary. It links only `phototag-light` (no libtorch), so the commands that
+//! need no model (`phototag_light::cmd::dispatch` lists them) start in milliseconds. Every
+//! other command is handed, with the same arguments, to `phototag-engine` installed beside
+//! it (by `exec`, so the process id stays the same for systemd).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -10,10 +10,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use phototag_core::app;
-use phototag_core::cli::Cli;
-use phototag_core::cmd;
-use phototag_core::exit;
+use phototag_light::app;
+use phototag_light::cli::Cli;
+use phototag_light::cmd::{dispatch, Dispatch};
+use phototag_light::exit;
 
 /// The engine's file name, looked for beside this binary.
 const ENGINE: &str = "phototag-engine";
@@ -21,7 +21,7 @@ const ENGINE: &str = "phototag-engine";
 fn main() -> ExitCode {
     app::default_sigpipe();
     let cli = Cli::parse();
-    let Some(run) = cmd::read_only(&cli.command) else {
+    let Dispatch::Light(run) = dispatch(&cli.command) else {
         return exec_engine();
     };
     let ctx = match app::load_context(&cli) {

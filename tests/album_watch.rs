@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phototag::catalog::{Catalog, NewImage, NewTag};
+use phototag_light::catalog::{Catalog, NewImage, NewTag};
 
 // Generous: several daemons may load their models at once on a 2-core machine.
 const T: Duration = Duration::from_secs(90);
@@ -127,10 +127,11 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
     );
     // Sidecars beside both, valid XMP with the stored tags.
     wait_for("sidecars", || {
-        phototag::sidecar::path_for(&p1).exists() && phototag::sidecar::path_for(&p2).exists()
+        phototag_light::sidecar::path_for(&p1).exists()
+            && phototag_light::sidecar::path_for(&p2).exists()
     });
-    let s = phototag::sidecar::xmp::read(
-        &std::fs::read_to_string(phototag::sidecar::path_for(&p1)).unwrap(),
+    let s = phototag_light::sidecar::xmp::read(
+        &std::fs::read_to_string(phototag_light::sidecar::path_for(&p1)).unwrap(),
     )
     .unwrap();
     assert_eq!(s.model.as_deref(), Some("resnet18-random"));
@@ -201,6 +202,6 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         assert!(Instant::now() < end, "daemon did not stop");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = std::fs::read_to_string(phototag::watch::status::path_for(&db)).unwrap();
+    let status = std::fs::read_to_string(phototag_light::status::path_for(&db)).unwrap();
     assert!(status.contains("\"albums\""), "{status}");
 }

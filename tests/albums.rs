@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use phototag::catalog::{hash_bytes, Catalog, Hash, NewFile, NewImage, NewTag};
+use phototag_light::catalog::{hash_bytes, Catalog, Hash, NewFile, NewImage, NewTag};
 
 struct Lib {
     tmp: tempfile::TempDir,
@@ -118,7 +118,7 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 fn hex8(h: &Hash) -> String {
-    phototag::catalog::hex(h)[..8].to_string()
+    phototag_light::catalog::hex(h)[..8].to_string()
 }
 
 #[test]
@@ -303,16 +303,16 @@ fn export_round_trips_and_sidecars_merge() {
 
     let out = lib.run(&cfg, &["export", "--format", "json"]);
     assert!(out.status.success());
-    let recs = phototag::export::read_json(&out.stdout[..]).unwrap();
+    let recs = phototag_light::export::read_json(&out.stdout[..]).unwrap();
     assert_eq!(recs.len(), 2);
     let d = recs.iter().find(|r| r.path == dog).unwrap();
-    assert_eq!(d.hash, phototag::catalog::hex(&hd));
+    assert_eq!(d.hash, phototag_light::catalog::hex(&hd));
     assert_eq!(d.model, "test-model");
     assert_eq!(d.tags, catalog.tags(&hd).unwrap());
 
     let out = lib.run(&cfg, &["export", "--format", "csv"]);
     assert!(out.status.success());
-    let csv = phototag::export::read_csv(&out.stdout[..]).unwrap();
+    let csv = phototag_light::export::read_csv(&out.stdout[..]).unwrap();
     assert_eq!(csv.len(), 2);
     assert!(csv.iter().any(|r| r.path == cat));
     for r in &csv {
@@ -331,19 +331,22 @@ fn export_round_trips_and_sidecars_merge() {
     .unwrap_or_else(|| {
         "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF xmlns:rdf=\"http://www.w3.org/1999/02/22-rdf-syntax-ns#\"><rdf:Description rdf:about=\"\" xmlns:exif=\"http://ns.adobe.com/exif/1.0/\"><exif:DateTimeOriginal>2018-09-10T12:16:13</exif:DateTimeOriginal></rdf:Description></rdf:RDF></x:xmpmeta>".into()
     });
-    let sidecar = phototag::sidecar::path_for(&dog);
+    let sidecar = phototag_light::sidecar::path_for(&dog);
     std::fs::write(&sidecar, &existing).unwrap();
     let photo_before = std::fs::read(&dog).unwrap();
     let out = lib.run(&cfg, &["export", "--format", "xmp", "dog"]);
     assert!(out.status.success());
-    assert!(!phototag::sidecar::path_for(&cat).exists(), "not matched");
+    assert!(
+        !phototag_light::sidecar::path_for(&cat).exists(),
+        "not matched"
+    );
     assert_eq!(
         std::fs::read(&dog).unwrap(),
         photo_before,
         "the photo is never modified"
     );
     let merged = std::fs::read_to_string(&sidecar).unwrap();
-    let s = phototag::sidecar::xmp::read(&merged).unwrap();
+    let s = phototag_light::sidecar::xmp::read(&merged).unwrap();
     assert_eq!(s.keywords, ["golden retriever"], "the 5% tag is no keyword");
     assert_eq!(s.model.as_deref(), Some("test-model"));
     assert_eq!(s.tags.len(), 2);
@@ -364,8 +367,9 @@ fn export_round_trips_and_sidecars_merge() {
         &["export", "--format", "xmp", "-o", out_dir.to_str().unwrap()],
     );
     assert!(out.status.success());
-    let mirrored = phototag::sidecar::path_for(&out_dir.join(cat.strip_prefix("/").unwrap()));
-    let s = phototag::sidecar::xmp::read(&std::fs::read_to_string(mirrored).unwrap()).unwrap();
+    let mirrored = phototag_light::sidecar::path_for(&out_dir.join(cat.strip_prefix("/").unwrap()));
+    let s =
+        phototag_light::sidecar::xmp::read(&std::fs::read_to_string(mirrored).unwrap()).unwrap();
     assert_eq!(s.keywords, ["tabby"]);
     drop(lib.tmp);
 }
@@ -379,13 +383,13 @@ fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
         return;
     };
     let tags = vec![
-        phototag::catalog::TagRow {
+        phototag_light::catalog::TagRow {
             rank: 1,
             class_index: 281,
             label: "tabby".into(),
             probability: 0.6,
         },
-        phototag::catalog::TagRow {
+        phototag_light::catalog::TagRow {
             rank: 2,
             class_index: 285,
             label: "Egyptian cat".into(),
@@ -400,9 +404,9 @@ fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
         }
         n += 1;
         let original = std::fs::read_to_string(&p).unwrap();
-        let merged = phototag::sidecar::xmp::merge(&original, "resnet18", &tags).unwrap();
+        let merged = phototag_light::sidecar::xmp::merge(&original, "resnet18", &tags).unwrap();
         // Well-formed (end names checked) and reads back with our keywords.
-        let s = phototag::sidecar::xmp::read(&merged).unwrap();
+        let s = phototag_light::sidecar::xmp::read(&merged).unwrap();
         assert_eq!(s.keywords, ["tabby", "Egyptian cat"], "{}", p.display());
         assert_eq!(s.model.as_deref(), Some("resnet18"));
         // Every element line of the original (ExifTool writes one per line) is kept.
@@ -420,7 +424,7 @@ fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
         );
         // Merging again changes nothing.
         assert_eq!(
-            phototag::sidecar::xmp::merge(&merged, "resnet18", &tags).unwrap(),
+            phototag_light::sidecar::xmp::merge(&merged, "resnet18", &tags).unwrap(),
             merged
         );
     }

@@ -26,7 +26,7 @@ fn bench_json_reports_consistent_figures_for_a_folder() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["model"], "resnet18-random");
     assert_eq!(v["batch_size"], 2);
-    assert_eq!(v["optimized"], phototag::model::optimized::AVAILABLE);
+    assert_eq!(v["optimized"], phototag_engine::model::optimized::AVAILABLE);
     let f = &v["folder"];
     let files = std::fs::read_dir(&dir).unwrap().count() as u64;
     assert_eq!(f["files"].as_u64().unwrap(), files);

@@ -6,12 +6,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use phototag::catalog::{
+use phototag_light::catalog::{
     Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, SearchQuery, SCHEMA_VERSION,
 };
 
 fn h(n: u32) -> Hash {
-    phototag::catalog::hash_bytes(&n.to_le_bytes())
+    phototag_light::catalog::hash_bytes(&n.to_le_bytes())
 }
 
 fn tags(t: &[(usize, &str, f32)]) -> Vec<NewTag> {
@@ -203,7 +203,10 @@ fn non_utf8_paths_round_trip() {
     assert_eq!(hits[0].path, path);
     // JSON never fails on such a name.
     let json = serde_json::to_string(&hits[0]).unwrap();
-    assert!(json.contains(&phototag::catalog::hex(&h(1))), "{json}");
+    assert!(
+        json.contains(&phototag_light::catalog::hex(&h(1))),
+        "{json}"
+    );
 }
 
 #[test]
@@ -690,7 +693,7 @@ fn concurrent_reader_never_sees_half_a_photo() {
 #[test]
 fn size_per_thousand_images() {
     let (dir, mut cat, model, root) = fresh();
-    let classes = phototag::labels::imagenet();
+    let classes = phototag_light::labels::imagenet();
     let mut w = cat.begin().unwrap();
     for n in 0..1000u32 {
         let c = |k: u32| {

@@ -102,7 +102,7 @@ fn index_then_search_show_and_stats() {
     // The run left every class's search list built, and plain listings (which read them)
     // give the paths the JSON search gives, in its order.
     assert_eq!(
-        phototag::catalog::Catalog::open_readonly(&e.db)
+        phototag_light::catalog::Catalog::open_readonly(&e.db)
             .unwrap()
             .missing_class_lists()
             .unwrap(),
@@ -232,7 +232,7 @@ fn retag_reclassifies_images_of_another_model() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("retagged\t2"));
     assert_eq!(
-        phototag::catalog::Catalog::open_readonly(&e.db)
+        phototag_light::catalog::Catalog::open_readonly(&e.db)
             .unwrap()
             .missing_class_lists()
             .unwrap(),
@@ -246,4 +246,56 @@ fn retag_reclassifies_images_of_another_model() {
     // Nothing left to retag.
     let out = phototag(&e, &["retag", "--model", "other-random"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("retagged\t0"));
+}
+
+/// `album`, `export` and `model list` need no model: a lone copy of `phototag` (no engine
+/// beside it) runs them, with the same output as the engine.
+#[test]
+fn a_lone_phototag_runs_album_export_and_model_list() {
+    let e = setup();
+    let root = e.root.display().to_string();
+    let out = phototag(&e, &["index", "--model", "resnet18-random", &root]);
+    assert_eq!(out.status.code(), Some(1), "broken.png fails: {out:?}");
+    let albums = e.db.with_file_name("albums");
+    std::fs::create_dir_all(&albums).unwrap();
+    let folder = albums.join("everything");
+    let out = phototag(
+        &e,
+        &["album", "add", "everything", "entity", folder.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let lone = tmp.path().join("phototag");
+    std::fs::copy(common::bin(), &lone).unwrap();
+    let engine = common::bin().with_file_name("phototag-engine");
+    let run = |program: &Path, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .env("PHOTOTAG_MODEL_DIR", &e.models)
+            .env("PHOTOTAG_DB", &e.db)
+            .env("PHOTOTAG_CONFIG", "/dev/null")
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["album", "list", "--json"][..],
+        &["album", "list"],
+        &["export", "--format", "json"],
+        &["export", "--format", "csv"],
+        &["model", "list"],
+        &["model", "list", "--json"],
+    ] {
+        let alone = run(&lone, args);
+        assert!(alone.status.success(), "{args:?}: {alone:?}");
+        assert!(!alone.stdout.is_empty(), "{args:?}");
+        let direct = run(&engine, args);
+        assert_eq!(alone.stdout, direct.stdout, "{args:?}");
+        assert_eq!(alone.status.code(), direct.status.code(), "{args:?}");
+    }
+    // What still needs the model says so.
+    let out = run(&lone, &["model", "prepare", "resnet18-random"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("phototag-engine is missing"));
 }

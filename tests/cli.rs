@@ -81,7 +81,7 @@ fn check_result(v: &Value, k: usize) {
         assert!(index < 1000);
         assert_eq!(
             r["class"].as_str().unwrap(),
-            phototag::labels::class(index).unwrap().name
+            phototag_light::labels::class(index).unwrap().name
         );
         let p = r["probability"].as_f64().unwrap();
         assert!((0.0..=100.0).contains(&p), "{p}");

@@ -10,8 +10,8 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use phototag::model::checkpoint::{fill_strict, read_state_dict};
-use phototag::model::efficientnet::{efficientnet_lite0, ignored_key};
+use phototag_engine::model::checkpoint::{fill_strict, read_state_dict};
+use phototag_engine::model::efficientnet::{efficientnet_lite0, ignored_key};
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Kind, Tensor};
 

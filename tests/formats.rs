@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use phototag::imaging::{decode_file, DecodeError, Decoded, Format, Limits, RawKind};
+use phototag_engine::imaging::{decode_file, DecodeError, Decoded, Format, Limits, RawKind};
 
 const TEST: &str = "formats";
 
@@ -29,9 +29,11 @@ fn heif_and_avif_fixtures_decode_to_the_same_photo() {
         assert!(diff < 6.0, "{name}: {diff:.2}");
     }
     // A HEIF brand with nothing behind it is a clean error naming the format.
-    let e =
-        phototag::imaging::decode_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", &Limits::default())
-            .unwrap_err();
+    let e = phototag_engine::imaging::decode_bytes(
+        b"\0\0\0\x18ftypheic\0\0\0\0mif1heic",
+        &Limits::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("HEIF/HEIC"), "{e}");
 }
 

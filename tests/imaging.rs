@@ -1,4 +1,4 @@
-//! Integration tests of `phototag::imaging`: decoding (formats, limits, orientation, robustness)
+//! Integration tests of `phototag_engine::imaging`: decoding (formats, limits, orientation, robustness)
 //! and preprocessing against real torchvision output.
 //!
 //! Tests on `tests/fixtures` always run. Tests on the shared corpus (`../shared`) print
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, Rgba, RgbaImage};
-use phototag::imaging::{
+use phototag_engine::imaging::{
     decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Limits,
     Preprocess,
 };

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
-use phototag::catalog::Catalog;
-use phototag::index::exclude::ExcludeConfig;
-use phototag::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
-use phototag::model::{Classifier, ClassifierOptions, ModelStore};
-use phototag::pipeline::Settings;
+use phototag_engine::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
+use phototag_engine::model::{Classifier, ClassifierOptions};
+use phototag_engine::pipeline::Settings;
+use phototag_light::catalog::Catalog;
+use phototag_light::exclude::ExcludeConfig;
+use phototag_light::model_files::ModelStore;
 
 fn store() -> &'static ModelStore {
     static STORE: OnceLock<ModelStore> = OnceLock::new();
@@ -78,7 +79,7 @@ fn options(roots: &[&Path], prune: bool) -> IndexOptions {
         exclude: ExcludeConfig::default(),
         settings: Settings {
             limits: Default::default(),
-            preprocess: m.manifest.preprocess(),
+            preprocess: phototag_engine::imaging::Preprocess::for_model(&m.manifest),
             batch_size: 4,
             top_k: 3,
             decode_threads: 2,
@@ -335,7 +336,7 @@ fn non_utf8_names_survive() {
     let row = c.file(&p).unwrap().unwrap();
     let tags = c.tags(&row.hash).unwrap();
     let hits = c
-        .search(&phototag::catalog::SearchQuery {
+        .search(&phototag_light::catalog::SearchQuery {
             classes: vec![tags[0].class_index],
             min_probability: 0.0,
             limit: None,

@@ -3,9 +3,9 @@
 
 mod common;
 
-use phototag::model::{optimized, Classifier, ClassifierOptions};
+use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
 
-fn load(store: &phototag::model::ModelStore, optimize: bool) -> Classifier {
+fn load(store: &phototag_light::model_files::ModelStore, optimize: bool) -> Classifier {
     let m = store.get("resnet18-random").unwrap();
     Classifier::load(
         &m,

@@ -7,15 +7,16 @@ mod common;
 
 use std::path::PathBuf;
 
-use phototag::model::{Classifier, ClassifierOptions, ModelStore};
-use phototag::pipeline::{self, Settings};
+use phototag_engine::model::{Classifier, ClassifierOptions};
+use phototag_engine::pipeline::{self, Settings};
+use phototag_light::model_files::ModelStore;
 
 const TEST: &str = "real_model";
 
 fn lite0() -> Option<Classifier> {
     let dir = std::env::var_os("PHOTOTAG_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(phototag::paths::default_model_dir);
+        .unwrap_or_else(phototag_light::paths::default_model_dir);
     match ModelStore::new(&dir).get("efficientnet-lite0") {
         Ok(m) => Some(Classifier::load(&m, &ClassifierOptions::default()).unwrap()),
         Err(e) => {
@@ -31,7 +32,7 @@ fn lite0() -> Option<Classifier> {
 fn settings(c: &Classifier) -> Settings {
     Settings {
         limits: Default::default(),
-        preprocess: c.manifest().preprocess(),
+        preprocess: phototag_engine::imaging::Preprocess::for_model(c.manifest()),
         batch_size: 8,
         top_k: 3,
         decode_threads: 0,

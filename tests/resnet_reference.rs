@@ -3,9 +3,10 @@
 
 mod common;
 
-use phototag::model::checkpoint::{self, CheckpointError};
-use phototag::model::prepare::{self, PrepareError, Recipe};
-use phototag::model::{resnet, ModelStore};
+use phototag_engine::model::checkpoint::{self, CheckpointError};
+use phototag_engine::model::prepare::{self, PrepareError, Recipe};
+use phototag_engine::model::resnet;
+use phototag_light::model_files::ModelStore;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Tensor};
 

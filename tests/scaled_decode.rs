@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
-use phototag::imaging::{
+use phototag_engine::imaging::{
     decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, preprocess, Limits,
     Preprocess,
 };
@@ -136,13 +136,14 @@ fn corpus_photos_decode_close_in_pixels() {
 
 #[test]
 fn scaled_decode_keeps_the_real_models_answer() {
-    use phototag::model::{Classifier, ClassifierOptions, ModelStore};
+    use phototag_engine::model::{Classifier, ClassifierOptions};
+    use phototag_light::model_files::ModelStore;
     let Some(corpus) = common::shared("corpus", TEST) else {
         return;
     };
     let dir = std::env::var_os("PHOTOTAG_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(phototag::paths::default_model_dir);
+        .unwrap_or_else(phototag_light::paths::default_model_dir);
     let model = match ModelStore::new(&dir).get("efficientnet-lite0") {
         Ok(m) => m,
         Err(e) => {
@@ -151,7 +152,7 @@ fn scaled_decode_keeps_the_real_models_answer() {
         }
     };
     let classifier = Classifier::load(&model, &ClassifierOptions::default()).unwrap();
-    let p = classifier.manifest().preprocess();
+    let p = phototag_engine::imaging::Preprocess::for_model(classifier.manifest());
     let limits = Limits::default();
     let files = corpus_jpegs(&corpus, MIN_SHORT);
     let (mut worst, mut worst_file, mut ties) = (0.0f32, String::new(), 0);

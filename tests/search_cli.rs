@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use phototag::catalog::{hash_bytes, Catalog, NewFile, NewImage, NewTag};
+use phototag_light::catalog::{hash_bytes, Catalog, NewFile, NewImage, NewTag};
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -89,7 +89,7 @@ fn setup() -> Env {
                 .map(|(i, &(c, p))| NewTag {
                     rank: i as u32 + 1,
                     class_index: c,
-                    label: phototag::labels::class(c).unwrap().name.into(),
+                    label: phototag_light::labels::class(c).unwrap().name.into(),
                     probability: p,
                 })
                 .collect(),
@@ -307,7 +307,7 @@ fn json_null_count_and_table_outputs() {
     assert_eq!(golden["path"], "/lib/a/golden.jpg");
     assert_eq!(
         golden["hash"],
-        phototag::catalog::hex(&hash_bytes(b"golden"))
+        phototag_light::catalog::hex(&hash_bytes(b"golden"))
     );
     assert_eq!(golden["score"], 80.0);
     assert_eq!(golden["tags"].as_array().unwrap().len(), 3);
@@ -443,7 +443,10 @@ fn dupes_groups_paths_of_one_content() {
     let g: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(g["size"], 1000);
     assert_eq!(g["paths"].as_array().unwrap().len(), 2);
-    assert_eq!(g["hash"], phototag::catalog::hex(&hash_bytes(b"golden")));
+    assert_eq!(
+        g["hash"],
+        phototag_light::catalog::hex(&hash_bytes(b"golden"))
+    );
     let out = phototag(&e, &["dupes", "--under", "/lib/a"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());

@@ -2,14 +2,14 @@
 //! `phototag search` promises (precedence, quoting, positioned errors, `dog` = every breed
 //! and no hot dog, `cat` = tabbies and lions and no catamaran).
 
-use phototag::search::{parse, Hierarchy, Query, QueryError};
+use phototag_light::search::{parse, Hierarchy, Query, QueryError};
 
 fn class_names(term: &str) -> Vec<&'static str> {
     Hierarchy::get()
         .resolve(term)
         .classes
         .iter()
-        .map(|&c| phototag::labels::class(c).unwrap().name)
+        .map(|&c| phototag_light::labels::class(c).unwrap().name)
         .collect()
 }
 

@@ -1,4 +1,4 @@
-//! Integration tests of `phototag::index::walk` and `exclude`: default and custom exclusion,
+//! Integration tests of `phototag_engine::index::walk` and `exclude`: default and custom exclusion,
 //! hidden names, symbolic links (loops, files, dangling), unreadable folders, root errors,
 //! non-UTF-8 names, the stop flag, metadata, and the walk time of 20,000 files (printed).
 
@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
-use phototag::index::exclude::{ExcludeConfig, Excluder};
-use phototag::index::walk::{walk, Problem, Walk, WalkError};
+use phototag_engine::index::walk::{walk, Problem, Walk, WalkError};
+use phototag_light::exclude::{ExcludeConfig, Excluder};
 
 fn touch(path: &Path) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();

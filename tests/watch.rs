@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use phototag::catalog::Catalog;
+use phototag_light::catalog::Catalog;
 
 fn models() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -63,10 +63,10 @@ pub fn skip(test: &str, why: &str) {
 }
 
 /// A model folder (kept for the test run) holding `resnet18-random` prepared with `seed`.
-pub fn random_model_store(seed: i64) -> phototag::model::ModelStore {
-    use phototag::model::prepare::{self, Recipe};
+pub fn random_model_store(seed: i64) -> phototag_light::model_files::ModelStore {
+    use phototag_engine::model::prepare::{self, Recipe};
     let dir = tempfile::tempdir().unwrap().keep();
-    let store = phototag::model::ModelStore::new(dir.join("models"));
+    let store = phototag_light::model_files::ModelStore::new(dir.join("models"));
     prepare::prepare(&store, &dir, &Recipe::Resnet18Random { seed, name: None }).unwrap();
     store
 }

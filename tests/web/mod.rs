@@ -13,7 +13,7 @@ use super::common;
 
 /// A prepared random model, one per test binary.
 pub fn models() -> &'static Path {
-    static STORE: OnceLock<phototag::model::ModelStore> = OnceLock::new();
+    static STORE: OnceLock<phototag_light::model_files::ModelStore> = OnceLock::new();
     STORE.get_or_init(|| common::random_model_store(7)).dir()
 }
 

@@ -1,0 +1,113 @@
+//! `phototag classify FILE...`: the top-K classes of each file, as text or JSON lines.
+
+use std::io::Write;
+
+use super::ModelContext;
+use crate::pipeline::{self, Classified, FileError, Settings};
+use phototag_light::cli::ClassifyArgs;
+use phototag_light::cmd::{percent, Context, Outcome};
+
+/// The JSON object printed for one file.
+pub fn json_entry(
+    file: &std::path::Path,
+    model: &str,
+    result: &Result<Classified, FileError>,
+) -> serde_json::Value {
+    let file = file.to_string_lossy();
+    match result {
+        Ok(c) => {
+            let results: Vec<_> = c
+                .predictions
+                .iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "rank": p.rank,
+                        "class": p.class,
+                        "index": p.index,
+                        "probability": percent(p.probability),
+                    })
+                })
+                .collect();
+            let mut v = serde_json::json!({ "file": file, "model": model, "results": results });
+            if !c.warnings.is_empty() {
+                v["warnings"] = serde_json::json!(c.warnings);
+            }
+            v
+        }
+        Err(e) => serde_json::json!({ "file": file, "error": e.to_string() }),
+    }
+}
+
+pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
+    let classifier = ctx.classifier(&args.run)?;
+    let batch_size = ctx.batch_size(&args.run).min(args.files.len().max(1));
+    classifier.warm_up(&[batch_size])?;
+    let settings = Settings {
+        limits: ctx.config.limits,
+        preprocess: crate::imaging::Preprocess::for_model(classifier.manifest()),
+        batch_size,
+        top_k: args
+            .top
+            .map(usize::from)
+            .unwrap_or(ctx.config.classify.top_k),
+        decode_threads: ctx.config.classify.decode_threads,
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut failed = 0usize;
+    let mut write_error = None;
+    let model = classifier.name().to_string();
+    pipeline::classify_files(
+        &classifier,
+        args.files.clone(),
+        &settings,
+        |path, result| {
+            if result.is_err() {
+                failed += 1;
+            }
+            let written = if args.json {
+                writeln!(out, "{}", json_entry(path, &model, &result))
+            } else {
+                match &result {
+                    Ok(c) => {
+                        let mut s = format!("{}\n", path.display());
+                        for p in &c.predictions {
+                            s.push_str(&format!(
+                                "  {}. {:<28} {:>6.2}%\n",
+                                p.rank,
+                                p.class,
+                                percent(p.probability)
+                            ));
+                        }
+                        for w in &c.warnings {
+                            tracing::warn!(file = %path.display(), "{w}");
+                        }
+                        out.write_all(s.as_bytes())
+                    }
+                    Err(e) => {
+                        eprintln!("phototag: {}: {e}", path.display());
+                        Ok(())
+                    }
+                }
+            };
+            if let Err(e) = written {
+                write_error.get_or_insert(e);
+            }
+        },
+    );
+    out.flush()?;
+    if let Some(e) = write_error {
+        // A closed pipe (`phototag classify ... | head`) is not worth a message.
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    if failed > 0 {
+        tracing::warn!(
+            "{failed} of {} file(s) could not be classified",
+            args.files.len()
+        );
+        return Ok(Outcome::Partial);
+    }
+    Ok(Outcome::Success)
+}

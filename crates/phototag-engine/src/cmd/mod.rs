@@ -1,0 +1,75 @@
+//! One file per subcommand that needs the model ([`run`] is the engine's side of
+//! `phototag_light::cmd::dispatch`), plus what they share: model resolution and loading
+//! ([`ModelContext`]). The configuration and `Outcome` are `phototag_light::cmd`'s.
+//!
+//! May not: define flags (see `phototag_light::cli`) or hold logic a library module should own.
+
+pub mod bench;
+pub mod classify;
+pub mod index;
+pub mod prepare;
+pub mod serve;
+pub mod watch;
+
+use anyhow::Context as _;
+use phototag_light::cli::Cli;
+use phototag_light::cmd::{Context, EngineCommand, Outcome};
+
+use crate::model::{Classifier, ClassifierOptions};
+use phototag_light::cli::RunArgs;
+use phototag_light::model_files::names::AUTO;
+
+/// Runs a command that needs the model.
+pub fn run(ctx: &Context, cli: &Cli, command: EngineCommand<'_>) -> anyhow::Result<Outcome> {
+    match command {
+        EngineCommand::Classify(a) => classify::run(ctx, a),
+        EngineCommand::ModelPrepare(a) => prepare::run(ctx, a),
+        EngineCommand::Index(a) => index::run(ctx, a),
+        EngineCommand::Retag(a) => index::retag(ctx, a),
+        EngineCommand::Watch(a) => watch::run(ctx, cli, a),
+        EngineCommand::Bench(a) => bench::run(ctx, a),
+        EngineCommand::Serve(a) => serve::run(ctx, a),
+    }
+}
+
+/// What the model-side commands add to [`Context`].
+pub trait ModelContext {
+    /// Batch size after flags.
+    fn batch_size(&self, run: &RunArgs) -> usize;
+    /// Resolves the model (flag, else config; `auto` logs its pick) and loads it.
+    fn classifier(&self, run: &RunArgs) -> anyhow::Result<Classifier>;
+}
+
+impl ModelContext for Context {
+    fn batch_size(&self, run: &RunArgs) -> usize {
+        run.batch_size
+            .map(usize::from)
+            .unwrap_or(self.config.classify.batch_size)
+    }
+
+    fn classifier(&self, run: &RunArgs) -> anyhow::Result<Classifier> {
+        let requested = run.model.as_deref().unwrap_or(&self.config.model);
+        let stored = self.models().resolve(requested)?;
+        if requested == AUTO {
+            tracing::info!(model = %stored.name, dir = %stored.dir.display(), "model = auto: using {}", stored.name);
+        } else {
+            tracing::info!(model = %stored.name, "using model {}", stored.name);
+        }
+        if !stored.manifest.pretrained {
+            tracing::warn!(model = %stored.name, "this model has random weights: its tags mean nothing");
+        }
+        let opts = ClassifierOptions {
+            threads: run.threads.unwrap_or(self.config.classify.threads),
+            optimize: self.config.classify.optimize,
+            ..Default::default()
+        };
+        let c = Classifier::load(&stored, &opts).with_context(|| {
+            format!(
+                "loading model `{}` from {}",
+                stored.name,
+                stored.dir.display()
+            )
+        })?;
+        Ok(c)
+    }
+}

@@ -1,0 +1,135 @@
+//! `phototag watch` (the daemon). (`phototag status` is in `phototag_light::cmd::status`.)
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::ModelContext;
+use crate::model::{Classifier, ClassifierOptions};
+use crate::pipeline::Settings;
+use crate::watch::daemon::{self, Params};
+use crate::watch::worker::{self, Outputs, Shared};
+use phototag_light::catalog::Catalog;
+use phototag_light::cli::{Cli, WatchArgs};
+use phototag_light::cmd::{Context, Outcome};
+use phototag_light::exclude::Excluder;
+use phototag_light::status;
+
+/// Albums and sidecar roots of a configuration, for the worker.
+fn outputs_of(config: &phototag_light::config::Config) -> Outputs {
+    Outputs {
+        albums: config.album.clone(),
+        sidecar_roots: config
+            .watch
+            .sidecars
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|(r, _)| phototag_light::cmd::stored_path(r))
+            .collect(),
+        album_delay: std::time::Duration::from_secs_f64(config.watch.album_delay_seconds),
+    }
+}
+
+/// The roots to watch: the config's plus `--root`s, canonical, without repeats.
+fn roots_of(config: &phototag_light::config::Config, extra: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in config.watch.roots.iter().chain(extra) {
+        let r = phototag_light::cmd::stored_path(r);
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome> {
+    let roots = roots_of(&ctx.config, &args.roots);
+    if roots.is_empty() {
+        anyhow::bail!("nothing to watch: add folders to [watch] roots in the configuration, or pass --root DIR");
+    }
+    let requested = args
+        .run
+        .model
+        .as_deref()
+        .unwrap_or(&ctx.config.model)
+        .to_string();
+    let stored = ctx.models().resolve(&requested)?;
+    tracing::info!(model = %stored.name, "model {} (loaded when the first photo needs it)", stored.name);
+    let catalog = Catalog::open(&ctx.db)
+        .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let excluder =
+        Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Album folders are never walked or watched, from the start (no feedback loop).
+    let albums = phototag_light::album::load(&ctx.config, Some(&catalog))?;
+    excluder.set_pruned_dirs(phototag_light::album::folders(&albums));
+    let settings = Settings {
+        limits: ctx.config.limits,
+        preprocess: crate::imaging::Preprocess::for_model(&stored.manifest),
+        batch_size: ctx.batch_size(&args.run),
+        top_k: ctx.config.classify.top_k,
+        decode_threads: ctx.config.classify.decode_threads,
+    };
+    let opts = ClassifierOptions {
+        threads: args.run.threads.unwrap_or(ctx.config.classify.threads),
+        optimize: ctx.config.classify.optimize,
+        ..Default::default()
+    };
+    let batch = settings.batch_size;
+    let model = stored.clone();
+    let loader = Box::new(
+        move || -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
+            let c = Classifier::load(&model, &opts)?;
+            c.warm_up(&[1, batch])?;
+            tracing::info!(model = %model.name, "model loaded");
+            Ok(c)
+        },
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let shared = Arc::new(Shared::default());
+    let (jobs, handle) = worker::spawn(
+        catalog,
+        loader,
+        settings,
+        excluder.clone(),
+        ctx.config.index.follow_symlinks,
+        outputs_of(&ctx.config),
+        Arc::clone(&stop),
+        Arc::clone(&shared),
+    );
+    let config_path = cli.config.clone();
+    let extra = args.roots.clone();
+    let reload = Box::new(move || -> Result<daemon::Settings, String> {
+        let (config, _) =
+            phototag_light::config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        Ok(daemon::Settings {
+            roots: roots_of(&config, &extra),
+            outputs: outputs_of(&config),
+            watch: config.watch,
+        })
+    });
+    let params = Params {
+        settings: daemon::Settings {
+            roots,
+            watch: ctx.config.watch.clone(),
+            outputs: outputs_of(&ctx.config),
+        },
+        reload,
+        excluder,
+        jobs,
+        shared,
+        stop,
+        status_path: status::path_for(&ctx.db),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(daemon::run(params))?;
+    drop(rt);
+    handle
+        .join()
+        .map_err(|_| anyhow::anyhow!("the worker thread panicked"))?;
+    tracing::info!("stopped");
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,569 @@
+//! One indexing run over some roots: compare the walk with the catalog, skip unchanged files
+//! by (path, size, mtime) without reading them, hash new and changed files, classify only
+//! content the catalog has never seen (in batches, reading, hashing and decoding on worker
+//! threads while the model runs; each file is read once), and commit in small transactions
+//! so an interrupted run loses nothing.
+//!
+//! May not: delete anything unless asked to prune, or prune a root that is missing or
+//! suddenly empty (an unmounted share is not a deletion); print (it reports through
+//! `Progress` and the returned `Summary`).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::plan::plan;
+use crate::imaging::{self, DecodeError};
+use crate::index::walk::Entry;
+use crate::model::{Classifier, Prediction};
+use crate::pipeline::Settings;
+use phototag_light::catalog::{
+    unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
+};
+use phototag_light::exclude::{ExcludeConfig, Excluder};
+
+/// What to index and how.
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub roots: Vec<PathBuf>,
+    /// Remove rows of files that are gone (never for a missing or emptied root).
+    pub prune: bool,
+    pub follow_symlinks: bool,
+    pub exclude: ExcludeConfig,
+    pub settings: Settings,
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    /// Image candidates found by the walk (after exclusions).
+    pub seen: usize,
+    /// Files whose content was classified in this run.
+    pub new: usize,
+    /// Files skipped because path, size and mtime were unchanged.
+    pub unchanged: usize,
+    /// New or changed files whose content was already in the catalog.
+    pub duplicates: usize,
+    /// Files that failed in this run (recorded; retried only when they change).
+    pub failed: usize,
+    /// Files skipped because they failed before and have not changed.
+    pub known_failures: usize,
+    /// Files in the catalog that the walk no longer found.
+    pub gone: usize,
+    /// Rows removed (only with prune).
+    pub removed: usize,
+    /// Roots that were missing or empty: treated as offline, nothing pruned.
+    pub offline_roots: Vec<PathBuf>,
+    /// Folders that could not be read, symlink loops, and the like.
+    pub problems: usize,
+    pub excluded: usize,
+    pub seconds: f64,
+    /// Classified images per second of the run.
+    pub images_per_second: f64,
+    /// Stopped early by a signal; what was done is committed.
+    pub interrupted: bool,
+}
+
+/// Progress reports, for a bar or log lines.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress {
+    /// The walk and the comparison are done: `total` files need reading.
+    Planned { total: usize, unchanged: usize },
+    /// One more of them is done.
+    Done,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("{0}")]
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("bad exclusion pattern: {0}")]
+    Exclude(String),
+}
+
+enum Item {
+    New {
+        entry: Entry,
+        hash: Hash,
+        ready: Ready,
+    },
+    Duplicate {
+        entry: Entry,
+        hash: Hash,
+    },
+    /// Content that another file of this run claimed first (it is decoded once, there):
+    /// written once that file is classified, or failed with it.
+    Copy {
+        entry: Entry,
+        hash: Hash,
+    },
+    Failed {
+        entry: Entry,
+        error: String,
+        /// The content's hash when it was read, so copies of it fail with it.
+        hash: Option<Hash>,
+    },
+    /// Not done: the run was stopped.
+    Stopped,
+}
+
+/// A decoded, preprocessed image waiting for the model.
+pub struct Ready {
+    pub data: Vec<f32>,
+    pub width: u32,
+    pub height: u32,
+    pub format: String,
+}
+
+impl Ready {
+    /// The catalog rows for this image once the model has spoken.
+    pub fn into_image(
+        &self,
+        hash: Hash,
+        model_id: i64,
+        now: i64,
+        preds: &[Prediction],
+    ) -> NewImage {
+        NewImage {
+            hash,
+            width: self.width,
+            height: self.height,
+            format: self.format.clone(),
+            model_id,
+            classified_at: now,
+            tags: preds
+                .iter()
+                .map(|p| NewTag {
+                    rank: p.rank as u32,
+                    class_index: p.index,
+                    label: p.class.to_string(),
+                    probability: p.probability,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Rebuilds the catalog's search lists that changes removed (see `catalog::lists`), a
+/// second's worth at a time, until none is missing or `stop` is set. Returns how many were
+/// rebuilt.
+pub fn refresh_search_lists(
+    catalog: &mut Catalog,
+    stop: &AtomicBool,
+) -> Result<usize, CatalogError> {
+    let started = Instant::now();
+    let mut rebuilt = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let r = catalog.refresh_class_lists(Some(Duration::from_secs(1)))?;
+        rebuilt += r.rebuilt;
+        if r.missing == 0 {
+            break;
+        }
+    }
+    if rebuilt > 0 {
+        tracing::info!(
+            classes = rebuilt,
+            "search lists brought up to date in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(rebuilt)
+}
+
+/// Reads a file (refusing it over the size limit) and hashes it.
+pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
+    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len > max {
+        return Err(DecodeError::TooLarge {
+            limit: imaging::LimitKind::FileBytes,
+            actual: Some(len),
+            max,
+            dimensions: None,
+        }
+        .to_string());
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    f.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let hash = *blake3::hash(&bytes).as_bytes();
+    Ok((bytes, hash))
+}
+
+/// Decodes and preprocesses an image held in memory.
+pub fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
+    let d = imaging::decode_bytes_scaled(bytes, &s.limits, s.preprocess.resize)
+        .map_err(|e| e.to_string())?;
+    let p = imaging::preprocess(&d.image, &s.preprocess).map_err(|e| e.to_string())?;
+    let (width, height) = d.upright_size();
+    Ok(Ready {
+        data: p.data,
+        width,
+        height,
+        format: d.format.id().to_string(),
+    })
+}
+
+/// Reads, hashes and (for content neither in the catalog nor claimed by another file of
+/// this run) decodes one file.
+fn produce_one(
+    entry: Entry,
+    known: &HashSet<Hash>,
+    claimed: &Mutex<HashSet<Hash>>,
+    s: &Settings,
+    stop: &AtomicBool,
+) -> Item {
+    if stop.load(Ordering::Relaxed) {
+        return Item::Stopped;
+    }
+    match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+        Err(error) => Item::Failed {
+            entry,
+            error,
+            hash: None,
+        },
+        Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
+        Ok((bytes, hash)) => {
+            let first = claimed.lock().map(|mut c| c.insert(hash)).unwrap_or(true);
+            if !first {
+                return Item::Copy { entry, hash };
+            }
+            match prepare(&bytes, s) {
+                Ok(ready) => Item::New { entry, hash, ready },
+                Err(error) => Item::Failed {
+                    entry,
+                    error,
+                    hash: Some(hash),
+                },
+            }
+        }
+    }
+}
+
+/// The writer side: batches new images for the model and writes everything in short
+/// transactions.
+struct Sink<'a> {
+    classifier: &'a Classifier,
+    model_id: i64,
+    top_k: usize,
+    batch_size: usize,
+    root_ids: &'a HashMap<PathBuf, i64>,
+    batch: Vec<(Entry, Hash, Ready)>,
+    /// Duplicates of content still waiting in `batch`.
+    deferred: Vec<(Entry, Hash)>,
+    /// Copies whose content another file claimed, that file not having arrived yet.
+    awaiting: HashMap<Hash, Vec<Entry>>,
+    /// Content classified (or failed) in this run: its outcome, `None` when written.
+    settled: HashMap<Hash, Option<String>>,
+    summary: Summary,
+}
+
+impl Sink<'_> {
+    fn root_id(&self, path: &Path) -> i64 {
+        self.root_ids
+            .iter()
+            .filter(|(r, _)| path.starts_with(r))
+            .max_by_key(|(r, _)| r.as_os_str().len())
+            .map(|(_, id)| *id)
+            .unwrap_or(0)
+    }
+
+    fn file(&self, e: &Entry, hash: Hash, now: i64) -> NewFile {
+        NewFile {
+            path: e.path.clone(),
+            root_id: self.root_id(&e.path),
+            hash,
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            seen: now,
+        }
+    }
+
+    fn accept(
+        &mut self,
+        w: &mut Writer<'_>,
+        item: Item,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        let now = unix_now();
+        match item {
+            Item::Stopped => {}
+            Item::New { entry, hash, ready } => {
+                if let Some(copies) = self.awaiting.remove(&hash) {
+                    self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
+                }
+                self.batch.push((entry, hash, ready));
+                if self.batch.len() >= self.batch_size {
+                    self.flush(w, progress)?;
+                }
+            }
+            Item::Copy { entry, hash } => match self.settled.get(&hash) {
+                Some(None) => {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+                Some(Some(error)) => {
+                    let error = error.clone();
+                    self.fail(w, &entry, &error, now)?;
+                    progress(Progress::Done);
+                }
+                None if self.batch.iter().any(|(_, h, _)| *h == hash) => {
+                    self.deferred.push((entry, hash));
+                }
+                None => self.awaiting.entry(hash).or_default().push(entry),
+            },
+            Item::Duplicate { entry, hash } => {
+                if self.batch.iter().any(|(_, h, _)| *h == hash) {
+                    self.deferred.push((entry, hash));
+                } else {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+            }
+            Item::Failed { entry, error, hash } => {
+                self.fail(w, &entry, &error, now)?;
+                progress(Progress::Done);
+                if let Some(hash) = hash {
+                    let error = format!("identical content failed: {error}");
+                    for copy in self.awaiting.remove(&hash).unwrap_or_default() {
+                        self.fail(w, &copy, &error, now)?;
+                        progress(Progress::Done);
+                    }
+                    self.settled.insert(hash, Some(error));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(
+        &mut self,
+        w: &mut Writer<'_>,
+        entry: &Entry,
+        error: &str,
+        now: i64,
+    ) -> Result<(), CatalogError> {
+        tracing::warn!(file = %entry.path.display(), "{error}");
+        let root = self.root_id(&entry.path);
+        w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, error, now)?;
+        self.summary.failed += 1;
+        Ok(())
+    }
+
+    /// Classifies the pending batch and writes images, tags and file rows.
+    fn flush(
+        &mut self,
+        w: &mut Writer<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let now = unix_now();
+        let batch = std::mem::take(&mut self.batch);
+        let inputs: Vec<&[f32]> = batch.iter().map(|(_, _, r)| r.data.as_slice()).collect();
+        let results = self.classifier.classify(&inputs, self.top_k);
+        let mut written = HashSet::new();
+        match results {
+            Ok(results) => {
+                for ((entry, hash, ready), preds) in batch.iter().zip(results) {
+                    w.put_image(&ready.into_image(*hash, self.model_id, now, &preds))?;
+                    w.put_file(&self.file(entry, *hash, now))?;
+                    written.insert(*hash);
+                    self.settled.insert(*hash, None);
+                    self.summary.new += 1;
+                    progress(Progress::Done);
+                }
+            }
+            Err(e) => {
+                let error = format!("classification failed: {e}");
+                for (entry, hash, _) in &batch {
+                    self.settled.insert(
+                        *hash,
+                        Some("classification failed for identical content".into()),
+                    );
+                    tracing::warn!(file = %entry.path.display(), "{error}");
+                    let root = self.root_id(&entry.path);
+                    w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
+                    self.summary.failed += 1;
+                    progress(Progress::Done);
+                }
+            }
+        }
+        for (entry, hash) in std::mem::take(&mut self.deferred) {
+            if written.contains(&hash) {
+                w.put_file(&self.file(&entry, hash, now))?;
+                self.summary.duplicates += 1;
+            } else {
+                let root = self.root_id(&entry.path);
+                w.put_failure(
+                    &entry.path,
+                    root,
+                    entry.size,
+                    entry.mtime_ns,
+                    "classification failed for identical content",
+                    now,
+                )?;
+                self.summary.failed += 1;
+            }
+            progress(Progress::Done);
+        }
+        Ok(())
+    }
+}
+
+/// The classifier, loaded only when some file needs classifying: a run over an unchanged
+/// library never pays for loading the model.
+pub struct LazyClassifier<'a> {
+    load: Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a>,
+    loaded: Option<Classifier>,
+}
+
+impl<'a> LazyClassifier<'a> {
+    pub fn new(
+        load: impl FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a,
+    ) -> Self {
+        Self {
+            load: Box::new(load),
+            loaded: None,
+        }
+    }
+
+    /// An already loaded classifier.
+    pub fn ready(c: Classifier) -> Self {
+        Self {
+            load: Box::new(|| Err("already loaded".into())),
+            loaded: Some(c),
+        }
+    }
+
+    pub fn get(&mut self) -> Result<&Classifier, IndexError> {
+        if self.loaded.is_none() {
+            self.loaded = Some((self.load)().map_err(IndexError::Model)?);
+        }
+        Ok(self.loaded.as_ref().expect("loaded above"))
+    }
+}
+
+/// How often the writer commits while indexing.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// Counts of one `execute`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Executed {
+    pub new: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+}
+
+/// Reads, hashes and classifies `todo` (content already in the catalog only gets a file
+/// row), committing about every second. `root_ids` maps each root to its catalog id.
+pub fn execute(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    todo: Vec<Entry>,
+    root_ids: &HashMap<PathBuf, i64>,
+    settings: &Settings,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Executed, IndexError> {
+    if todo.is_empty() {
+        return Ok(Executed::default());
+    }
+    let classifier = model.get()?;
+    let m = classifier.manifest();
+    let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
+    let known = catalog.image_hashes()?;
+    let mut sink = Sink {
+        classifier,
+        model_id,
+        top_k: settings.top_k,
+        batch_size: settings.batch_size.max(1),
+        root_ids,
+        batch: Vec::new(),
+        deferred: Vec::new(),
+        awaiting: HashMap::new(),
+        settled: HashMap::new(),
+        summary: Summary::default(),
+    };
+    let claimed = Mutex::new(HashSet::new());
+    let (workers, depth) = settings.decoders();
+    let result: Result<(), CatalogError> = crate::ordered::map(
+        todo,
+        workers,
+        depth,
+        |entry| produce_one(entry, &known, &claimed, settings, stop),
+        |items| {
+            let mut w = catalog.begin()?;
+            let mut last_commit = Instant::now();
+            for item in items {
+                if matches!(item, Item::Stopped) {
+                    break;
+                }
+                sink.accept(&mut w, item, progress)?;
+                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                    w.commit()?;
+                    w = catalog.begin()?;
+                    last_commit = Instant::now();
+                }
+            }
+            sink.flush(&mut w, progress)?;
+            w.commit()
+        },
+    );
+    result?;
+    Ok(Executed {
+        new: sink.summary.new,
+        duplicates: sink.summary.duplicates,
+        failed: sink.summary.failed,
+    })
+}
+
+/// Runs one indexing pass. `stop` ends it early (after committing what was done).
+pub fn run(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    opts: &IndexOptions,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, IndexError> {
+    let start = Instant::now();
+    let excluder = Excluder::new(&opts.exclude).map_err(|e| IndexError::Exclude(e.to_string()))?;
+    let plan = plan(catalog, &opts.roots, &excluder, opts.follow_symlinks, stop)?;
+    let mut summary = plan.summary;
+    progress(Progress::Planned {
+        total: plan.todo.len(),
+        unchanged: plan.unchanged.len(),
+    });
+    let done = execute(
+        catalog,
+        model,
+        plan.todo,
+        &plan.root_ids,
+        &opts.settings,
+        stop,
+        progress,
+    )?;
+    summary.new = done.new;
+    summary.duplicates = done.duplicates;
+    summary.failed = done.failed;
+    if opts.prune && !plan.gone.is_empty() && !stop.load(Ordering::Relaxed) {
+        let mut w = catalog.begin()?;
+        let paths: Vec<&Path> = plan.gone.iter().map(PathBuf::as_path).collect();
+        summary.removed = w.remove_files(&paths)?;
+        w.remove_orphan_images()?;
+        w.commit()?;
+    }
+    summary.interrupted = stop.load(Ordering::Relaxed);
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.images_per_second = summary.new as f64 / summary.seconds.max(1e-9);
+    Ok(summary)
+}

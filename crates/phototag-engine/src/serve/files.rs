@@ -1,0 +1,151 @@
+//! From a content hash the catalog knows to bytes on disk: the request names only a hash
+//! (64 hex digits, parsed, never used as a path); the catalog gives the paths of that
+//! content; the first one that still holds the same bytes is read. A file changed since it
+//! was indexed is skipped (its stat first, then its BLAKE3 hash), so what is served is
+//! always the content the catalog describes.
+//!
+//! May not: build a path from anything in a request, or follow a path the catalog did not give.
+
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use phototag_light::catalog::{Catalog, CatalogError, FileRow, Hash, ImageRow};
+
+/// A hash as 64 hex digits (either case); anything else is `None`.
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    for (i, byte) in h.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(h)
+}
+
+/// A known content: its image row and its file rows.
+#[derive(Debug)]
+pub struct Known {
+    pub image: ImageRow,
+    pub files: Vec<FileRow>,
+}
+
+/// The image and files of a hash, or `None` when the catalog does not know it (or no file
+/// holds it any more).
+pub fn known(catalog: &Catalog, hash: &Hash) -> Result<Option<Known>, CatalogError> {
+    let Some(image) = catalog.image(hash)? else {
+        return Ok(None);
+    };
+    let files = catalog.files_with(hash)?;
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Known { image, files }))
+}
+
+/// The bytes of the first of `files` that still holds `hash` (at most `max` bytes), and
+/// its path; `None` when every copy is gone or changed.
+pub fn read_content(files: &[FileRow], hash: &Hash, max: u64) -> Option<(PathBuf, Vec<u8>)> {
+    files.iter().find_map(|f| {
+        read_if_same(&f.path, f, hash, max)
+            .map(|b| (f.path.clone(), b))
+            .map_err(|why| tracing::debug!(path = %f.path.display(), "not served: {why}"))
+            .ok()
+    })
+}
+
+fn read_if_same(path: &Path, row: &FileRow, hash: &Hash, max: u64) -> Result<Vec<u8>, String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
+    if meta.len() != row.size || mtime_ns != row.mtime_ns as i128 {
+        return Err("changed since it was indexed".into());
+    }
+    if meta.len() > max {
+        return Err(format!("{} bytes, over the limit of {max}", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if blake3::hash(&bytes) != *hash {
+        return Err("content differs from the catalog's".into());
+    }
+    Ok(bytes)
+}
+
+/// The media type of a stored format name (`jpeg`, `png`, ...).
+pub fn media_type(format: &str) -> &'static str {
+    match format {
+        "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "bmp" => "image/bmp",
+        "tiff" => "image/tiff",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_64_hex_digits_are_a_hash() {
+        let hex = "00ff".repeat(16);
+        let h = parse_hash(&hex).unwrap();
+        assert_eq!((h[0], h[1], h[31]), (0x00, 0xff, 0xff));
+        assert_eq!(parse_hash(&hex.to_uppercase()), Some(h));
+        for bad in [
+            "",
+            "../../etc/passwd",
+            &hex[..63],
+            &format!("{hex}0"),
+            &format!("{}/..", &hex[..61]),
+            &format!("{}g", &hex[..63]),
+            &format!("{}é", &hex[..62]),
+        ] {
+            assert_eq!(parse_hash(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_changed_file_is_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jpg");
+        std::fs::write(&path, b"original").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        let hash = phototag_light::catalog::hash_bytes(b"original");
+        let row = FileRow {
+            path: path.clone(),
+            root_id: 1,
+            hash,
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            last_seen: 0,
+        };
+        let got = read_content(std::slice::from_ref(&row), &hash, 1 << 20).unwrap();
+        assert_eq!(got.1, b"original");
+        assert!(
+            read_content(std::slice::from_ref(&row), &hash, 3).is_none(),
+            "limit"
+        );
+        // Same size and mtime, other bytes: the hash catches it.
+        std::fs::write(&path, b"0riginal").unwrap();
+        let t = std::fs::FileTimes::new().set_modified(meta.modified().unwrap());
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_times(t)
+            .unwrap();
+        assert!(read_content(std::slice::from_ref(&row), &hash, 1 << 20).is_none());
+        std::fs::remove_file(&path).unwrap();
+        assert!(read_content(&[row], &hash, 1 << 20).is_none());
+    }
+}

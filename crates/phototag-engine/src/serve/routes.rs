@@ -1,0 +1,291 @@
+//! The router: the page (no token needed: it holds no data), the login, and the data
+//! routes behind the token: `POST /api/classify`, `GET /api/search`, `GET /api/labels`,
+//! `GET /api/photos/{hash}`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
+//! `{"error": ...}` with a 4xx status for what the client did wrong.
+//!
+//! May not: touch a file whose path did not come from the catalog (see `files`), or run
+//! blocking work (SQLite, decoding, reading files) on the async runtime's threads.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::worker::WorkError;
+use super::{assets, auth, views, AppState};
+use crate::imaging::DecodeError;
+use crate::pipeline::FileError;
+use phototag_light::catalog::{Catalog, CatalogError};
+
+/// An error answered as `{"error": message}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: json!({ "error": message.into() }),
+        }
+    }
+
+    pub(super) fn not_found(what: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("{what} is not in the catalog"),
+        )
+    }
+
+    pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!("{e}");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> ApiError {
+        match e {
+            CatalogError::Missing { .. } | CatalogError::TooOld { .. } => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            e => ApiError::internal(e),
+        }
+    }
+}
+
+/// Every route. The data routes sit behind [`auth::require`].
+pub fn router(state: Arc<AppState>) -> Router {
+    // Room for the multipart framing around a file of the largest size accepted.
+    let upload_limit = usize::try_from(state.settings.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    let data = Router::new()
+        .route(
+            "/api/classify",
+            post(classify).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/search", get(views::search))
+        .route("/api/labels", get(views::labels))
+        .route("/api/photos/{hash}", get(views::photo_info))
+        .route("/thumb/{hash}", get(views::thumb))
+        .route("/photo/{hash}", get(views::photo))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            auth::require,
+        ));
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/app.js", get(assets::script))
+        .route("/style.css", get(assets::style))
+        .route("/api/session", get(session))
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .merge(data)
+        .fallback(not_found)
+        .layer(middleware::map_response(security_headers))
+        .layer(DefaultBodyLimit::max(64 * 1024))
+        .with_state(state)
+}
+
+/// Headers every answer carries: no framing, no sniffing, no referrer, same-origin only.
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    r
+}
+
+/// An extractor's rejection (bad query string, not multipart) as a JSON error.
+pub(super) fn rejected(e: impl IntoResponse + std::fmt::Display) -> ApiError {
+    let message = e.to_string();
+    ApiError::new(e.into_response().status(), message)
+}
+
+async fn not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no such page: {method} {}", uri.path()),
+    )
+}
+
+/// Runs `f` on a read-only catalog connection opened for this request, off the runtime.
+pub(super) async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Catalog, &AppState) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let catalog = Catalog::open_readonly(&state.settings.db)?;
+        f(&catalog, &state)
+    })
+    .await
+    .map_err(ApiError::internal)?
+}
+
+// ---- session ----
+
+async fn session(State(state): State<Arc<AppState>>, headers: header::HeaderMap) -> Json<Value> {
+    Json(json!({
+        "token_required": state.settings.token.is_some(),
+        "authorized": auth::authorized(&state, &headers),
+        "model": state.worker.model(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    token: String,
+}
+
+async fn login(
+    State(state): State<Arc<AppState>>,
+    body: Option<Json<Login>>,
+) -> Result<Response, ApiError> {
+    let Some(token) = &state.settings.token else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    match body {
+        Some(Json(l)) if token.matches(l.token.trim()) => {
+            let cookie = format!(
+                "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
+                auth::COOKIE,
+                token.cookie_value()
+            );
+            Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+        }
+        _ => {
+            // Slows down guessing.
+            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+            Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
+        }
+    }
+}
+
+async fn logout() -> Response {
+    let cookie = format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+        auth::COOKIE
+    );
+    (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
+}
+
+// ---- classify ----
+
+/// The status for an upload that is not a usable image.
+fn input_status(e: &FileError) -> StatusCode {
+    match e {
+        FileError::Decode(d) => match d {
+            DecodeError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            DecodeError::NotAnImage { .. } | DecodeError::Unsupported { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            DecodeError::Corrupt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            DecodeError::Io { .. } => StatusCode::BAD_REQUEST,
+        },
+        FileError::Preprocess(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        FileError::Classify(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The status for an upload the model could not take.
+fn work_status(e: &WorkError) -> StatusCode {
+    match e {
+        WorkError::Input(e) => input_status(e),
+        WorkError::Stopped => StatusCode::INTERNAL_SERVER_ERROR,
+        WorkError::Loading | WorkError::NoModel(_) | WorkError::Busy => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+/// `POST /api/classify`, multipart field `file`: the top-k as `phototag classify --json`
+/// prints it (`file` is the upload's name). The upload stays in memory.
+async fn classify(
+    State(state): State<Arc<AppState>>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let mut form = form.map_err(rejected)?;
+    let max = state.settings.max_upload_bytes;
+    let too_big = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the upload is over the limit of {max} bytes (config key serve.max_upload_bytes)"
+            ),
+        )
+    };
+    let form_error = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_big()
+        } else {
+            ApiError::new(e.status(), format!("bad upload: {}", e.body_text()))
+        }
+    };
+    let mut upload = None;
+    while let Some(mut field) = form.next_field().await.map_err(form_error)? {
+        if field.name() != Some("file") {
+            continue;
+        }
+        let name = field.file_name().unwrap_or("upload").to_string();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = field.chunk().await.map_err(form_error)? {
+            if (bytes.len() + chunk.len()) as u64 > max {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        upload = Some((name, bytes));
+        break;
+    }
+    let Some((name, bytes)) = upload else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "no file: send the image as the multipart field `file`",
+        ));
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the upload is empty",
+        ));
+    }
+    let file = Path::new(&name);
+    match state.worker.classify(bytes).await {
+        Ok((model, c)) => {
+            let v = crate::cmd::classify::json_entry(file, &model, &Ok(c));
+            Ok(Json(v).into_response())
+        }
+        Err(WorkError::Input(e)) => Err(ApiError {
+            status: input_status(&e),
+            body: crate::cmd::classify::json_entry(file, "", &Err(e)),
+        }),
+        Err(e) => Err(ApiError::new(work_status(&e), e.to_string())),
+    }
+}

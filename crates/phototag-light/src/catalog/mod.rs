@@ -1,0 +1,256 @@
+//! The catalog: one SQLite file (bundled SQLite, WAL) holding what was learned about every
+//! photo. Images are keyed by content hash (BLAKE3), so the same content under several
+//! paths is classified once and a move keeps its tags; files map paths (raw bytes) to
+//! hashes with the stat that lets a rescan skip them; failures record files that could not
+//! be tagged; models and roots say which model tagged what and which folders are online.
+//!
+//! One writer ([`Catalog::begin`] → [`Writer`], an IMMEDIATE transaction, batched by the
+//! caller); any number of readers ([`Catalog::open_readonly`]) that, thanks to WAL, are
+//! never blocked by it and see each transaction whole or not at all.
+//!
+//! Layout: `schema` (migrations, connection settings, version check), `rows` (the values
+//! in and out), `write` (the writer), `read` (lookups and stats), `query` (search),
+//! `lists` (the per-class lists full listings read, and keeping them up to date),
+//! `listing` (a long result in compact form), `albums` (stored albums, the record of album
+//! links, the export listing).
+//!
+//! May not: decode, hash or classify files, walk folders, or print.
+
+mod albums;
+#[cfg(test)]
+mod fixtures;
+mod listing;
+mod lists;
+mod query;
+mod read;
+mod rows;
+mod schema;
+mod write;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub use albums::{AlbumRow, FileTags, LinkRow};
+pub use listing::{Listed, Listing};
+pub use lists::ListsRefresh;
+pub use query::{DupeGroup, Hit, SearchQuery};
+pub use rows::{
+    hash_bytes, hex, FailureRow, FileRow, Hash, ImageRow, LabelCount, ModelStats, NewFile,
+    NewImage, NewTag, RootRow, Stats, TagRow,
+};
+pub use schema::{Migration, MIGRATIONS, SUPPORTED as SCHEMA_VERSION};
+pub use write::Writer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot open the catalog {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("cannot create the folder of the catalog {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the catalog {path} was written by a newer phototag (schema {found}, this one knows {supported}); upgrade phototag")]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("the catalog {path} has an older schema ({found}; this phototag uses {supported}): run `phototag index DIR` once to upgrade it")]
+    TooOld {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+    #[error("catalog migration {name} (schema {version}) failed: {source}")]
+    Migration {
+        version: u32,
+        name: &'static str,
+        source: rusqlite::Error,
+    },
+    #[error("no catalog at {path}: run `phototag index DIR` first")]
+    Missing { path: PathBuf },
+    #[error("catalog: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Seconds since the Unix epoch: how the catalog stores every time it records.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// An open catalog file.
+#[derive(Debug)]
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens the catalog for indexing, creating the file and its folders, and migrates it
+    /// to this binary's schema. Refuses a catalog from a newer phototag ([`CatalogError::TooNew`])
+    /// before changing anything in it.
+    pub fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| CatalogError::CreateDir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let open_err = |source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        // Reading the header also tells a file that is not SQLite.
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        schema::check_not_newer(path, found)?;
+        schema::configure_writer(&conn, path).map_err(open_err)?;
+        let before = schema::migrate(&mut conn, path)?;
+        if before < schema::SUPPORTED {
+            tracing::info!(path = %path.display(), from = before, to = schema::SUPPORTED, "catalog schema migrated");
+        }
+        Ok(Catalog {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens the catalog for searching and reporting. Never creates, writes or migrates:
+    /// a missing file (or one never indexed into) is [`CatalogError::Missing`], a newer
+    /// schema [`CatalogError::TooNew`], and an older one [`CatalogError::TooOld`] (the
+    /// next `phototag index` migrates it; reads assume the current schema).
+    pub fn open_readonly(path: &Path) -> Result<Catalog, CatalogError> {
+        if !path.exists() {
+            return Err(CatalogError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        let open_err = |source| CatalogError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        schema::configure_reader(&conn).map_err(open_err)?;
+        let found = schema::user_version(&conn).map_err(open_err)?;
+        schema::check_not_newer(path, found)?;
+        if found == 0 {
+            return Err(CatalogError::Missing {
+                path: path.to_path_buf(),
+            });
+        }
+        if found < schema::SUPPORTED {
+            return Err(CatalogError::TooOld {
+                path: path.to_path_buf(),
+                found,
+                supported: schema::SUPPORTED,
+            });
+        }
+        Ok(Catalog {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The catalog file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the file (`PRAGMA user_version`).
+    pub fn schema_version(&self) -> Result<u32, CatalogError> {
+        Ok(schema::user_version(&self.conn)?)
+    }
+
+    /// Records a model and returns its id; the same SHA-256 always gives the same id (the
+    /// name and architecture are updated to the latest seen).
+    pub fn register_model(
+        &mut self,
+        name: &str,
+        sha256: &str,
+        architecture: &str,
+    ) -> Result<i64, CatalogError> {
+        let sha256 = sha256.to_ascii_lowercase();
+        let id = self.conn.query_row(
+            "INSERT INTO models (name, architecture, sha256) VALUES (?1, ?2, ?3)
+             ON CONFLICT (sha256) DO UPDATE SET name = excluded.name,
+                                                architecture = excluded.architecture
+             RETURNING id",
+            (name, architecture, &sha256),
+            |row| row.get(0),
+        )?;
+        Ok(id)
+    }
+
+    /// Starts the one write transaction (IMMEDIATE: it takes the write lock now, waiting
+    /// up to the busy timeout for another process's). Dropped without
+    /// [`Writer::commit`], it rolls back.
+    pub fn begin(&mut self) -> Result<Writer<'_>, CatalogError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Ok(Writer::new(tx))
+    }
+
+    /// Moves the write-ahead log into the database file and truncates the log (SQLite
+    /// also does this on its own every ~1000 pages). Returns whether it completed (a
+    /// reader holding an old snapshot can keep part of the log in use).
+    pub fn checkpoint(&self) -> Result<bool, CatalogError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        Ok(busy == 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_connection_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("a/b/catalog.db")).unwrap();
+        let get = |name: &str| -> String {
+            cat.conn
+                .query_row(&format!("PRAGMA {name}"), [], |r| {
+                    r.get::<_, rusqlite::types::Value>(0)
+                })
+                .map(|v| format!("{v:?}"))
+                .unwrap()
+        };
+        assert_eq!(get("journal_mode"), "Text(\"wal\")");
+        assert_eq!(get("synchronous"), "Integer(1)", "NORMAL");
+        assert_eq!(get("foreign_keys"), "Integer(1)");
+        assert_eq!(get("busy_timeout"), "Integer(5000)");
+        assert_eq!(cat.schema_version().unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn register_model_is_idempotent_by_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let a = cat.register_model("resnet18", "AB12", "resnet18").unwrap();
+        let b = cat
+            .register_model("efficientnet-lite0", "cd34", "efficientnet-lite0")
+            .unwrap();
+        assert_ne!(a, b);
+        assert_eq!(
+            cat.register_model("renamed", "ab12", "resnet18").unwrap(),
+            a
+        );
+        let name: String = cat
+            .conn
+            .query_row("SELECT name FROM models WHERE id = ?1", [a], |r| r.get(0))
+            .unwrap();
+        assert_eq!(name, "renamed");
+    }
+}

@@ -1,7 +1,0 @@
-//! `phototag index`: walks photo folders, skips what has not changed, hashes what has, and
-//! classifies only content the catalog has never seen.
-
-pub use phototag_core::exclude;
-pub mod plan;
-pub mod run;
-pub mod walk;

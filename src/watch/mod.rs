@@ -1,9 +1,0 @@
-//! The watcher daemon: `phototag watch` keeps the catalog true while files come and go.
-
-pub mod albums;
-pub mod daemon;
-pub mod mounts;
-pub mod sdnotify;
-pub mod settle;
-pub use phototag_core::status;
-pub mod worker;
