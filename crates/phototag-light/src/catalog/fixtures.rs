@@ -1,4 +1,6 @@
-//! Catalogs for the unit tests of `query` and `lists`.
+//! Test catalogs and record builders: the catalogs the unit tests of `query` and `lists`
+//! share, and the `NewImage`/`NewTag`/`NewFile` builders the integration tests use too
+//! (`tests/it`, through the `test-fixtures` feature).
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +39,15 @@ pub fn three_images(dir: &Path) -> Catalog {
 /// An image of `model` (a 1×1 PNG) with these tags, (class, probability) by rank, each
 /// labelled `class{c}`.
 pub fn image(hash: Hash, model: i64, tags: &[(usize, f32)]) -> NewImage {
+    let labelled: Vec<(usize, String, f32)> = tags
+        .iter()
+        .map(|&(c, p)| (c, format!("class{c}"), p))
+        .collect();
+    image_tagged(hash, model, ranked(&labelled))
+}
+
+/// An image of `model` (a 1×1 PNG, classified at time 0) with these tags.
+pub fn image_tagged(hash: Hash, model: i64, tags: Vec<NewTag>) -> NewImage {
     NewImage {
         hash,
         width: 1,
@@ -44,17 +55,30 @@ pub fn image(hash: Hash, model: i64, tags: &[(usize, f32)]) -> NewImage {
         format: "png".into(),
         model_id: model,
         classified_at: 0,
-        tags: tags
-            .iter()
-            .enumerate()
-            .map(|(i, &(c, p))| NewTag {
-                rank: i as u32 + 1,
-                class_index: c,
-                label: format!("class{c}"),
-                probability: p,
-            })
-            .collect(),
+        tags,
     }
+}
+
+/// Tags by rank (first = rank 1) from (class, label, probability).
+pub fn ranked<L: AsRef<str>>(tags: &[(usize, L, f32)]) -> Vec<NewTag> {
+    tags.iter()
+        .enumerate()
+        .map(|(i, (c, label, p))| NewTag {
+            rank: i as u32 + 1,
+            class_index: *c,
+            label: label.as_ref().to_string(),
+            probability: *p,
+        })
+        .collect()
+}
+
+/// Tags by rank from (class, probability), labelled with their ImageNet names.
+pub fn named(tags: &[(usize, f32)]) -> Vec<NewTag> {
+    let labelled: Vec<(usize, &str, f32)> = tags
+        .iter()
+        .map(|&(c, p)| (c, crate::labels::class(c).map_or("?", |l| l.name), p))
+        .collect();
+    ranked(&labelled)
 }
 
 /// A file row of a content, never seen by a scan.

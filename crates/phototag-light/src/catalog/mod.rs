@@ -17,8 +17,8 @@
 //! May not: decode, hash or classify files, walk folders, or print.
 
 mod albums;
-#[cfg(test)]
-mod fixtures;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod fixtures;
 mod listing;
 mod lists;
 mod query;

@@ -1,7 +1,7 @@
 //! The model optimised at load time (frozen, optimize_for_inference, through the C++ shim)
 //! must give what the module as saved gives, at every batch size, not only the traced one.
 
-mod common;
+use crate::common;
 
 use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
 

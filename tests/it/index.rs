@@ -2,13 +2,12 @@
 //! unchanged skip, changed files, failures, prune semantics, offline roots, resuming an
 //! interrupted run, non-UTF-8 names; and a kill -9 of the real binary mid-run.
 
-mod common;
+use crate::common::{self, photo};
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 
 use phototag_engine::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
 use phototag_engine::model::{Classifier, ClassifierOptions};
@@ -17,9 +16,8 @@ use phototag_light::catalog::Catalog;
 use phototag_light::exclude::ExcludeConfig;
 use phototag_light::model_files::ModelStore;
 
-fn store() -> &'static ModelStore {
-    static STORE: OnceLock<ModelStore> = OnceLock::new();
-    STORE.get_or_init(|| common::random_model_store(5))
+fn store() -> ModelStore {
+    common::random_model_store(5)
 }
 
 fn classifier() -> Classifier {
@@ -32,23 +30,6 @@ fn classifier() -> Classifier {
         },
     )
     .unwrap()
-}
-
-/// A distinct image per seed.
-fn photo(path: &Path, seed: u32) {
-    let img = image::RgbImage::from_fn(96, 64, |x, y| {
-        let v = x
-            .wrapping_mul(31)
-            .wrapping_add(y.wrapping_mul(17))
-            .wrapping_add(seed.wrapping_mul(97));
-        image::Rgb([
-            (v % 251) as u8,
-            (seed * 13 % 256) as u8,
-            ((x ^ y) % 256) as u8,
-        ])
-    });
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    img.save_with_format(path, image::ImageFormat::Png).unwrap();
 }
 
 struct Lib {

@@ -3,7 +3,7 @@
 //! ../shared/corpus/formats and ../shared/corpus/exif is decoded or refused with a specific
 //! reason. Fixture tests always run; corpus tests skip, saying why, without ../shared.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! Tests on `tests/fixtures` always run. Tests on the shared corpus (`../shared`) print
 //! "SKIPPED: <what> absent" and pass when it is not on the machine.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

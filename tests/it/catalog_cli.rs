@@ -1,7 +1,7 @@
 //! `phototag index`, `search`, `show` and `stats` through the binary: output formats for
 //! people and scripts (`--json`, `-0`), exit codes, and a catalog from a newer phototag.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,7 +14,12 @@ struct Env {
 }
 
 fn phototag(e: &Env, args: &[&str]) -> Output {
-    Command::new(common::bin())
+    run(&common::bin(), e, args)
+}
+
+/// `program` (`phototag`, a copy of it, or the engine) on this catalog and models folder.
+fn run(program: &Path, e: &Env, args: &[&str]) -> Output {
+    Command::new(program)
         .args(args)
         .env("PHOTOTAG_MODEL_DIR", &e.models)
         .env("PHOTOTAG_DB", &e.db)
@@ -28,7 +33,7 @@ fn setup() -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("photos");
     std::fs::create_dir_all(root.join("@eaDir")).unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let fixtures = common::fixture("photos");
     for f in ["orange.jpg", "squirrel_cls.jpg"] {
         std::fs::copy(fixtures.join(f), root.join(f)).unwrap();
     }
@@ -261,24 +266,20 @@ fn a_lone_phototag_runs_album_export_and_model_list() {
     let folder = albums.join("everything");
     let out = phototag(
         &e,
-        &["album", "add", "everything", "entity", folder.to_str().unwrap()],
+        &[
+            "album",
+            "add",
+            "everything",
+            "entity",
+            folder.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "{out:?}");
 
     let tmp = tempfile::tempdir().unwrap();
     let lone = tmp.path().join("phototag");
     std::fs::copy(common::bin(), &lone).unwrap();
-    let engine = common::bin().with_file_name("phototag-engine");
-    let run = |program: &Path, args: &[&str]| {
-        Command::new(program)
-            .args(args)
-            .env("PHOTOTAG_MODEL_DIR", &e.models)
-            .env("PHOTOTAG_DB", &e.db)
-            .env("PHOTOTAG_CONFIG", "/dev/null")
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    };
+    let engine = common::engine();
     for args in [
         &["album", "list", "--json"][..],
         &["album", "list"],
@@ -287,15 +288,15 @@ fn a_lone_phototag_runs_album_export_and_model_list() {
         &["model", "list"],
         &["model", "list", "--json"],
     ] {
-        let alone = run(&lone, args);
+        let alone = run(&lone, &e, args);
         assert!(alone.status.success(), "{args:?}: {alone:?}");
         assert!(!alone.stdout.is_empty(), "{args:?}");
-        let direct = run(&engine, args);
+        let direct = run(&engine, &e, args);
         assert_eq!(alone.stdout, direct.stdout, "{args:?}");
         assert_eq!(alone.status.code(), direct.status.code(), "{args:?}");
     }
     // What still needs the model says so.
-    let out = run(&lone, &["model", "prepare", "resnet18-random"]);
+    let out = run(&lone, &e, &["model", "prepare", "resnet18-random"]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("phototag-engine is missing"));
 }

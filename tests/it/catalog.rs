@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use phototag_light::catalog::fixtures;
 use phototag_light::catalog::{
     Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, SearchQuery, SCHEMA_VERSION,
 };
@@ -15,26 +16,16 @@ fn h(n: u32) -> Hash {
 }
 
 fn tags(t: &[(usize, &str, f32)]) -> Vec<NewTag> {
-    t.iter()
-        .enumerate()
-        .map(|(i, &(class_index, label, probability))| NewTag {
-            rank: i as u32 + 1,
-            class_index,
-            label: label.to_string(),
-            probability,
-        })
-        .collect()
+    fixtures::ranked(t)
 }
 
 fn image(hash: Hash, model_id: i64, t: &[(usize, &str, f32)]) -> NewImage {
     NewImage {
-        hash,
         width: 640,
         height: 480,
         format: "jpeg".into(),
-        model_id,
         classified_at: 1_700_000_000,
-        tags: tags(t),
+        ..fixtures::image_tagged(hash, model_id, tags(t))
     }
 }
 

@@ -8,8 +8,8 @@
 //! that cannot be done the test prints `SKIPPED` and why. Set `PHOTOTAG_E2E_NO_INSTALL=1`
 //! to never install.
 
-mod common;
-mod web;
+use crate::common;
+use crate::web;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! class with probabilities within a few points. Skips, saying why, without the corpus or the
 //! model.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

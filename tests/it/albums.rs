@@ -2,13 +2,13 @@
 //! model): sync and dry run, collision names, foreign files left alone, retags, hard
 //! links, a missing parent, and export round trips with XMP sidecars merged.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use phototag_light::catalog::{hash_bytes, Catalog, Hash, NewFile, NewImage, NewTag};
+use phototag_light::catalog::{fixtures, hash_bytes, Catalog, Hash, NewFile};
 
 struct Lib {
     tmp: tempfile::TempDir,
@@ -63,24 +63,11 @@ impl Lib {
         let mut c = Catalog::open(&self.db()).unwrap();
         let model = c.register_model("test-model", "ab12", "resnet18").unwrap();
         let mut w = c.begin().unwrap();
-        w.put_image(&NewImage {
-            hash: *hash,
-            width: 1,
-            height: 1,
-            format: "png".into(),
-            model_id: model,
-            classified_at: 0,
-            tags: tags
-                .iter()
-                .enumerate()
-                .map(|(i, (class, label, p))| NewTag {
-                    rank: i as u32 + 1,
-                    class_index: *class,
-                    label: label.to_string(),
-                    probability: *p,
-                })
-                .collect(),
-        })
+        w.put_image(&fixtures::image_tagged(
+            *hash,
+            model,
+            fixtures::ranked(tags),
+        ))
         .unwrap();
         w.commit().unwrap();
     }

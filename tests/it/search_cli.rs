@@ -3,14 +3,14 @@
 //! hierarchy, every output format, filters, and grep's exit codes (0 found, 1 nothing,
 //! 2 a bad query).
 
-mod common;
+use crate::common;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use phototag_light::catalog::{hash_bytes, Catalog, NewFile, NewImage, NewTag};
+use phototag_light::catalog::{fixtures, hash_bytes, Catalog, NewFile};
 
 struct Env {
     _tmp: tempfile::TempDir,
@@ -76,25 +76,8 @@ fn setup() -> Env {
     let root = w.root_id(Path::new("/lib")).unwrap();
     for (name, tags, paths, mtime) in images() {
         let hash = hash_bytes(name.as_bytes());
-        w.put_image(&NewImage {
-            hash,
-            width: 10,
-            height: 10,
-            format: "jpeg".into(),
-            model_id: model,
-            classified_at: 0,
-            tags: tags
-                .iter()
-                .enumerate()
-                .map(|(i, &(c, p))| NewTag {
-                    rank: i as u32 + 1,
-                    class_index: c,
-                    label: phototag_light::labels::class(c).unwrap().name.into(),
-                    probability: p,
-                })
-                .collect(),
-        })
-        .unwrap();
+        w.put_image(&fixtures::image_tagged(hash, model, fixtures::named(&tags)))
+            .unwrap();
         for p in paths {
             w.put_file(&NewFile {
                 path: PathBuf::from(OsStr::from_bytes(p)),
@@ -112,11 +95,9 @@ fn setup() -> Env {
 }
 
 fn phototag(e: &Env, args: &[&str]) -> Output {
-    Command::new(common::bin())
+    common::phototag()
         .args(args)
         .env("PHOTOTAG_DB", &e.db)
-        .env("PHOTOTAG_CONFIG", "/dev/null")
-        .env_remove("RUST_LOG")
         .output()
         .unwrap()
 }

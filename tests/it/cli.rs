@@ -2,7 +2,7 @@
 //! itself into a temporary model folder: model preparation and listing, classify's text and
 //! JSON output, per-file errors, exit codes, and configuration errors.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -29,11 +29,9 @@ fn model_dir() -> &'static Path {
 }
 
 fn phototag(model_dir: &Path, args: &[&str]) -> Output {
-    Command::new(common::bin())
+    common::phototag()
         .args(args)
         .env("PHOTOTAG_MODEL_DIR", model_dir)
-        .env("PHOTOTAG_CONFIG", "/dev/null")
-        .env_remove("RUST_LOG")
         .output()
         .unwrap()
 }
@@ -110,7 +108,7 @@ fn model_list_shows_the_prepared_model() {
 fn classify_json_for_generated_images_and_fixtures() {
     let tmp = tempfile::tempdir().unwrap();
     let mut files = generated_images(tmp.path());
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let fixtures = common::fixture("photos");
     files.push(fixtures.join("orange.jpg"));
     files.push(fixtures.join("squirrel_cls.jpg"));
     let mut args = vec![
@@ -144,7 +142,7 @@ fn classify_json_for_generated_images_and_fixtures() {
 
 #[test]
 fn batch_size_does_not_change_results() {
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let fixtures = common::fixture("photos");
     let a = fixtures.join("orange.jpg").display().to_string();
     let b = fixtures.join("squirrel_cls.jpg").display().to_string();
     let run = |bs: &str| {
@@ -299,8 +297,7 @@ fn a_changed_model_file_is_refused() {
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
     std::fs::write(&pt, bytes).unwrap();
-    let fixture =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos/orange.jpg");
+    let fixture = common::fixture("photos/orange.jpg");
     let out = phototag(
         &dir,
         &[
@@ -379,7 +376,7 @@ fn the_phototag_binary_does_not_link_libtorch() {
             String::from_utf8_lossy(lib)
         );
     }
-    let engine = common::bin().with_file_name("phototag-engine");
+    let engine = common::engine();
     let engine_bytes = std::fs::read(&engine).unwrap();
     assert!(engine_bytes.windows(15).any(|w| w == b"libtorch_cpu.so"));
 }
@@ -390,7 +387,7 @@ fn model_commands_go_through_the_engine_and_a_missing_engine_is_named() {
     let dir = model_dir();
     let via = phototag(dir, &["model", "list"]);
     assert!(via.status.success(), "{via:?}");
-    let direct = Command::new(common::bin().with_file_name("phototag-engine"))
+    let direct = Command::new(common::engine())
         .args(["model", "list"])
         .env("PHOTOTAG_MODEL_DIR", dir)
         .env("PHOTOTAG_CONFIG", "/dev/null")

@@ -1,7 +1,7 @@
 //! ResNet-18 import against real PyTorch: a torchvision-format state dict, imported strictly,
 //! traced at batch 1 and saved, must reproduce torchvision's logits at batch 2.
 
-mod common;
+use crate::common;
 
 use phototag_engine::model::checkpoint::{self, CheckpointError};
 use phototag_engine::model::prepare::{self, PrepareError, Recipe};

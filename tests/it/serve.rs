@@ -2,8 +2,7 @@
 //! oversized, a decompression bomb), search, tag cloud, photo info, thumbnails, originals,
 //! path traversal attempts, copies that changed, and the access token.
 
-mod common;
-mod web;
+use crate::web;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -241,7 +241,7 @@ fn unreadable_folder_is_a_problem_not_an_error() {
              this process can read a chmod 000 folder (root / CAP_DAC_READ_SEARCH), so no \
              permission error can be provoked (the dangling-link and loop tests cover other problems; \
              to run it as root: capsh --drop=cap_dac_override,cap_dac_read_search -- -c \
-             'cargo test --test walk')"
+             'cargo test --test it walk::')"
         );
         assert_eq!(w.files.len(), 2);
         return;

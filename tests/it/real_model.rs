@@ -3,7 +3,7 @@
 //! in ../shared/corpus/expected.csv have an acceptable class in their top 3.
 //! Skips, saying why, when the model is not prepared or the corpus is absent.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

@@ -4,17 +4,15 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::common;
+use crate::common;
 
-/// A prepared random model, one per test binary.
-pub fn models() -> &'static Path {
-    static STORE: OnceLock<phototag_light::model_files::ModelStore> = OnceLock::new();
-    STORE.get_or_init(|| common::random_model_store(7)).dir()
+/// The prepared random model the web tests use.
+pub fn models() -> PathBuf {
+    common::models(7)
 }
 
 /// Photos indexed into a catalog, in a temporary folder.
@@ -57,13 +55,11 @@ impl Library {
     }
 
     pub fn command(&self) -> Command {
-        let mut c = Command::new(common::bin());
+        let mut c = common::phototag();
         c.env("PHOTOTAG_MODEL_DIR", models())
             .env("PHOTOTAG_DB", &self.db)
             .env("PHOTOTAG_CACHE_DIR", &self.cache)
-            .env("PHOTOTAG_CONFIG", "/dev/null")
-            .env_remove("PHOTOTAG_SERVE_TOKEN")
-            .env_remove("RUST_LOG");
+            .env_remove("PHOTOTAG_SERVE_TOKEN");
         c
     }
 
@@ -135,7 +131,7 @@ fn rand_suffix() -> u64 {
 }
 
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos")
+    common::fixture("photos")
 }
 
 /// A running `phototag serve`; killed when dropped.

@@ -1,14 +1,14 @@
 //! `phototag bench --dir --json` reports end-to-end and inference-only rates, their ratio
 //! and peak RSS for a folder (figures are not asserted, only their consistency).
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
 #[test]
 fn bench_json_reports_consistent_figures_for_a_folder() {
     let store = common::random_model_store(21);
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/photos");
+    let dir = common::fixture("photos");
     let out = Command::new(common::bin())
         .args(["-q", "--model-dir"])
         .arg(store.dir())

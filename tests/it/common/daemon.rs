@@ -1,0 +1,118 @@
+//! The real daemon (`phototag watch`) in a folder of its own: its configuration
+//! `phototag.toml`, catalog `catalog.db`, a stand-in systemd notify socket `notify.sock` and
+//! its log `daemon.log`. Killed when dropped, so a failing test leaves no daemon behind.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    pub child: Child,
+    sock: UnixDatagram,
+    models: PathBuf,
+    batch_size: u16,
+    pub tmp: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `phototag watch --model resnet18-random` (from `models`) with the
+    /// configuration already written in `tmp`, and waits for READY=1.
+    pub fn start(tmp: tempfile::TempDir, models: &Path, batch_size: u16) -> Daemon {
+        let (child, sock) = spawn(tmp.path(), models, batch_size);
+        let d = Daemon {
+            child,
+            sock,
+            models: models.to_path_buf(),
+            batch_size,
+            tmp,
+        };
+        d.expect_notify("READY=1", Duration::from_secs(30));
+        d
+    }
+
+    /// Starts the daemon again in the same folder (after it stopped or was killed).
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, sock) = spawn(self.tmp.path(), &self.models, self.batch_size);
+        self.child = child;
+        self.sock = sock;
+        self.expect_notify("READY=1", Duration::from_secs(30));
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.tmp.path()
+    }
+    pub fn db(&self) -> PathBuf {
+        self.dir().join("catalog.db")
+    }
+    pub fn config(&self) -> PathBuf {
+        self.dir().join("phototag.toml")
+    }
+
+    /// Waits for a notify message with a line starting with `prefix`.
+    pub fn expect_notify(&self, prefix: &str, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < end {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).to_string();
+                if msg.lines().any(|l| l.starts_with(prefix)) {
+                    return msg;
+                }
+            }
+        }
+        panic!("no {prefix} from the daemon within {timeout:?}");
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then waits (at most 15 s) for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                Instant::now() < end,
+                "daemon did not stop within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(dir: &Path, models: &Path, batch_size: u16) -> (Child, UnixDatagram) {
+    let sock_path = dir.join("notify.sock");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let child = Command::new(super::bin())
+        .arg("--config")
+        .arg(dir.join("phototag.toml"))
+        .args(["watch", "--model", "resnet18-random", "--batch-size"])
+        .arg(batch_size.to_string())
+        .env("PHOTOTAG_MODEL_DIR", models)
+        .env("PHOTOTAG_DB", dir.join("catalog.db"))
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
+        .spawn()
+        .unwrap();
+    (child, sock)
+}
