@@ -5,10 +5,10 @@
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use phototag_engine::classify::{LazyClassifier, Settings};
 use phototag_engine::imaging::Preprocess;
-use phototag_engine::index::run::{self, IndexOptions, LazyClassifier};
+use phototag_engine::index::run::{self, IndexOptions};
 use phototag_engine::index::walk;
-use phototag_engine::pipeline::Settings;
 use phototag_light::catalog::{Catalog, NewFile, NewImage, NewTag};
 use phototag_light::exclude::ExcludeConfig;
 
@@ -103,7 +103,9 @@ fn main() {
     };
     for pass in 1..=2 {
         let mut model = LazyClassifier::new(|| {
-            Err("the model must not be needed for an unchanged library".into())
+            Err(anyhow::anyhow!(
+                "the model must not be needed for an unchanged library"
+            ))
         });
         let t = Instant::now();
         let s = run::run(

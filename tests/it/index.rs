@@ -9,9 +9,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use phototag_engine::index::run::{self, IndexOptions, LazyClassifier, Progress, Summary};
+use phototag_engine::classify::{LazyClassifier, Settings};
+use phototag_engine::index::run::{self, IndexOptions, Progress, Summary};
 use phototag_engine::model::{Classifier, ClassifierOptions};
-use phototag_engine::pipeline::Settings;
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::ExcludeConfig;
 use phototag_light::model_files::ModelStore;

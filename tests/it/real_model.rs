@@ -7,8 +7,8 @@ use crate::common;
 
 use std::path::PathBuf;
 
+use phototag_engine::classify::{self, Settings};
 use phototag_engine::model::{Classifier, ClassifierOptions};
-use phototag_engine::pipeline::{self, Settings};
 use phototag_light::model_files::ModelStore;
 
 const TEST: &str = "real_model";
@@ -30,13 +30,7 @@ fn lite0() -> Option<Classifier> {
 }
 
 fn settings(c: &Classifier) -> Settings {
-    Settings {
-        limits: Default::default(),
-        preprocess: phototag_engine::imaging::Preprocess::for_model(c.manifest()),
-        batch_size: 8,
-        top_k: 3,
-        decode_threads: 0,
-    }
+    Settings::new(&Default::default(), c.manifest(), 8)
 }
 
 #[test]
@@ -66,7 +60,7 @@ fn expected_classes_are_in_the_top_3() {
     let files: Vec<PathBuf> = rows.iter().map(|r| r.0.clone()).collect();
     let mut hits = 0;
     let mut i = 0;
-    pipeline::classify_files(&classifier, files, &settings(&classifier), |path, r| {
+    classify::classify_files(&classifier, files, &settings(&classifier), |path, r| {
         let (_, ok, name) = &rows[i];
         i += 1;
         let preds = r
@@ -97,7 +91,7 @@ fn chelsea_is_a_cat_at_rank_1() {
     let Some(classifier) = lite0() else { return };
     let file = corpus.join("pkg/scikit-image-0.26.0/chelsea.png");
     let mut top = None;
-    pipeline::classify_files(&classifier, vec![file], &settings(&classifier), |_, r| {
+    classify::classify_files(&classifier, vec![file], &settings(&classifier), |_, r| {
         top = Some(r.unwrap().predictions[0].clone());
     });
     let top = top.unwrap();

@@ -164,6 +164,29 @@ fn files_created_copied_renamed_moved_and_deleted() {
     assert!(st.success(), "{st:?}");
 }
 
+/// The daemon loads its model the way every command does: a model with random weights is
+/// said to be one when it loads (its tags mean nothing).
+#[test]
+fn the_daemon_warns_when_it_loads_a_random_weight_model() {
+    let mut d = start(false, "");
+    let db = d.db();
+    let log = d.dir().join("daemon.log");
+    let p = root(&d, 0).canonicalize().unwrap().join("first.png");
+    let before = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !before.contains("random weights"),
+        "nothing is loaded before a photo needs the model: {before}"
+    );
+    photo(&p, 21);
+    wait_for("first.png tagged", T, || has_file(&db, &p));
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        after.contains("this model has random weights: its tags mean nothing"),
+        "{after}"
+    );
+    assert!(d.stop().success());
+}
+
 #[test]
 fn a_removed_root_is_offline_and_comes_back() {
     let mut d = start(false, "");

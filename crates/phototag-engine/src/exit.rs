@@ -5,6 +5,7 @@
 
 use phototag_light::exit::{MODEL, USAGE};
 
+use crate::classify::FileError;
 use crate::model::checkpoint::CheckpointError;
 use crate::model::prepare::PrepareError;
 use crate::model::ClassifyError;
@@ -21,9 +22,13 @@ fn model_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.is::<CheckpointError>() {
         return Some(MODEL);
     }
+    let classify_error = match cause.downcast_ref::<FileError>() {
+        Some(FileError::Classify(e)) => Some(e.as_ref()),
+        _ => cause.downcast_ref::<ClassifyError>(),
+    };
     if let Some(
         ClassifyError::Load { .. } | ClassifyError::Manifest(_) | ClassifyError::BadOutput { .. },
-    ) = cause.downcast_ref::<ClassifyError>()
+    ) = classify_error
     {
         return Some(MODEL);
     }

@@ -4,12 +4,12 @@
 //! albums, sidecars, export, the models folder) is in `phototag-light`, which the light
 //! `phototag` binary links alone. See ARCHITECTURE.md.
 
+pub mod classify;
 pub mod cmd;
 pub mod exit;
 pub mod imaging;
 pub mod index;
 pub mod model;
 pub mod ordered;
-pub mod pipeline;
 pub mod serve;
 pub mod watch;

@@ -1,5 +1,6 @@
 //! The 1000 ImageNet-1k classes in torchvision's order, with WordNet ids and synonyms,
-//! compiled in from `data/imagenet_classes.tsv`.
+//! compiled in from `data/imagenet_classes.tsv`; and [`Prediction`], one of them as a
+//! model ranked it for an image.
 //!
 //! May not: read files at run time.
 
@@ -16,6 +17,20 @@ pub struct Class {
     pub name: &'static str,
     /// The ILSVRC-2012 synset words, e.g. `["tabby", "tabby cat"]`.
     pub synonyms: Vec<&'static str>,
+}
+
+/// One class in a model's answer for an image.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Prediction {
+    /// 1 for the most likely class.
+    pub rank: usize,
+    /// torchvision's class name.
+    pub class: &'static str,
+    /// Output index (0..1000).
+    pub index: usize,
+    /// Softmax probability in [0, 1].
+    #[serde(skip)]
+    pub probability: f32,
 }
 
 const TSV: &str = include_str!("../../../data/imagenet_classes.tsv");

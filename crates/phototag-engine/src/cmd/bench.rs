@@ -13,8 +13,9 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use super::ModelContext;
+use crate::classify::ModelChoice;
+use crate::classify::{self, prepare_path, Scale};
 use crate::model::Classifier;
-use crate::pipeline::{self, Settings};
 use phototag_light::cli::BenchArgs;
 use phototag_light::cmd::{Context, Outcome};
 
@@ -133,19 +134,13 @@ fn inference_only(
 
 fn folder(
     ctx: &Context,
-    args: &BenchArgs,
+    choice: &ModelChoice,
     classifier: &Classifier,
     dir: &Path,
 ) -> anyhow::Result<Folder> {
     let files = files_under(dir)?;
-    let batch_size = ctx.batch_size(&args.run);
-    let settings = Settings {
-        limits: ctx.config.limits,
-        preprocess: crate::imaging::Preprocess::for_model(classifier.manifest()),
-        batch_size,
-        top_k: ctx.config.classify.top_k,
-        decode_threads: ctx.config.classify.decode_threads,
-    };
+    let settings = choice.settings(&ctx.config);
+    let batch_size = settings.batch_size;
     // Both runs below meet the same shapes: a full batch, and the last, partial one.
     classifier.warm_up(&[batch_size, files.len() % batch_size])?;
     let (mut ok, mut refused) = (0usize, 0usize);
@@ -153,7 +148,7 @@ fn folder(
     let sample: Vec<PathBuf> = files.iter().take(INFERENCE_INPUTS * 4).cloned().collect();
     let cpu = cpu_seconds();
     let t = Instant::now();
-    pipeline::classify_files(classifier, files, &settings, |_, r| match r {
+    classify::classify_files(classifier, files, &settings, |_, r| match r {
         Ok(_) => ok += 1,
         Err(_) => refused += 1,
     });
@@ -163,7 +158,8 @@ fn folder(
     let end_to_end = ok as f64 / seconds.max(1e-9);
     let inputs: Vec<Vec<f32>> = sample
         .iter()
-        .filter_map(|p| pipeline::preprocess_file(p, &settings).ok())
+        .filter_map(|p| prepare_path(p, &settings, Scale::Reduced).ok())
+        .map(|p| p.data)
         .take(INFERENCE_INPUTS)
         .collect();
     let (images, rate, inf_cpu) = if inputs.is_empty() {
@@ -194,7 +190,8 @@ fn folder(
 pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
     let rss_start = proc_status_mib("VmRSS:");
     let t = Instant::now();
-    let classifier = ctx.classifier(&args.run)?;
+    let choice = ctx.model(&args.run)?;
+    let classifier = choice.load()?;
     let load = t.elapsed();
     let rss_loaded = proc_status_mib("VmRSS:");
     let sizes: Vec<usize> = args
@@ -226,7 +223,7 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
         });
     }
     let folder = match &args.dir {
-        Some(dir) => Some(folder(ctx, args, &classifier, dir)?),
+        Some(dir) => Some(folder(ctx, &choice, &classifier, dir)?),
         None => None,
     };
     let report = Report {
@@ -234,7 +231,7 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
         optimized: classifier.is_optimized(),
         threads: tch::get_num_threads(),
         decode_threads: crate::ordered::auto_workers(ctx.config.classify.decode_threads),
-        batch_size: ctx.batch_size(&args.run),
+        batch_size: choice.batch_size,
         load_ms: load.as_secs_f64() * 1e3,
         warm_up_ms: warm.as_secs_f64() * 1e3,
         rss_start_mib: rss_start,

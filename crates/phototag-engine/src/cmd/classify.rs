@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use super::ModelContext;
-use crate::pipeline::{self, Classified, FileError, Settings};
+use crate::classify::{self, Classified, FileError};
 use phototag_light::cli::ClassifyArgs;
 use phototag_light::cmd::{percent, Context, Outcome};
 
@@ -39,25 +39,20 @@ pub fn json_entry(
 }
 
 pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
-    let classifier = ctx.classifier(&args.run)?;
-    let batch_size = ctx.batch_size(&args.run).min(args.files.len().max(1));
-    classifier.warm_up(&[batch_size])?;
-    let settings = Settings {
-        limits: ctx.config.limits,
-        preprocess: crate::imaging::Preprocess::for_model(classifier.manifest()),
-        batch_size,
-        top_k: args
-            .top
-            .map(usize::from)
-            .unwrap_or(ctx.config.classify.top_k),
-        decode_threads: ctx.config.classify.decode_threads,
-    };
+    let choice = ctx.model(&args.run)?;
+    let classifier = choice.load()?;
+    let mut settings = choice.settings(&ctx.config);
+    settings.batch_size = settings.batch_size.min(args.files.len().max(1));
+    if let Some(k) = args.top {
+        settings.top_k = usize::from(k);
+    }
+    classifier.warm_up(&[settings.batch_size])?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut failed = 0usize;
     let mut write_error = None;
     let model = classifier.name().to_string();
-    pipeline::classify_files(
+    classify::classify_files(
         &classifier,
         args.files.clone(),
         &settings,

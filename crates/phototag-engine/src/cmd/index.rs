@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::ModelContext;
+use crate::classify::{prepare_bytes, read_and_hash, Batch, LazyClassifier, Scale};
 use crate::index::run::{self, IndexOptions, Progress, Summary};
-use crate::pipeline::Settings;
 use phototag_light::catalog::Catalog;
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
@@ -22,20 +22,6 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
         signal_hook::flag::register(sig, Arc::clone(&flag))?;
     }
     Ok(flag)
-}
-
-fn settings(
-    ctx: &Context,
-    c: &crate::model::Classifier,
-    run: &phototag_light::cli::RunArgs,
-) -> Settings {
-    Settings {
-        limits: ctx.config.limits,
-        preprocess: crate::imaging::Preprocess::for_model(c.manifest()),
-        batch_size: ctx.batch_size(run),
-        top_k: ctx.config.classify.top_k,
-        decode_threads: ctx.config.classify.decode_threads,
-    }
 }
 
 /// A progress bar on a terminal, periodic log lines otherwise.
@@ -136,12 +122,10 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
     // Resolve the model now (a missing model is an error even for an unchanged library),
     // but load it only when something needs classifying.
-    let requested = args.run.model.as_deref().unwrap_or(&ctx.config.model);
-    let stored = ctx.models().resolve(requested)?;
-    let batch_size = ctx.batch_size(&args.run);
-    let mut model = run::LazyClassifier::new(|| {
-        let c = ctx.classifier(&args.run).map_err(|e| format!("{e:#}"))?;
-        c.warm_up(&[batch_size])?;
+    let choice = ctx.model(&args.run)?;
+    let mut model = LazyClassifier::new(|| {
+        let c = choice.load()?;
+        c.warm_up(&[choice.batch_size])?;
         Ok(c)
     });
     let opts = IndexOptions {
@@ -157,13 +141,7 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
             )?);
             e
         },
-        settings: Settings {
-            limits: ctx.config.limits,
-            preprocess: crate::imaging::Preprocess::for_model(&stored.manifest),
-            batch_size,
-            top_k: ctx.config.classify.top_k,
-            decode_threads: ctx.config.classify.decode_threads,
-        },
+        settings: choice.settings(&ctx.config),
     };
     let mut reporter = Reporter::new();
     let summary = run::run(&mut catalog, &mut model, &opts, &stop, &mut |p| {
@@ -193,12 +171,13 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
 
 pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
     let stop = stop_flag()?;
-    let classifier = ctx.classifier(&args.run)?;
+    let choice = ctx.model(&args.run)?;
+    let classifier = choice.load()?;
     let mut catalog = Catalog::open(&ctx.db)
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
     let m = classifier.manifest();
     let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
-    let settings = settings(ctx, &classifier, &args.run);
+    let settings = choice.settings(&ctx.config);
     let todo = catalog.images_not_by(model_id)?;
     tracing::info!("{} image(s) were tagged by another model", todo.len());
     let (mut done, mut failed) = (0usize, 0usize);
@@ -207,10 +186,10 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
             break;
         }
         // For each image, the first path that still holds the same content.
-        let mut ready = Vec::new();
+        let mut batch = Batch::new(chunk.len());
         for (hash, paths) in chunk {
             let found = paths.iter().find_map(|p| {
-                let (bytes, h) = run::read_and_hash(p, settings.limits.max_file_bytes).ok()?;
+                let (bytes, h) = read_and_hash(p, settings.limits.max_file_bytes).ok()?;
                 (h == *hash).then_some((p.clone(), bytes))
             });
             let Some((path, bytes)) = found else {
@@ -218,20 +197,21 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
                 failed += 1;
                 continue;
             };
-            match run::prepare(&bytes, &settings) {
-                Ok(r) => ready.push((*hash, r)),
+            match prepare_bytes(&bytes, &settings, Scale::Reduced) {
+                Ok(r) => {
+                    batch.push(*hash, Ok(r));
+                }
                 Err(e) => {
                     tracing::warn!(file = %path.display(), "{e}");
                     failed += 1;
                 }
             }
         }
-        let inputs: Vec<&[f32]> = ready.iter().map(|(_, r)| r.data.as_slice()).collect();
-        let results = classifier.classify(&inputs, settings.top_k)?;
+        let results = batch.run(&classifier, settings.top_k);
         let now = phototag_light::catalog::unix_now();
         let mut w = catalog.begin()?;
-        for ((hash, r), preds) in ready.iter().zip(results) {
-            w.put_image(&r.into_image(*hash, model_id, now, &preds))?;
+        for (hash, result) in results {
+            w.put_image(&run::image_row(hash, model_id, now, &result?))?;
             done += 1;
         }
         w.commit()?;

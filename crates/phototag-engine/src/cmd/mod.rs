@@ -11,11 +11,11 @@ pub mod prepare;
 pub mod serve;
 pub mod watch;
 
-use anyhow::Context as _;
 use phototag_light::cli::Cli;
 use phototag_light::cmd::{Context, EngineCommand, Outcome};
 
-use crate::model::{Classifier, ClassifierOptions};
+use crate::classify::ModelChoice;
+use crate::model::ClassifierOptions;
 use phototag_light::cli::RunArgs;
 use phototag_light::model_files::names::AUTO;
 
@@ -32,12 +32,14 @@ pub fn run(ctx: &Context, cli: &Cli, command: EngineCommand<'_>) -> anyhow::Resu
     }
 }
 
-/// What the model-side commands add to [`Context`].
+/// What the model-side commands add to [`Context`]: the one way from flags and
+/// configuration to a model.
 pub trait ModelContext {
     /// Batch size after flags.
     fn batch_size(&self, run: &RunArgs) -> usize;
-    /// Resolves the model (flag, else config; `auto` logs its pick) and loads it.
-    fn classifier(&self, run: &RunArgs) -> anyhow::Result<Classifier>;
+    /// Resolves the model (flag, else config; `auto` logs its pick), its threads and batch
+    /// size; [`ModelChoice::load`] loads it.
+    fn model(&self, run: &RunArgs) -> anyhow::Result<ModelChoice>;
 }
 
 impl ModelContext for Context {
@@ -47,7 +49,7 @@ impl ModelContext for Context {
             .unwrap_or(self.config.classify.batch_size)
     }
 
-    fn classifier(&self, run: &RunArgs) -> anyhow::Result<Classifier> {
+    fn model(&self, run: &RunArgs) -> anyhow::Result<ModelChoice> {
         let requested = run.model.as_deref().unwrap_or(&self.config.model);
         let stored = self.models().resolve(requested)?;
         if requested == AUTO {
@@ -55,21 +57,14 @@ impl ModelContext for Context {
         } else {
             tracing::info!(model = %stored.name, "using model {}", stored.name);
         }
-        if !stored.manifest.pretrained {
-            tracing::warn!(model = %stored.name, "this model has random weights: its tags mean nothing");
-        }
-        let opts = ClassifierOptions {
-            threads: run.threads.unwrap_or(self.config.classify.threads),
-            optimize: self.config.classify.optimize,
-            ..Default::default()
-        };
-        let c = Classifier::load(&stored, &opts).with_context(|| {
-            format!(
-                "loading model `{}` from {}",
-                stored.name,
-                stored.dir.display()
-            )
-        })?;
-        Ok(c)
+        Ok(ModelChoice {
+            stored,
+            options: ClassifierOptions {
+                threads: run.threads.unwrap_or(self.config.classify.threads),
+                optimize: self.config.classify.optimize,
+                ..Default::default()
+            },
+            batch_size: self.batch_size(run),
+        })
     }
 }

@@ -34,11 +34,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
     };
     let load_ctx = ctx.clone();
     let run_args = args.run.clone();
-    let worker = Worker::start(
-        move || load_ctx.classifier(&run_args),
-        ctx.config.limits,
-        ctx.config.classify.top_k,
-    )
+    let worker = Worker::start(move || {
+        let choice = load_ctx.model(&run_args)?;
+        Ok((choice.load()?, choice.settings(&load_ctx.config)))
+    })
     .context("starting the classifier thread")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,8 +7,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::ModelContext;
-use crate::model::{Classifier, ClassifierOptions};
-use crate::pipeline::Settings;
 use crate::watch::daemon::{self, Params};
 use crate::watch::worker::{self, Outputs, Shared};
 use phototag_light::catalog::Catalog;
@@ -49,14 +47,8 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     if roots.is_empty() {
         anyhow::bail!("nothing to watch: add folders to [watch] roots in the configuration, or pass --root DIR");
     }
-    let requested = args
-        .run
-        .model
-        .as_deref()
-        .unwrap_or(&ctx.config.model)
-        .to_string();
-    let stored = ctx.models().resolve(&requested)?;
-    tracing::info!(model = %stored.name, "model {} (loaded when the first photo needs it)", stored.name);
+    let choice = ctx.model(&args.run)?;
+    tracing::info!(model = %choice.stored.name, "model {} (loaded when the first photo needs it)", choice.stored.name);
     let catalog = Catalog::open(&ctx.db)
         .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
     let excluder =
@@ -64,28 +56,13 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     // Album folders are never walked or watched, from the start (no feedback loop).
     let albums = phototag_light::album::load(&ctx.config, Some(&catalog))?;
     excluder.set_pruned_dirs(phototag_light::album::folders(&albums));
-    let settings = Settings {
-        limits: ctx.config.limits,
-        preprocess: crate::imaging::Preprocess::for_model(&stored.manifest),
-        batch_size: ctx.batch_size(&args.run),
-        top_k: ctx.config.classify.top_k,
-        decode_threads: ctx.config.classify.decode_threads,
-    };
-    let opts = ClassifierOptions {
-        threads: args.run.threads.unwrap_or(ctx.config.classify.threads),
-        optimize: ctx.config.classify.optimize,
-        ..Default::default()
-    };
-    let batch = settings.batch_size;
-    let model = stored.clone();
-    let loader = Box::new(
-        move || -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> {
-            let c = Classifier::load(&model, &opts)?;
-            c.warm_up(&[1, batch])?;
-            tracing::info!(model = %model.name, "model loaded");
-            Ok(c)
-        },
-    );
+    let settings = choice.settings(&ctx.config);
+    let loader = Box::new(move || {
+        let c = choice.load()?;
+        c.warm_up(&[1, choice.batch_size])?;
+        tracing::info!(model = %choice.stored.name, "model loaded");
+        Ok(c)
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared::default());
     let (jobs, handle) = worker::spawn(

@@ -22,5 +22,5 @@ pub use decode::{
     decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, DecodeError, Decoded,
     LimitKind, Limits,
 };
-pub use preprocess::{preprocess, Prepared, Preprocess, PreprocessError};
+pub use preprocess::{preprocess, Preprocess, PreprocessError, Preprocessed};
 pub use sniff::{Format, RawKind};

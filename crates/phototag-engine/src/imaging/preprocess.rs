@@ -112,7 +112,7 @@ impl Preprocess {
 
 /// The model input for one image.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
+pub struct Preprocessed {
     /// `3 * crop * crop` values, channel-major (all R, then all G, then all B), row-major within
     /// a channel.
     pub data: Vec<f32>,
@@ -146,7 +146,7 @@ pub enum PreprocessError {
 const MAX_FULL_RESIZE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Resize, centre-crop and normalise `img` as torchvision does (see the module docs).
-pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Prepared, PreprocessError> {
+pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Preprocessed, PreprocessError> {
     p.validate()?;
     let (width, height) = img.dimensions();
     if width == 0 || height == 0 {
@@ -169,7 +169,7 @@ pub fn preprocess(img: &RgbImage, p: &Preprocess) -> Result<Prepared, Preprocess
             data[c * plane + i] = (f32::from(px[c]) / 255.0 - p.mean[c]) / p.std[c];
         }
     }
-    Ok(Prepared { data, warnings })
+    Ok(Preprocessed { data, warnings })
 }
 
 /// The `crop`×`crop` centre of the resized image, as packed RGB bytes.

@@ -9,17 +9,17 @@
 //! `Progress` and the returned `Summary`).
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::plan::plan;
-use crate::imaging::{self, DecodeError};
+use crate::classify::{
+    prepare_bytes, read_and_hash, Batch, Classified, LazyClassifier, Prepared, Scale, Settings,
+};
 use crate::index::walk::Entry;
-use crate::model::{Classifier, Prediction};
-use crate::pipeline::Settings;
+use crate::model::Classifier;
 use phototag_light::catalog::{
     unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
 };
@@ -80,8 +80,9 @@ pub enum Progress {
 pub enum IndexError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The model could not be loaded (the whole chain of causes).
     #[error("{0}")]
-    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
+    Model(String),
     #[error("bad exclusion pattern: {0}")]
     Exclude(String),
 }
@@ -90,7 +91,7 @@ enum Item {
     New {
         entry: Entry,
         hash: Hash,
-        ready: Ready,
+        ready: Prepared,
     },
     Duplicate {
         entry: Entry,
@@ -112,40 +113,25 @@ enum Item {
     Stopped,
 }
 
-/// A decoded, preprocessed image waiting for the model.
-pub struct Ready {
-    pub data: Vec<f32>,
-    pub width: u32,
-    pub height: u32,
-    pub format: String,
-}
-
-impl Ready {
-    /// The catalog rows for this image once the model has spoken.
-    pub fn into_image(
-        &self,
-        hash: Hash,
-        model_id: i64,
-        now: i64,
-        preds: &[Prediction],
-    ) -> NewImage {
-        NewImage {
-            hash,
-            width: self.width,
-            height: self.height,
-            format: self.format.clone(),
-            model_id,
-            classified_at: now,
-            tags: preds
-                .iter()
-                .map(|p| NewTag {
-                    rank: p.rank as u32,
-                    class_index: p.index,
-                    label: p.class.to_string(),
-                    probability: p.probability,
-                })
-                .collect(),
-        }
+/// The catalog rows for an image once the model has spoken.
+pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImage {
+    NewImage {
+        hash,
+        width: c.width,
+        height: c.height,
+        format: c.format.id().to_string(),
+        model_id,
+        classified_at: now,
+        tags: c
+            .predictions
+            .iter()
+            .map(|p| NewTag {
+                rank: p.rank as u32,
+                class_index: p.index,
+                label: p.class.to_string(),
+                probability: p.probability,
+            })
+            .collect(),
     }
 }
 
@@ -175,41 +161,6 @@ pub fn refresh_search_lists(
     Ok(rebuilt)
 }
 
-/// Reads a file (refusing it over the size limit) and hashes it.
-pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), String> {
-    let f = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    if len > max {
-        return Err(DecodeError::TooLarge {
-            limit: imaging::LimitKind::FileBytes,
-            actual: Some(len),
-            max,
-            dimensions: None,
-        }
-        .to_string());
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let hash = *blake3::hash(&bytes).as_bytes();
-    Ok((bytes, hash))
-}
-
-/// Decodes and preprocesses an image held in memory.
-pub fn prepare(bytes: &[u8], s: &Settings) -> Result<Ready, String> {
-    let d = imaging::decode_bytes_scaled(bytes, &s.limits, s.preprocess.resize)
-        .map_err(|e| e.to_string())?;
-    let p = imaging::preprocess(&d.image, &s.preprocess).map_err(|e| e.to_string())?;
-    let (width, height) = d.upright_size();
-    Ok(Ready {
-        data: p.data,
-        width,
-        height,
-        format: d.format.id().to_string(),
-    })
-}
-
 /// Reads, hashes and (for content neither in the catalog nor claimed by another file of
 /// this run) decodes one file.
 fn produce_one(
@@ -225,7 +176,7 @@ fn produce_one(
     match read_and_hash(&entry.path, s.limits.max_file_bytes) {
         Err(error) => Item::Failed {
             entry,
-            error,
+            error: error.to_string(),
             hash: None,
         },
         Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
@@ -234,11 +185,11 @@ fn produce_one(
             if !first {
                 return Item::Copy { entry, hash };
             }
-            match prepare(&bytes, s) {
+            match prepare_bytes(&bytes, s, Scale::Reduced) {
                 Ok(ready) => Item::New { entry, hash, ready },
                 Err(error) => Item::Failed {
                     entry,
-                    error,
+                    error: error.to_string(),
                     hash: Some(hash),
                 },
             }
@@ -252,9 +203,8 @@ struct Sink<'a> {
     classifier: &'a Classifier,
     model_id: i64,
     top_k: usize,
-    batch_size: usize,
     root_ids: &'a HashMap<PathBuf, i64>,
-    batch: Vec<(Entry, Hash, Ready)>,
+    batch: Batch<(Entry, Hash)>,
     /// Duplicates of content still waiting in `batch`.
     deferred: Vec<(Entry, Hash)>,
     /// Copies whose content another file claimed, that file not having arrived yet.
@@ -285,6 +235,11 @@ impl Sink<'_> {
         }
     }
 
+    /// Whether this content waits in the batch.
+    fn waiting(&self, hash: &Hash) -> bool {
+        self.batch.items().any(|(_, h)| h == hash)
+    }
+
     fn accept(
         &mut self,
         w: &mut Writer<'_>,
@@ -298,8 +253,7 @@ impl Sink<'_> {
                 if let Some(copies) = self.awaiting.remove(&hash) {
                     self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
                 }
-                self.batch.push((entry, hash, ready));
-                if self.batch.len() >= self.batch_size {
+                if self.batch.push((entry, hash), Ok(ready)) {
                     self.flush(w, progress)?;
                 }
             }
@@ -314,13 +268,13 @@ impl Sink<'_> {
                     self.fail(w, &entry, &error, now)?;
                     progress(Progress::Done);
                 }
-                None if self.batch.iter().any(|(_, h, _)| *h == hash) => {
+                None if self.waiting(&hash) => {
                     self.deferred.push((entry, hash));
                 }
                 None => self.awaiting.entry(hash).or_default().push(entry),
             },
             Item::Duplicate { entry, hash } => {
-                if self.batch.iter().any(|(_, h, _)| *h == hash) {
+                if self.waiting(&hash) {
                     self.deferred.push((entry, hash));
                 } else {
                     w.put_file(&self.file(&entry, hash, now))?;
@@ -368,35 +322,29 @@ impl Sink<'_> {
             return Ok(());
         }
         let now = unix_now();
-        let batch = std::mem::take(&mut self.batch);
-        let inputs: Vec<&[f32]> = batch.iter().map(|(_, _, r)| r.data.as_slice()).collect();
-        let results = self.classifier.classify(&inputs, self.top_k);
         let mut written = HashSet::new();
-        match results {
-            Ok(results) => {
-                for ((entry, hash, ready), preds) in batch.iter().zip(results) {
-                    w.put_image(&ready.into_image(*hash, self.model_id, now, &preds))?;
-                    w.put_file(&self.file(entry, *hash, now))?;
-                    written.insert(*hash);
-                    self.settled.insert(*hash, None);
+        for ((entry, hash), result) in self.batch.run(self.classifier, self.top_k) {
+            match result {
+                Ok(c) => {
+                    w.put_image(&image_row(hash, self.model_id, now, &c))?;
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    written.insert(hash);
+                    self.settled.insert(hash, None);
                     self.summary.new += 1;
-                    progress(Progress::Done);
                 }
-            }
-            Err(e) => {
-                let error = format!("classification failed: {e}");
-                for (entry, hash, _) in &batch {
+                Err(e) => {
+                    let error = format!("classification failed: {e}");
                     self.settled.insert(
-                        *hash,
+                        hash,
                         Some("classification failed for identical content".into()),
                     );
                     tracing::warn!(file = %entry.path.display(), "{error}");
                     let root = self.root_id(&entry.path);
                     w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
                     self.summary.failed += 1;
-                    progress(Progress::Done);
                 }
             }
+            progress(Progress::Done);
         }
         for (entry, hash) in std::mem::take(&mut self.deferred) {
             if written.contains(&hash) {
@@ -417,39 +365,6 @@ impl Sink<'_> {
             progress(Progress::Done);
         }
         Ok(())
-    }
-}
-
-/// The classifier, loaded only when some file needs classifying: a run over an unchanged
-/// library never pays for loading the model.
-pub struct LazyClassifier<'a> {
-    load: Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a>,
-    loaded: Option<Classifier>,
-}
-
-impl<'a> LazyClassifier<'a> {
-    pub fn new(
-        load: impl FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + 'a,
-    ) -> Self {
-        Self {
-            load: Box::new(load),
-            loaded: None,
-        }
-    }
-
-    /// An already loaded classifier.
-    pub fn ready(c: Classifier) -> Self {
-        Self {
-            load: Box::new(|| Err("already loaded".into())),
-            loaded: Some(c),
-        }
-    }
-
-    pub fn get(&mut self) -> Result<&Classifier, IndexError> {
-        if self.loaded.is_none() {
-            self.loaded = Some((self.load)().map_err(IndexError::Model)?);
-        }
-        Ok(self.loaded.as_ref().expect("loaded above"))
     }
 }
 
@@ -478,7 +393,9 @@ pub fn execute(
     if todo.is_empty() {
         return Ok(Executed::default());
     }
-    let classifier = model.get()?;
+    let classifier = model
+        .get()
+        .map_err(|e| IndexError::Model(format!("{e:#}")))?;
     let m = classifier.manifest();
     let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
     let known = catalog.image_hashes()?;
@@ -486,9 +403,8 @@ pub fn execute(
         classifier,
         model_id,
         top_k: settings.top_k,
-        batch_size: settings.batch_size.max(1),
         root_ids,
-        batch: Vec::new(),
+        batch: Batch::new(settings.batch_size),
         deferred: Vec::new(),
         awaiting: HashMap::new(),
         settled: HashMap::new(),

@@ -9,23 +9,9 @@ use std::time::{Duration, Instant};
 use tch::{CModule, Device, Kind, Tensor};
 
 use super::optimized::{OptimizedModule, ShimError};
-use phototag_light::labels;
+use phototag_light::labels::{self, Prediction};
 use phototag_light::model_files::manifest::{Manifest, ManifestError};
 use phototag_light::model_files::store::StoredModel;
-
-/// One class in a result.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Prediction {
-    /// 1 for the most likely class.
-    pub rank: usize,
-    /// torchvision's class name.
-    pub class: &'static str,
-    /// Output index (0..1000).
-    pub index: usize,
-    /// Softmax probability in [0, 1].
-    #[serde(skip)]
-    pub probability: f32,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClassifyError {

@@ -10,4 +10,4 @@ pub mod optimized;
 pub mod prepare;
 pub mod resnet;
 
-pub use classifier::{Classifier, ClassifierOptions, ClassifyError, Prediction};
+pub use classifier::{Classifier, ClassifierOptions, ClassifyError};

@@ -21,8 +21,8 @@ use serde_json::{json, Value};
 
 use super::worker::WorkError;
 use super::{assets, auth, views, AppState};
+use crate::classify::FileError;
 use crate::imaging::DecodeError;
-use crate::pipeline::FileError;
 use phototag_light::catalog::{Catalog, CatalogError};
 
 /// An error answered as `{"error": message}`.
@@ -210,7 +210,8 @@ fn input_status(e: &FileError) -> StatusCode {
             DecodeError::Io { .. } => StatusCode::BAD_REQUEST,
         },
         FileError::Preprocess(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        FileError::Classify(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        FileError::Read(_) => StatusCode::BAD_REQUEST,
+        FileError::Classify(_) | FileError::NoOutput => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use crate::imaging::{self, Limits};
+use crate::classify::{prepare_bytes, Batch, Classified, FileError, Scale, Settings};
 use crate::model::Classifier;
-use crate::pipeline::{Classified, FileError};
 
 /// Uploads waiting for the model at most.
 const QUEUE: usize = 4;
@@ -63,11 +62,12 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; it runs `load` first (a model missing or unusable is reported to
-    /// each upload, and logged once), then serves uploads until the handle is dropped.
-    pub fn start<L>(load: L, limits: Limits, top_k: usize) -> std::io::Result<Worker>
+    /// Starts the thread; it runs `load` first (the model and the settings to classify
+    /// with; a model missing or unusable is reported to each upload, and logged once), then
+    /// serves uploads until the handle is dropped.
+    pub fn start<L>(load: L) -> std::io::Result<Worker>
     where
-        L: FnOnce() -> anyhow::Result<Classifier> + Send + 'static,
+        L: FnOnce() -> anyhow::Result<(Classifier, Settings)> + Send + 'static,
     {
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
         let state = Arc::new(Mutex::new(ModelState::Loading));
@@ -77,18 +77,18 @@ impl Worker {
             .name("classifier".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                let classifier = match load().and_then(|c| {
+                let (classifier, settings) = match load().and_then(|(c, s)| {
                     c.warm_up(&[1])?;
-                    Ok(c)
+                    Ok((c, s))
                 }) {
-                    Ok(c) => {
+                    Ok((c, s)) => {
                         tracing::info!(
                             model = c.name(),
                             "model ready for uploads in {:.1} s",
                             started.elapsed().as_secs_f64()
                         );
                         set(ModelState::Ready(c.name().to_string()));
-                        c
+                        (c, s)
                     }
                     Err(e) => {
                         let msg = format!("{e:#}");
@@ -102,7 +102,7 @@ impl Worker {
                     }
                 };
                 for job in rx {
-                    let answer = classify(&classifier, &job.bytes, &limits, top_k)
+                    let answer = classify(&classifier, &job.bytes, &settings)
                         .map(|c| (classifier.name().to_string(), c));
                     let _ = job.reply.send(answer);
                 }
@@ -135,29 +135,19 @@ impl Worker {
     }
 }
 
-/// Decode (limits, orientation), preprocess, top-k: what `phototag classify` does to a file.
+/// Decode (limits, orientation; every pixel, as the reference does), preprocess, top-k:
+/// what `phototag classify` does to a file.
 fn classify(
     classifier: &Classifier,
     bytes: &[u8],
-    limits: &Limits,
-    top_k: usize,
+    settings: &Settings,
 ) -> Result<Classified, WorkError> {
-    let d = imaging::decode_bytes(bytes, limits).map_err(FileError::from)?;
-    let p = imaging::preprocess(
-        &d.image,
-        &crate::imaging::Preprocess::for_model(classifier.manifest()),
-    )
-    .map_err(FileError::from)?;
-    let predictions = classifier
-        .classify(&[p.data.as_slice()], top_k)
-        .map_err(|e| FileError::Classify(format!("{e:#}")))?
+    let input = prepare_bytes(bytes, settings, Scale::Full)?;
+    let mut batch = Batch::new(1);
+    batch.push((), Ok(input));
+    let (_, result) = batch
+        .run(classifier, settings.top_k)
         .pop()
-        .ok_or_else(|| FileError::Classify("no output for this image".into()))?;
-    Ok(Classified {
-        predictions,
-        warnings: p.warnings,
-        width: d.image.width(),
-        height: d.image.height(),
-        format: d.format,
-    })
+        .ok_or(FileError::NoOutput)?;
+    Ok(result?)
 }

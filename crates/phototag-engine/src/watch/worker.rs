@@ -16,11 +16,11 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::classify::{LazyClassifier, Settings};
 use crate::index::plan::{self, Plan};
-use crate::index::run::{self, LazyClassifier, Progress};
+use crate::index::run::{self, Progress};
 use crate::index::walk::Entry;
 use crate::model::Classifier;
-use crate::pipeline::Settings;
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::Excluder;
 
@@ -63,8 +63,7 @@ pub struct Shared {
     pub albums: Mutex<Vec<phototag_light::status::AlbumStatus>>,
 }
 
-type Loader =
-    Box<dyn FnMut() -> Result<Classifier, Box<dyn std::error::Error + Send + Sync>> + Send>;
+type Loader = Box<dyn FnMut() -> anyhow::Result<Classifier> + Send>;
 
 /// Starts the worker; it ends when the job sender is dropped (after the job at hand).
 #[allow(clippy::too_many_arguments)]
@@ -224,7 +223,7 @@ fn handle(
                 stop,
                 &mut progress,
             );
-            if let Ok(c) = model.get() {
+            if let Some(c) = model.loaded() {
                 let mut m = shared.model.lock().unwrap_or_else(|e| e.into_inner());
                 if m.is_none() {
                     *m = Some(c.name().to_string());
