@@ -391,7 +391,7 @@ fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
         }
         n += 1;
         let original = std::fs::read_to_string(&p).unwrap();
-        let merged = phototag_light::sidecar::xmp::merge(&original, "resnet18", &tags).unwrap();
+        let merged = phototag_light::sidecar::merge::merge(&original, "resnet18", &tags).unwrap();
         // Well-formed (end names checked) and reads back with our keywords.
         let s = phototag_light::sidecar::xmp::read(&merged).unwrap();
         assert_eq!(s.keywords, ["tabby", "Egyptian cat"], "{}", p.display());
@@ -411,7 +411,7 @@ fn real_sidecars_merge_into_valid_xmp_and_keep_their_content() {
         );
         // Merging again changes nothing.
         assert_eq!(
-            phototag_light::sidecar::xmp::merge(&merged, "resnet18", &tags).unwrap(),
+            phototag_light::sidecar::merge::merge(&merged, "resnet18", &tags).unwrap(),
             merged
         );
     }

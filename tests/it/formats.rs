@@ -8,7 +8,8 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use phototag_engine::imaging::{decode_file, DecodeError, Decoded, Format, Limits, RawKind};
+use phototag_engine::imaging::{decode_file, DecodeError, Decoded, Format, RawKind};
+use phototag_light::limits::Limits;
 
 const TEST: &str = "formats";
 

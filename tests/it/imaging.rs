@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, Rgba, RgbaImage};
 use phototag_engine::imaging::{
-    decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Limits,
-    Preprocess,
+    decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Preprocess,
 };
+use phototag_light::limits::Limits;
 
 const TEST: &str = "imaging";
 

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 use phototag_engine::imaging::{
-    decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, preprocess, Limits,
-    Preprocess,
+    decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, preprocess, Preprocess,
 };
+use phototag_light::limits::Limits;
 
 const TEST: &str = "scaled_decode";
 

@@ -49,23 +49,11 @@ pub enum ExportError {
 
 /// The JSON line of a record (without the newline).
 pub fn json_line(r: &Record) -> String {
-    let tags: Vec<serde_json::Value> = r
-        .tags
-        .iter()
-        .map(|t| {
-            serde_json::json!({
-                "rank": t.rank,
-                "class": t.label,
-                "index": t.class_index,
-                "probability": ((t.probability as f64) * 10_000.0).round() / 100.0,
-            })
-        })
-        .collect();
     serde_json::json!({
         "path": r.path.to_string_lossy(),
         "hash": r.hash,
         "model": r.model,
-        "tags": tags,
+        "tags": crate::output::tags_json(&r.tags),
     })
     .to_string()
 }

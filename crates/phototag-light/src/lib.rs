@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod labels;
 pub mod limits;
 pub mod model_files;
+pub mod output;
 pub mod paths;
 pub mod search;
 pub mod sidecar;

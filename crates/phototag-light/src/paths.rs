@@ -1,8 +1,20 @@
-//! Default locations: the per-user cache (libtorch, downloads) and the models folder.
+//! Default locations (the per-user cache, the models folder, the catalog), and which of
+//! several roots holds a path.
 //!
 //! May not: create anything (callers create what they write).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Which of `roots` holds `path`: the deepest one (roots may nest), as its position in the
+/// iteration; `None` when no root does.
+pub fn root_holding<'a>(roots: impl IntoIterator<Item = &'a Path>, path: &Path) -> Option<usize> {
+    roots
+        .into_iter()
+        .enumerate()
+        .filter(|(_, r)| path.starts_with(r))
+        .max_by_key(|(_, r)| r.as_os_str().len())
+        .map(|(i, _)| i)
+}
 
 fn home() -> PathBuf {
     std::env::var_os("HOME")
@@ -39,4 +51,18 @@ pub fn default_db() -> PathBuf {
 /// `model_dir`, `$PHOTOTAG_MODEL_DIR` and `--model-dir` override it.
 pub fn default_model_dir() -> PathBuf {
     data_dir().join("models")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deepest_root_holds_a_path() {
+        let roots = [Path::new("/p"), Path::new("/p/q"), Path::new("/pq")];
+        assert_eq!(root_holding(roots, Path::new("/p/q/a.jpg")), Some(1));
+        assert_eq!(root_holding(roots, Path::new("/p/a.jpg")), Some(0));
+        assert_eq!(root_holding(roots, Path::new("/pq/a.jpg")), Some(2));
+        assert_eq!(root_holding(roots, Path::new("/x/a.jpg")), None);
+    }
 }

@@ -7,6 +7,7 @@
 //! May not: assert anything; it prints figures.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -15,9 +16,11 @@ use tch::{Kind, Tensor};
 use super::ModelContext;
 use crate::classify::ModelChoice;
 use crate::classify::{self, prepare_path, Scale};
+use crate::index::walk::walk;
 use crate::model::Classifier;
 use phototag_light::cli::BenchArgs;
 use phototag_light::cmd::{Context, Outcome};
+use phototag_light::exclude::Excluder;
 
 /// A line of /proc/self/status in MiB (VmRSS, VmHWM), when available.
 fn proc_status_mib(key: &str) -> Option<f64> {
@@ -43,23 +46,12 @@ fn cpu_seconds() -> f64 {
     t(u.ru_utime) + t(u.ru_stime)
 }
 
-/// Every regular file under `dir`, sorted.
-fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let e = e?;
-            let ft = e.file_type()?;
-            if ft.is_dir() {
-                stack.push(e.path());
-            } else if ft.is_file() {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+/// The files under `dir` that `index` would read (the configuration's exclusions), sorted.
+fn files_under(ctx: &Context, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let excluder = Excluder::new(&ctx.config.index.exclude_config())?;
+    let stop = AtomicBool::new(false);
+    let walk = walk(dir, &excluder, ctx.config.index.follow_symlinks, &stop)?;
+    Ok(walk.files.into_iter().map(|e| e.path).collect())
 }
 
 #[derive(Debug, Serialize)]
@@ -138,7 +130,7 @@ fn folder(
     classifier: &Classifier,
     dir: &Path,
 ) -> anyhow::Result<Folder> {
-    let files = files_under(dir)?;
+    let files = files_under(ctx, dir)?;
     let settings = choice.settings(&ctx.config);
     let batch_size = settings.batch_size;
     // Both runs below meet the same shapes: a full batch, and the last, partial one.

@@ -5,36 +5,18 @@ use std::io::Write;
 use super::ModelContext;
 use crate::classify::{self, Classified, FileError};
 use phototag_light::cli::ClassifyArgs;
-use phototag_light::cmd::{percent, Context, Outcome};
+use phototag_light::cmd::{Context, Outcome};
+use phototag_light::output::{self, percent};
 
-/// The JSON object printed for one file.
+/// The JSON object printed for one file (and answered for an upload).
 pub fn json_entry(
     file: &std::path::Path,
     model: &str,
     result: &Result<Classified, FileError>,
 ) -> serde_json::Value {
-    let file = file.to_string_lossy();
     match result {
-        Ok(c) => {
-            let results: Vec<_> = c
-                .predictions
-                .iter()
-                .map(|p| {
-                    serde_json::json!({
-                        "rank": p.rank,
-                        "class": p.class,
-                        "index": p.index,
-                        "probability": percent(p.probability),
-                    })
-                })
-                .collect();
-            let mut v = serde_json::json!({ "file": file, "model": model, "results": results });
-            if !c.warnings.is_empty() {
-                v["warnings"] = serde_json::json!(c.warnings);
-            }
-            v
-        }
-        Err(e) => serde_json::json!({ "file": file, "error": e.to_string() }),
+        Ok(c) => output::classified_json(file, model, &c.predictions, &c.warnings),
+        Err(e) => output::file_error_json(file, e),
     }
 }
 
@@ -92,10 +74,7 @@ pub fn run(ctx: &Context, args: &ClassifyArgs) -> anyhow::Result<Outcome> {
     );
     out.flush()?;
     if let Some(e) = write_error {
-        // A closed pipe (`phototag classify ... | head`) is not worth a message.
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            return Err(e.into());
-        }
+        return Err(e.into());
     }
     if failed > 0 {
         tracing::warn!(

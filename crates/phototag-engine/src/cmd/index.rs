@@ -5,12 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-
 use super::ModelContext;
 use crate::classify::{prepare_bytes, read_and_hash, Batch, LazyClassifier, Scale};
 use crate::index::run::{self, IndexOptions, Progress, Summary};
-use phototag_light::catalog::Catalog;
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
 
@@ -118,8 +115,7 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         .iter()
         .map(|d| phototag_light::cmd::stored_path(d))
         .collect();
-    let mut catalog = Catalog::open(&ctx.db)
-        .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let mut catalog = ctx.open_catalog()?;
     // Resolve the model now (a missing model is an error even for an unchanged library),
     // but load it only when something needs classifying.
     let choice = ctx.model(&args.run)?;
@@ -173,8 +169,7 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
     let stop = stop_flag()?;
     let choice = ctx.model(&args.run)?;
     let classifier = choice.load()?;
-    let mut catalog = Catalog::open(&ctx.db)
-        .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let mut catalog = ctx.open_catalog()?;
     let m = classifier.manifest();
     let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
     let settings = choice.settings(&ctx.config);

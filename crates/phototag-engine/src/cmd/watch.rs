@@ -4,12 +4,9 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::Context as _;
-
 use super::ModelContext;
 use crate::watch::daemon::{self, Params};
 use crate::watch::worker::{self, Outputs, Shared};
-use phototag_light::catalog::Catalog;
 use phototag_light::cli::{Cli, WatchArgs};
 use phototag_light::cmd::{Context, Outcome};
 use phototag_light::exclude::Excluder;
@@ -49,8 +46,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     }
     let choice = ctx.model(&args.run)?;
     tracing::info!(model = %choice.stored.name, "model {} (loaded when the first photo needs it)", choice.stored.name);
-    let catalog = Catalog::open(&ctx.db)
-        .with_context(|| format!("opening the catalog {}", ctx.db.display()))?;
+    let catalog = ctx.open_catalog()?;
     let excluder =
         Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
     // Album folders are never walked or watched, from the start (no feedback loop).

@@ -44,7 +44,7 @@ const SUPPORTED: [ImageFormat; 6] = {
 const SUPPORTED_LIST: &str =
     "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/HEIC, AVIF and camera raws with a JPEG preview";
 
-pub use phototag_light::limits::Limits;
+use phototag_light::limits::Limits;
 
 /// A decoded image, upright and in 8-bit RGB. (`Debug` shows the size, not the pixels.)
 #[derive(Clone)]

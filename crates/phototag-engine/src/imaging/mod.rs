@@ -20,7 +20,7 @@ mod sniff;
 
 pub use decode::{
     decode_bytes, decode_bytes_scaled, decode_file, decode_file_scaled, DecodeError, Decoded,
-    LimitKind, Limits,
+    LimitKind,
 };
 pub use preprocess::{preprocess, Preprocess, PreprocessError, Preprocessed};
 pub use sniff::{Format, RawKind};

@@ -24,6 +24,7 @@ use phototag_light::catalog::{
     unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
 };
 use phototag_light::exclude::{ExcludeConfig, Excluder};
+use phototag_light::paths::root_holding;
 
 /// What to index and how.
 #[derive(Debug, Clone)]
@@ -203,7 +204,8 @@ struct Sink<'a> {
     classifier: &'a Classifier,
     model_id: i64,
     top_k: usize,
-    root_ids: &'a HashMap<PathBuf, i64>,
+    /// Roots and their catalog ids.
+    roots: Vec<(&'a Path, i64)>,
     batch: Batch<(Entry, Hash)>,
     /// Duplicates of content still waiting in `batch`.
     deferred: Vec<(Entry, Hash)>,
@@ -216,12 +218,7 @@ struct Sink<'a> {
 
 impl Sink<'_> {
     fn root_id(&self, path: &Path) -> i64 {
-        self.root_ids
-            .iter()
-            .filter(|(r, _)| path.starts_with(r))
-            .max_by_key(|(r, _)| r.as_os_str().len())
-            .map(|(_, id)| *id)
-            .unwrap_or(0)
+        root_holding(self.roots.iter().map(|(r, _)| *r), path).map_or(0, |i| self.roots[i].1)
     }
 
     fn file(&self, e: &Entry, hash: Hash, now: i64) -> NewFile {
@@ -403,7 +400,7 @@ pub fn execute(
         classifier,
         model_id,
         top_k: settings.top_k,
-        root_ids,
+        roots: root_ids.iter().map(|(r, id)| (r.as_path(), *id)).collect(),
         batch: Batch::new(settings.batch_size),
         deferred: Vec::new(),
         awaiting: HashMap::new(),

@@ -12,7 +12,6 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 /// torchvision's official download address for ResNet-18 (IMAGENET1K_V1 weights).
-pub use phototag_light::model_files::names::RESNET18_URL;
 pub const RESNET18_FILE: &str = "resnet18-f37072fd.pth";
 /// torchvision checks that a checkpoint's SHA-256 starts with the hex digits in its name.
 pub const RESNET18_SHA256_PREFIX: &str = "f37072fd";

@@ -17,6 +17,7 @@ use super::{efficientnet, resnet};
 use phototag_light::model_files::manifest::{
     self, LabelSet, Manifest, ManifestError, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE,
 };
+use phototag_light::model_files::names::{EFFICIENTNET_LITE0, RESNET18, RESNET18_RANDOM};
 use phototag_light::model_files::store::{check_name, ModelStore, StoreError, StoredModel};
 
 /// What to prepare.
@@ -114,7 +115,7 @@ pub fn prepare(
                 }
                 None => (fetch::resnet18_checkpoint(cache, url)?, true),
             };
-            let name = name.clone().unwrap_or_else(|| "resnet18".into());
+            let name = name.clone().unwrap_or_else(|| RESNET18.into());
             check_name(&name)?;
             let net = resnet::resnet18(&vs.root(), 1000);
             let state = checkpoint::read_state_dict(&path)?;
@@ -126,7 +127,7 @@ pub fn prepare(
                 .unwrap_or_default();
             let spec = Spec {
                 name,
-                architecture: "resnet18",
+                architecture: RESNET18,
                 pretrained: true,
                 source: if official {
                     format!("torchvision {file} (sha256 {sha})")
@@ -153,14 +154,14 @@ pub fn prepare(
                     prefix: fetch::EFFNET_SHA256_PREFIX,
                 });
             }
-            let name = name.clone().unwrap_or_else(|| "efficientnet-lite0".into());
+            let name = name.clone().unwrap_or_else(|| EFFICIENTNET_LITE0.into());
             check_name(&name)?;
             let net = efficientnet::efficientnet_lite0(&vs.root(), 1000);
             let state = checkpoint::read_state_dict(&path)?;
             checkpoint::fill_strict(&vs, &state, efficientnet::ignored_key)?;
             let spec = Spec {
                 name,
-                architecture: "efficientnet-lite0",
+                architecture: EFFICIENTNET_LITE0,
                 pretrained: true,
                 source: format!(
                     "PyPI {} {} {} (sha256 {sha})",
@@ -174,13 +175,13 @@ pub fn prepare(
             (spec, Box::new(net))
         }
         Recipe::Resnet18Random { seed, name } => {
-            let name = name.clone().unwrap_or_else(|| "resnet18-random".into());
+            let name = name.clone().unwrap_or_else(|| RESNET18_RANDOM.into());
             check_name(&name)?;
             tch::manual_seed(*seed);
             let net = resnet::resnet18(&vs.root(), 1000);
             let spec = Spec {
                 name,
-                architecture: "resnet18",
+                architecture: RESNET18,
                 pretrained: false,
                 source: format!(
                     "random weights, seed {seed} (for tests and benchmarks: its tags mean nothing)"

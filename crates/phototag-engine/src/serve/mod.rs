@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::imaging::Limits;
+use phototag_light::limits::Limits;
 
 pub use auth::Token;
 pub use routes::router;

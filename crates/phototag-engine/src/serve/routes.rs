@@ -24,6 +24,7 @@ use super::{assets, auth, views, AppState};
 use crate::classify::FileError;
 use crate::imaging::DecodeError;
 use phototag_light::catalog::{Catalog, CatalogError};
+use phototag_light::output;
 
 /// An error answered as `{"error": message}`.
 #[derive(Debug)]
@@ -280,12 +281,12 @@ async fn classify(
     let file = Path::new(&name);
     match state.worker.classify(bytes).await {
         Ok((model, c)) => {
-            let v = crate::cmd::classify::json_entry(file, &model, &Ok(c));
+            let v = output::classified_json(file, &model, &c.predictions, &c.warnings);
             Ok(Json(v).into_response())
         }
         Err(WorkError::Input(e)) => Err(ApiError {
             status: input_status(&e),
-            body: crate::cmd::classify::json_entry(file, "", &Err(e)),
+            body: output::file_error_json(file, &e),
         }),
         Err(e) => Err(ApiError::new(work_status(&e), e.to_string())),
     }

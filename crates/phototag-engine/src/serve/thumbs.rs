@@ -5,13 +5,14 @@
 //! May not: take a path or a size from a request (the caller passes a known hash and one
 //! of the configured sizes), or fail a request because the cache cannot be written.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use image::codecs::jpeg::JpegEncoder;
 
-use crate::imaging::{self, DecodeError, Limits};
+use crate::imaging::{self, DecodeError};
 use phototag_light::catalog::{hex, Hash};
+use phototag_light::fsutil::{write_atomic_with, Atomic};
+use phototag_light::limits::Limits;
 
 /// JPEG quality of thumbnails.
 const QUALITY: u8 = 82;
@@ -69,20 +70,15 @@ pub fn fit(w: u32, h: u32, size: u32) -> (u32, u32) {
     (scale(w) as u32, scale(h) as u32)
 }
 
+/// Into the cache (no fsync: a thumbnail lost to a crash is made again).
 fn store(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("cache paths have a parent");
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().unwrap_or_default().to_string_lossy(),
-        std::process::id()
-    ));
-    let mut f = std::fs::File::create(&tmp)?;
-    let written = f.write_all(bytes).and_then(|_| std::fs::rename(&tmp, path));
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
+    let how = Atomic {
+        mode: None,
+        sync: false,
+    };
+    write_atomic_with(path, bytes, how)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! May not: turn anything in a request into a path (hashes are parsed, sizes are chosen
 //! from the configuration; paths come from the catalog through `files`).
 
+use phototag_light::output;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -99,12 +100,7 @@ pub(super) async fn search(
     };
     let results: Vec<Value> = hits
         .iter()
-        .map(|h| {
-            merge(
-                phototag_light::cmd::search::hit_json(h),
-                links(&hex(&h.hash)),
-            )
-        })
+        .map(|h| merge(output::hit_json(h), links(&hex(&h.hash))))
         .collect();
     Ok(Json(json!({
         "query": text,
@@ -155,7 +151,7 @@ pub(super) async fn photo_info(
                 "size": k.files[0].size,
                 "model": k.image.model_name,
                 "classified_at": k.image.classified_at,
-                "tags": phototag_light::cmd::catalog::tags_json(&tags),
+                "tags": output::tags_json(&tags),
                 "paths": paths,
             }),
             links(&hex),

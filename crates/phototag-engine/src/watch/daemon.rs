@@ -23,6 +23,7 @@ use crate::index::plan::Plan;
 use crate::index::walk::Entry;
 use phototag_light::config::{RootMode, WatchConfig};
 use phototag_light::exclude::Excluder;
+use phototag_light::paths::root_holding;
 use phototag_light::status::{RootStatus, Status};
 
 /// What the daemon reads from the configuration (again on SIGHUP).
@@ -214,12 +215,7 @@ struct Loop {
 
 impl Loop {
     fn root_of(&self, path: &Path) -> Option<usize> {
-        self.roots
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| path.starts_with(&r.path))
-            .max_by_key(|(_, r)| r.path.as_os_str().len())
-            .map(|(i, _)| i)
+        root_holding(self.roots.iter().map(|r| r.path.as_path()), path)
     }
 
     fn reconcile(&mut self, roots: Vec<PathBuf>) {

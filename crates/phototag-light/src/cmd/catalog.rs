@@ -1,44 +1,12 @@
 //! `phototag search`, `phototag show` and `phototag stats`: read-only views of the catalog.
 
-use std::io::Write;
-
-use anyhow::Context as _;
-
 use super::{Context, Outcome};
-use crate::catalog::{hex, Catalog, TagRow};
+use crate::catalog::hex;
 use crate::cli::{ShowArgs, StatsArgs};
-
-/// Opens the catalog read-only, naming it in the error.
-pub fn open(ctx: &Context) -> anyhow::Result<Catalog> {
-    Catalog::open_readonly(&ctx.db)
-        .with_context(|| format!("opening the catalog {}", ctx.db.display()))
-}
-
-/// Tags as the JSON outputs write them (probability in percent).
-pub fn tags_json(tags: &[TagRow]) -> serde_json::Value {
-    tags.iter()
-        .map(|t| {
-            serde_json::json!({
-                "rank": t.rank,
-                "class": t.label,
-                "index": t.class_index,
-                "probability": super::percent(t.probability),
-            })
-        })
-        .collect()
-}
-
-/// Writes, ignoring a closed pipe (`phototag search dog | head`).
-pub fn emit(out: &mut impl Write, bytes: &[u8]) -> anyhow::Result<bool> {
-    match out.write_all(bytes) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
+use crate::output::tags_json;
 
 pub fn show(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
-    let catalog = open(ctx)?;
+    let catalog = ctx.open_catalog_readonly()?;
     let mut outcome = Outcome::Success;
     for f in &args.files {
         let path = std::fs::canonicalize(f).unwrap_or_else(|_| f.clone());
@@ -84,7 +52,7 @@ pub fn show(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn stats(ctx: &Context, args: &StatsArgs) -> anyhow::Result<Outcome> {
-    let catalog = open(ctx)?;
+    let catalog = ctx.open_catalog_readonly()?;
     let s = catalog.stats()?;
     if args.json {
         println!("{}", serde_json::to_string(&s)?);

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use super::catalog::open;
 use super::{Context, Outcome};
 use crate::catalog::{Catalog, Hash};
 use crate::cli::{ExportArgs, ExportFormat};
@@ -55,7 +54,7 @@ fn records(catalog: &Catalog, terms: &[String]) -> anyhow::Result<Vec<Record>> {
 }
 
 pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Outcome> {
-    let catalog = open(ctx)?;
+    let catalog = ctx.open_catalog_readonly()?;
     let records = records(&catalog, &args.terms)?;
     match args.format {
         ExportFormat::Json | ExportFormat::Csv => {
@@ -67,31 +66,18 @@ pub fn run(ctx: &Context, args: &ExportArgs) -> anyhow::Result<Outcome> {
                 None => Box::new(std::io::stdout().lock()),
             };
             let mut w = std::io::BufWriter::new(sink);
-            let result = if args.format == ExportFormat::Json {
-                records
-                    .iter()
-                    .try_for_each(|r| writeln!(w, "{}", export::json_line(r)))
-                    .map_err(anyhow::Error::from)
-                    .and_then(|()| w.flush().map_err(Into::into))
+            if args.format == ExportFormat::Json {
+                for r in &records {
+                    writeln!(w, "{}", export::json_line(r))?;
+                }
             } else {
-                (|| -> anyhow::Result<()> {
-                    let mut c = export::csv_writer(&mut w)?;
-                    for r in &records {
-                        export::write_csv(&mut c, r)?;
-                    }
-                    c.flush()?;
-                    drop(c);
-                    w.flush()?;
-                    Ok(())
-                })()
-            };
-            match result {
-                Err(e)
-                    if e.downcast_ref::<std::io::Error>()
-                        .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) => {}
-                Err(e) => return Err(e),
-                Ok(()) => {}
+                let mut c = export::csv_writer(&mut w)?;
+                for r in &records {
+                    export::write_csv(&mut c, r)?;
+                }
+                c.flush()?;
             }
+            w.flush()?;
             eprintln!("{} files exported", records.len());
             Ok(Outcome::Success)
         }

@@ -18,13 +18,11 @@ use crate::cli::{
     BenchArgs, ClassifyArgs, Cli, Command, IndexArgs, ModelCommand, PrepareArgs, RetagArgs,
     ServeArgs, WatchArgs,
 };
+use anyhow::Context as _;
+
+use crate::catalog::Catalog;
 use crate::config::{self, Config, Origin};
 use crate::model_files::ModelStore;
-
-/// A probability in [0, 1] as the percent with two decimals that all JSON output uses.
-pub fn percent(p: f32) -> f64 {
-    ((p as f64) * 10_000.0).round() / 100.0
-}
 
 /// A folder as the catalog stores paths: canonical where it exists, else made absolute
 /// (a missing root is kept, to be reported offline).
@@ -121,5 +119,19 @@ impl Context {
     /// The folder of prepared models.
     pub fn models(&self) -> ModelStore {
         ModelStore::new(&self.model_dir)
+    }
+
+    /// Opens (or creates) the catalog to write to it, naming it in the error.
+    pub fn open_catalog(&self) -> anyhow::Result<Catalog> {
+        Catalog::open(&self.db).with_context(|| self.catalog_context())
+    }
+
+    /// Opens the catalog read-only (it must exist), naming it in the error.
+    pub fn open_catalog_readonly(&self) -> anyhow::Result<Catalog> {
+        Catalog::open_readonly(&self.db).with_context(|| self.catalog_context())
+    }
+
+    fn catalog_context(&self) -> String {
+        format!("opening the catalog {}", self.db.display())
     }
 }

@@ -7,10 +7,10 @@
 use std::io::{IsTerminal, Write};
 use std::os::unix::ffi::OsStrExt;
 
-use super::catalog::{emit, open, tags_json};
 use super::{Context, Outcome};
-use crate::catalog::{hex, Hit, TagRow};
+use crate::catalog::Hit;
 use crate::cli::{DupesArgs, LabelsArgs, SearchArgs};
+use crate::output::{hit_json, matched_tags};
 use crate::search::{Hierarchy, Query, Request};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::NoMatch);
     }
     let format = Format::of(args);
-    let catalog = open(ctx)?;
+    let catalog = ctx.open_catalog_readonly()?;
     let mtime_ns = match (args.since, args.until) {
         (None, None) => None,
         (since, until) => {
@@ -78,9 +78,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
                     line.clear();
                     line.extend_from_slice(hit_json(h).to_string().as_bytes());
                     line.push(b'\n');
-                    if !emit(&mut out, &line)? {
-                        break;
-                    }
+                    out.write_all(&line)?;
                 }
             }
             hits.len()
@@ -89,7 +87,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
         Format::Paths | Format::Null | Format::Count => {
             let listing = catalog.list(&request)?;
             if format == Format::Count {
-                emit(&mut out, format!("{}\n", listing.len()).as_bytes())?;
+                writeln!(out, "{}", listing.len())?;
             } else {
                 let end = if format == Format::Null { 0 } else { b'\n' };
                 let mut line = Vec::with_capacity(256);
@@ -97,18 +95,13 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
                     line.clear();
                     line.extend_from_slice(f.path);
                     line.push(end);
-                    if !emit(&mut out, &line)? {
-                        break;
-                    }
+                    out.write_all(&line)?;
                 }
             }
             listing.len()
         }
     };
-    match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
+    out.flush()?;
     Ok(if found == 0 {
         Outcome::NoMatch
     } else {
@@ -123,26 +116,6 @@ fn no_match_message(term: &str, suggestions: &[&str]) -> String {
         m.push_str(&format!("; close: {}", suggestions.join(", ")));
     }
     m
-}
-
-/// The tags a hit matched, best first.
-fn matched_tags(h: &Hit) -> Vec<&TagRow> {
-    h.matched
-        .iter()
-        .filter_map(|r| h.tags.iter().find(|t| t.rank == *r))
-        .collect()
-}
-
-/// The JSON object of one hit (`--json`; the web API adds links to it).
-pub fn hit_json(h: &Hit) -> serde_json::Value {
-    let matched: Vec<TagRow> = matched_tags(h).into_iter().cloned().collect();
-    serde_json::json!({
-        "path": h.path.to_string_lossy(),
-        "hash": hex(&h.hash),
-        "score": super::percent(h.score),
-        "matched": tags_json(&matched),
-        "tags": tags_json(&h.tags),
-    })
 }
 
 /// Path, the best matching tag (the top stored one for a bare `NOT`), its probability.
@@ -167,13 +140,11 @@ fn write_table(out: &mut impl Write, hits: &[Hit]) -> anyhow::Result<()> {
     for (path, tag, p) in &rows {
         text.push_str(&format!("{path:<pw$}  {tag:<tw$}  {:>5.1}%\n", p * 100.0));
         if text.len() > 1 << 16 {
-            if !emit(out, text.as_bytes())? {
-                return Ok(());
-            }
+            out.write_all(text.as_bytes())?;
             text.clear();
         }
     }
-    emit(out, text.as_bytes())?;
+    out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -222,16 +193,14 @@ pub fn labels(_ctx: &Context, args: &LabelsArgs) -> anyhow::Result<Outcome> {
         } else {
             format!("{}\t{}\t{}", c.index, c.wnid, c.synonyms.join(", "))
         };
-        if !emit(&mut out, format!("{line}\n").as_bytes())? {
-            break;
-        }
+        writeln!(out, "{line}")?;
     }
-    let _ = out.flush();
+    out.flush()?;
     Ok(Outcome::Success)
 }
 
 pub fn dupes(ctx: &Context, args: &DupesArgs) -> anyhow::Result<Outcome> {
-    let catalog = open(ctx)?;
+    let catalog = ctx.open_catalog_readonly()?;
     let under = args.under.as_deref().map(super::stored_path);
     let groups = catalog.duplicates(under.as_deref())?;
     let stdout = std::io::stdout();
@@ -254,11 +223,9 @@ pub fn dupes(ctx: &Context, args: &DupesArgs) -> anyhow::Result<Outcome> {
                 text.push(b'\n');
             }
         }
-        if !emit(&mut out, &text)? {
-            return Ok(Outcome::Success);
-        }
+        out.write_all(&text)?;
     }
-    let _ = out.flush();
+    out.flush()?;
     if !groups.is_empty() {
         eprintln!(
             "{} groups; {copies} extra copies, {:.1} MiB",

@@ -6,11 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::manifest::{Manifest, ManifestError, MANIFEST_FILE, MODEL_FILE};
-use super::names::AUTO;
-
-/// Models `auto` may pick, best first. A `--from` file that is not torchvision's checkpoint
-/// is prepared under another name and so is never picked.
-pub const AUTO_ORDER: &[&str] = &["resnet18", "efficientnet-lite0"];
+use super::names::{self, AUTO, AUTO_ORDER};
 
 /// A prepared model on disk.
 #[derive(Debug, Clone)]
@@ -51,7 +47,7 @@ pub enum StoreError {
 
 /// Checks that a model name is safe as a folder name.
 pub fn check_name(name: &str) -> Result<(), StoreError> {
-    if crate::model_files::names::is_valid(name) {
+    if names::is_valid(name) {
         Ok(())
     } else {
         Err(StoreError::BadName(name.to_string()))
@@ -87,15 +83,10 @@ impl ModelStore {
         let dir = self.model_dir(name);
         let manifest_path = dir.join(MANIFEST_FILE);
         if !manifest_path.exists() || !dir.join(MODEL_FILE).exists() {
-            let hint = match name {
-                "resnet18-random" => "resnet18-random --seed 1".to_string(),
-                "resnet18" | "efficientnet-lite0" => name.to_string(),
-                other => format!("resnet18 --from FILE --name {other}"),
-            };
             return Err(StoreError::NotPrepared {
                 name: name.to_string(),
                 dir: self.dir.clone(),
-                hint,
+                hint: names::prepare_hint(name),
             });
         }
         let manifest = Manifest::read(&manifest_path)?;

@@ -5,15 +5,15 @@
 //!
 //! May not: open a photo for writing, or depend on the model (it takes stored tags).
 
-mod merge;
+pub mod merge;
 pub mod xmp;
 
 use std::ffi::OsString;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::catalog::TagRow;
+use crate::fsutil::{write_atomic_with, Atomic};
 
 /// Why a sidecar was not written.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ pub fn write_to(sidecar: &Path, model: &str, tags: &[TagRow]) -> Result<Written,
                 path: sidecar.to_path_buf(),
                 source: xmp::XmpError::Xml(format!("not UTF-8: {e}")),
             })?;
-            let new = xmp::merge(&old, model, tags).map_err(|source| SidecarError::Xmp {
+            let new = merge::merge(&old, model, tags).map_err(|source| SidecarError::Xmp {
                 path: sidecar.to_path_buf(),
                 source,
             })?;
@@ -76,35 +76,14 @@ pub fn write_to(sidecar: &Path, model: &str, tags: &[TagRow]) -> Result<Written,
         }
         Err(e) => return Err(io(e)),
     };
-    write_atomic(sidecar, text.as_bytes(), mode).map_err(io)?;
+    let atomic = Atomic { mode, sync: true };
+    write_atomic_with(sidecar, text.as_bytes(), atomic).map_err(io)?;
     Ok(how)
 }
 
 /// Writes the sidecar beside `photo`.
 pub fn write(photo: &Path, model: &str, tags: &[TagRow]) -> Result<Written, SidecarError> {
     write_to(&path_for(photo), model, tags)
-}
-
-/// Temporary file (hidden, `.tmp`: walkers skip it) in the same folder, then rename.
-fn write_atomic(path: &Path, bytes: &[u8], mode: Option<u32>) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut name = OsString::from(".");
-    name.push(path.file_name().unwrap_or_default());
-    name.push(format!(".phototag-{}.tmp", std::process::id()));
-    let tmp = dir.join(name);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        if let Some(m) = mode {
-            f.set_permissions(std::fs::Permissions::from_mode(m))?;
-        }
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 #[cfg(test)]

@@ -301,8 +301,6 @@ pub fn read(text: &str) -> Result<Sidecar, XmpError> {
     Ok(out)
 }
 
-pub use super::merge::merge;
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
