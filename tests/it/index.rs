@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use phototag_engine::classify::{LazyClassifier, Settings};
-use phototag_engine::index::run::{self, IndexOptions, Progress, Summary};
+use phototag_engine::index::run::{self, IndexOptions};
+use phototag_engine::index::{Progress, Summary};
 use phototag_engine::model::{Classifier, ClassifierOptions};
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::ExcludeConfig;

@@ -131,14 +131,6 @@ impl Excluder {
         *self.pruned.write().unwrap_or_else(|e| e.into_inner()) = dirs;
     }
 
-    /// The folders excluded by path.
-    pub fn pruned_dirs(&self) -> Vec<PathBuf> {
-        self.pruned
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// Whether `path` is one of the folders excluded by path, or inside one.
     pub fn is_pruned(&self, path: &Path) -> bool {
         let dirs = self.pruned.read().unwrap_or_else(|e| e.into_inner());

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use super::ModelContext;
 use crate::classify::{prepare_bytes, read_and_hash, Batch, LazyClassifier, Scale};
-use crate::index::run::{self, IndexOptions, Progress, Summary};
+use crate::index::execute::image_row;
+use crate::index::run::{self, IndexOptions};
+use crate::index::{Progress, Summary};
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
 
@@ -206,7 +208,7 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
         let now = phototag_light::catalog::unix_now();
         let mut w = catalog.begin()?;
         for (hash, result) in results {
-            w.put_image(&run::image_row(hash, model_id, now, &result?))?;
+            w.put_image(&image_row(hash, model_id, now, &result?))?;
             done += 1;
         }
         w.commit()?;

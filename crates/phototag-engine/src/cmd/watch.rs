@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::ModelContext;
 use crate::watch::daemon::{self, Params};
-use crate::watch::worker::{self, Outputs, Shared};
+use crate::watch::worker;
+use crate::watch::{Outputs, Shared};
 use phototag_light::cli::{Cli, WatchArgs};
 use phototag_light::cmd::{Context, Outcome};
 use phototag_light::exclude::Excluder;

@@ -23,17 +23,17 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, Cursor, Read, Seek};
 use std::panic::{self, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::error::{LimitErrorKind, UnsupportedErrorKind};
 
-use super::sniff::{heif_brand, sniff_not_image, sniff_unsupported, Format};
+use super::error::{over_limits, DecodeError, LimitKind};
+use super::format::Format;
+use super::rgb::to_rgb8_over_white;
+use super::sniff::{heif_brand, sniff_not_image, sniff_unsupported};
 use super::{heif, jpeg, raw};
 use image::metadata::Orientation;
-use image::{
-    DynamicImage, ImageBuffer, ImageDecoder, ImageError, ImageFormat, ImageReader, Pixel,
-    Primitive, Rgb, RgbImage,
-};
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbImage};
 
 /// The formats phototag decodes. Checked explicitly so that enabling another `image` feature
 /// elsewhere in the crate does not silently widen what this module accepts.
@@ -41,9 +41,6 @@ const SUPPORTED: [ImageFormat; 6] = {
     use ImageFormat::*;
     [Jpeg, Png, WebP, Gif, Bmp, Tiff]
 };
-const SUPPORTED_LIST: &str =
-    "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/HEIC, AVIF and camera raws with a JPEG preview";
-
 use phototag_light::limits::Limits;
 
 /// A decoded image, upright and in 8-bit RGB. (`Debug` shows the size, not the pixels.)
@@ -85,65 +82,6 @@ impl fmt::Debug for Decoded {
             "Decoded {{ {w}x{h} RGB, {format:?}, {orientation:?}, stored {sw}x{sh} }}"
         )
     }
-}
-
-/// Which limit an image broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitKind {
-    FileBytes,
-    Width,
-    Height,
-    Pixels,
-    AllocBytes,
-}
-
-impl LimitKind {
-    /// The name of the [`Limits`] field (and config key) for this limit.
-    pub fn field(self) -> &'static str {
-        match self {
-            LimitKind::FileBytes => "max_file_bytes",
-            LimitKind::Width => "max_width",
-            LimitKind::Height => "max_height",
-            LimitKind::Pixels => "max_pixels",
-            LimitKind::AllocBytes => "max_alloc_bytes",
-        }
-    }
-}
-
-/// Why a file could not be decoded. Every message is meant to be shown to a person as is.
-#[derive(Debug, thiserror::Error)]
-pub enum DecodeError {
-    /// The file could not be read (missing, no permission, a directory, an I/O error).
-    #[error("cannot read {}: {source}", path.as_deref().map_or("<bytes>".into(), |p| p.display().to_string()))]
-    Io {
-        path: Option<PathBuf>,
-        #[source]
-        source: io::Error,
-    },
-    /// The file or image is over one of the [`Limits`]; nothing large was allocated.
-    #[error("{}", too_large_message(*limit, *actual, *max, *dimensions))]
-    TooLarge {
-        limit: LimitKind,
-        /// The offending amount (bytes or pixels, per `limit`); `None` when a decoder ran out of
-        /// its allocation budget mid-way and did not say how much it wanted.
-        actual: Option<u64>,
-        max: u64,
-        /// The image's width and height as stored, when known.
-        dimensions: Option<(u32, u32)>,
-    },
-    /// The content is not an image at all (or an empty file). `detected` names what it looks
-    /// like when that is recognisable ("ZIP archive", "text").
-    #[error("not a supported image: {}", match detected { Some(kind) => format!("this is {kind}, not an image"), None => "the content is not a recognised image format".into() })]
-    NotAnImage { detected: Option<&'static str> },
-    /// An image format (or a feature of one) that phototag does not decode.
-    #[error("not a supported image: {format}{} (phototag reads {SUPPORTED_LIST})", detail.as_deref().map(|d| format!(" with {d}")).unwrap_or_default())]
-    Unsupported {
-        format: String,
-        detail: Option<String>,
-    },
-    /// A supported format, but the data is damaged or truncated.
-    #[error("corrupt or truncated {format} file: {message}")]
-    Corrupt { format: Format, message: String },
 }
 
 /// Decode the image in `path` at full size. The format is taken from the content; the
@@ -214,22 +152,6 @@ fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
         None,
     )?;
     Ok(bytes)
-}
-
-/// Refuses the first of `checks` (limit, actual, max) that is over its limit.
-pub(super) fn over_limits(
-    checks: &[(LimitKind, u64, u64)],
-    dims: Option<(u32, u32)>,
-) -> Result<(), DecodeError> {
-    match checks.iter().find(|(_, actual, max)| actual > max) {
-        Some(&(limit, actual, max)) => Err(DecodeError::TooLarge {
-            limit,
-            actual: Some(actual),
-            max,
-            dimensions: dims,
-        }),
-        None => Ok(()),
-    }
 }
 
 /// Recognises the format from the content and decodes. A decoder panic (a bug, in a Rust
@@ -392,39 +314,6 @@ fn decode_known<R: BufRead + Seek>(
     })
 }
 
-/// Flattens any colour type to 8-bit RGB. Grey is replicated; 16-bit and float are scaled by
-/// `image`'s own conversions (65535 → 255, 1.0 → 255, float clamped). Alpha is composited over
-/// white rather than dropped: fully transparent pixels very often carry black (or garbage) RGB,
-/// so dropping alpha, as PIL's `convert("RGB")` does, turns a logo on a transparent background
-/// into a logo on black, which the classifier has never seen; white is what a viewer shows.
-pub fn to_rgb8_over_white(image: DynamicImage) -> RgbImage {
-    match image {
-        DynamicImage::ImageRgba8(img) => composite_over_white(&img),
-        DynamicImage::ImageLumaA8(img) => composite_over_white(&img),
-        DynamicImage::ImageRgba16(img) => composite_over_white(&img),
-        DynamicImage::ImageLumaA16(img) => composite_over_white(&img),
-        DynamicImage::ImageRgba32F(img) => composite_over_white(&img),
-        other if other.color().has_alpha() => composite_over_white(&other.to_rgba32f()),
-        other => other.into_rgb8(),
-    }
-}
-
-/// `round(255 * (c * a + 1 - a))` per channel, computed in `f32` from the exact 8-bit, 16-bit or
-/// float values (one rounding, so 16-bit alpha is not first truncated to 8 bits).
-fn composite_over_white<P>(img: &ImageBuffer<P, Vec<P::Subpixel>>) -> RgbImage
-where
-    P: Pixel,
-    P::Subpixel: Into<f32>,
-{
-    let max: f32 = <P::Subpixel as Primitive>::DEFAULT_MAX_VALUE.into();
-    let unit = |v: P::Subpixel| (v.into() / max).clamp(0.0, 1.0);
-    RgbImage::from_fn(img.width(), img.height(), |x, y| {
-        let p = img.get_pixel(x, y).to_rgba().0;
-        let a = unit(p[3]);
-        Rgb([0, 1, 2].map(|i| ((unit(p[i]) * a + 1.0 - a) * 255.0).round() as u8))
-    })
-}
-
 fn map_image_error(
     error: ImageError,
     format: Format,
@@ -483,59 +372,5 @@ fn map_image_error(
             source,
         },
         other => corrupt(other.to_string()),
-    }
-}
-
-fn bytes(n: u64) -> String {
-    match n as f64 {
-        b if b >= (1u64 << 30) as f64 => format!("{:.1} GiB", b / (1u64 << 30) as f64),
-        b if b >= (1u64 << 20) as f64 => format!("{:.1} MiB", b / (1u64 << 20) as f64),
-        _ => format!("{n} bytes"),
-    }
-}
-
-fn megapixels(n: u64) -> String {
-    match n.is_multiple_of(1_000_000) {
-        true => format!("{} MP", n / 1_000_000),
-        false => format!("{:.1} MP", n as f64 / 1e6),
-    }
-}
-
-fn too_large_message(
-    limit: LimitKind,
-    actual: Option<u64>,
-    max: u64,
-    dimensions: Option<(u32, u32)>,
-) -> String {
-    let field = limit.field();
-    let dims = dimensions.map_or_else(String::new, |(w, h)| format!("{w}x{h}"));
-    match (limit, actual) {
-        (LimitKind::FileBytes, Some(n)) => format!(
-            "file is {}, over the limit of {} (limits.{field})",
-            bytes(n),
-            bytes(max)
-        ),
-        (LimitKind::Width | LimitKind::Height, Some(n)) => {
-            let side = if limit == LimitKind::Width {
-                "wide"
-            } else {
-                "tall"
-            };
-            format!("image is {dims}: {n} pixels {side}, over the limit of {max} (limits.{field})")
-        }
-        (LimitKind::Pixels, Some(n)) => format!(
-            "image is {dims} ({}), over the limit of {} (limits.{field})",
-            megapixels(n),
-            megapixels(max)
-        ),
-        (LimitKind::AllocBytes, Some(n)) => format!(
-            "decoding this {dims} image needs {} of memory, over the limit of {} (limits.{field})",
-            bytes(n),
-            bytes(max)
-        ),
-        (_, _) => format!(
-            "the decoder needed more memory than the limit of {} allows (limits.{field})",
-            bytes(max)
-        ),
     }
 }

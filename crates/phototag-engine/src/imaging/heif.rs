@@ -12,8 +12,9 @@ use std::sync::Once;
 use image::{DynamicImage, RgbImage, RgbaImage};
 use libheif_rs::{ColorSpace, HeifContext, RgbChroma};
 
-use super::decode::{over_limits, to_rgb8_over_white, DecodeError, LimitKind};
-use super::sniff::Format;
+use super::error::{over_limits, DecodeError, LimitKind};
+use super::format::Format;
+use super::rgb::to_rgb8_over_white;
 use phototag_light::limits::Limits;
 
 /// Decodes the primary image of a HEIF or AVIF file. `format` is what the brand said.

@@ -19,8 +19,8 @@ use image::metadata::Orientation;
 use image::RgbImage;
 use turbojpeg_sys as tj;
 
-use super::decode::{over_limits, DecodeError, LimitKind};
-use super::sniff::Format;
+use super::error::{over_limits, DecodeError, LimitKind};
+use super::format::Format;
 use phototag_light::limits::Limits;
 
 /// A scaled decode keeps the shorter side at least `HEADROOM` times the side asked for, so that

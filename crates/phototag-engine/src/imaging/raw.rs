@@ -23,9 +23,9 @@
 
 use image::metadata::Orientation;
 
-use super::decode::DecodeError;
+use super::error::DecodeError;
+use super::format::{Format, RawKind};
 use super::jpeg;
-use super::sniff::{Format, RawKind};
 
 const MAX_IFDS: usize = 64;
 const MAX_ENTRIES: usize = 1000;

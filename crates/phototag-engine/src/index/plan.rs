@@ -9,8 +9,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use super::run::{IndexError, Summary};
 use super::walk::{self, Entry};
+use super::{IndexError, Summary};
 use phototag_light::catalog::unix_now;
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::Excluder;

@@ -94,7 +94,7 @@ pub async fn require(State(state): State<Arc<AppState>>, req: Request, next: Nex
     if authorized(&state, req.headers()) {
         return next.run(req).await;
     }
-    let mut r = super::routes::ApiError::new(
+    let mut r = super::error::ApiError::new(
         StatusCode::UNAUTHORIZED,
         "an access token is needed: log in on the page, or send `Authorization: Bearer TOKEN`",
     )

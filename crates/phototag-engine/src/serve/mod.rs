@@ -13,6 +13,7 @@
 
 mod assets;
 pub mod auth;
+mod error;
 mod files;
 mod routes;
 mod thumbs;

@@ -19,57 +19,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::{rejected, ApiError};
 use super::worker::WorkError;
 use super::{assets, auth, views, AppState};
 use crate::classify::FileError;
 use crate::imaging::DecodeError;
-use phototag_light::catalog::{Catalog, CatalogError};
+
 use phototag_light::output;
-
-/// An error answered as `{"error": message}`.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: Value,
-}
-
-impl ApiError {
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            body: json!({ "error": message.into() }),
-        }
-    }
-
-    pub(super) fn not_found(what: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            format!("{what} is not in the catalog"),
-        )
-    }
-
-    pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
-        tracing::error!("{e}");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
-    }
-}
-
-impl From<CatalogError> for ApiError {
-    fn from(e: CatalogError) -> ApiError {
-        match e {
-            CatalogError::Missing { .. } | CatalogError::TooOld { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-            e => ApiError::internal(e),
-        }
-    }
-}
 
 /// Every route. The data routes sit behind [`auth::require`].
 pub fn router(state: Arc<AppState>) -> Router {
@@ -122,32 +78,11 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-/// An extractor's rejection (bad query string, not multipart) as a JSON error.
-pub(super) fn rejected(e: impl IntoResponse + std::fmt::Display) -> ApiError {
-    let message = e.to_string();
-    ApiError::new(e.into_response().status(), message)
-}
-
 async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         format!("no such page: {method} {}", uri.path()),
     )
-}
-
-/// Runs `f` on a read-only catalog connection opened for this request, off the runtime.
-pub(super) async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
-where
-    T: Send + 'static,
-    F: FnOnce(&Catalog, &AppState) -> Result<T, ApiError> + Send + 'static,
-{
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || {
-        let catalog = Catalog::open_readonly(&state.settings.db)?;
-        f(&catalog, &state)
-    })
-    .await
-    .map_err(ApiError::internal)?
 }
 
 // ---- session ----
@@ -284,10 +219,10 @@ async fn classify(
             let v = output::classified_json(file, &model, &c.predictions, &c.warnings);
             Ok(Json(v).into_response())
         }
-        Err(WorkError::Input(e)) => Err(ApiError {
-            status: input_status(&e),
-            body: output::file_error_json(file, &e),
-        }),
+        Err(WorkError::Input(e)) => Err(ApiError::with_body(
+            input_status(&e),
+            output::file_error_json(file, &e),
+        )),
         Err(e) => Err(ApiError::new(work_status(&e), e.to_string())),
     }
 }

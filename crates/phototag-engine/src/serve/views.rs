@@ -16,10 +16,10 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::error::{rejected, ApiError};
 use super::files::{self, parse_hash};
-use super::routes::{rejected, with_catalog, ApiError};
 use super::{thumbs, AppState};
-use phototag_light::catalog::hex;
+use phototag_light::catalog::{hex, Catalog};
 use phototag_light::search::{Query as SearchQuery, Request};
 
 /// Search results returned when the request names no limit, and the most it may ask for.
@@ -254,4 +254,19 @@ pub(super) async fn photo(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(r)
+}
+
+/// Runs `f` on a read-only catalog connection opened for this request, off the runtime.
+async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Catalog, &AppState) -> Result<T, ApiError> + Send + 'static,
+{
+    let state = Arc::clone(state);
+    tokio::task::spawn_blocking(move || {
+        let catalog = Catalog::open_readonly(&state.settings.db)?;
+        f(&catalog, &state)
+    })
+    .await
+    .map_err(ApiError::internal)?
 }

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::worker::{Outputs, Shared};
+use super::{Outputs, Shared};
 use crate::index::walk::Entry;
 use phototag_light::album::{self, AlbumError};
 use phototag_light::catalog::Catalog;

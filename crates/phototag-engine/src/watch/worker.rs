@@ -11,57 +11,19 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::{Job, Outputs, Shared};
 use crate::classify::{LazyClassifier, Settings};
-use crate::index::plan::{self, Plan};
-use crate::index::run::{self, Progress};
-use crate::index::walk::Entry;
+use crate::index::execute::execute;
+use crate::index::plan::{self};
+use crate::index::Progress;
 use crate::model::Classifier;
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::Excluder;
-
-/// Work for the worker.
-pub enum Job {
-    /// Walk these roots and compare them with the catalog; the plan comes back.
-    Reconcile {
-        roots: Vec<PathBuf>,
-        reply: tokio::sync::oneshot::Sender<Result<Plan, String>>,
-    },
-    /// Hash, dedupe and classify settled files.
-    Process(Vec<Entry>),
-    /// These paths (files or folders) were deleted or moved away a grace period ago:
-    /// remove the rows of those that are still missing.
-    RemoveMissing(Vec<PathBuf>),
-    /// Record a root's state (`online`, `offline`).
-    RootState { root: PathBuf, state: &'static str },
-    /// New album and sidecar settings (SIGHUP).
-    Outputs(Outputs),
-}
-
-/// What the worker writes besides the catalog: album folders and sidecars.
-#[derive(Debug, Clone, Default)]
-pub struct Outputs {
-    /// The config's `[[album]]` entries (the catalog's are read at each sync).
-    pub albums: Vec<phototag_light::config::AlbumConfig>,
-    /// Canonical roots whose photos get XMP sidecars.
-    pub sidecar_roots: Vec<PathBuf>,
-    /// Quiet time before album folders are brought up to date.
-    pub album_delay: Duration,
-}
-
-/// Counters the event loop reads for the status record.
-#[derive(Debug, Default)]
-pub struct Shared {
-    pub queue: AtomicUsize,
-    pub done: AtomicU64,
-    pub failed: AtomicU64,
-    pub model: Mutex<Option<String>>,
-    pub albums: Mutex<Vec<phototag_light::status::AlbumStatus>>,
-}
 
 type Loader = Box<dyn FnMut() -> anyhow::Result<Classifier> + Send>;
 
@@ -214,7 +176,7 @@ fn handle(
                 }
             };
             let before = shared.done.load(Ordering::Relaxed);
-            let result = run::execute(
+            let result = execute(
                 catalog,
                 model,
                 entries,

@@ -4,8 +4,7 @@
 //!
 //! May not: run SQL.
 
-use super::query::{hit, Hit};
-use super::rows::{path_bytes, Hash};
+use super::rows::{hit, path_bytes, Hash, Hit};
 
 /// Matching files, best first then by path.
 #[derive(Debug, Clone, Default)]

@@ -34,9 +34,9 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 pub use albums::{AlbumRow, FileTags, LinkRow};
 pub use listing::{Listed, Listing};
 pub use lists::ListsRefresh;
-pub use query::{DupeGroup, Hit, SearchQuery};
+pub use query::{DupeGroup, SearchQuery};
 pub use rows::{
-    hash_bytes, hex, FailureRow, FileRow, Hash, ImageRow, LabelCount, ModelStats, NewFile,
+    hash_bytes, hex, FailureRow, FileRow, Hash, Hit, ImageRow, LabelCount, ModelStats, NewFile,
     NewImage, NewTag, RootRow, Stats, TagRow,
 };
 pub use schema::{Migration, MIGRATIONS, SUPPORTED as SCHEMA_VERSION};

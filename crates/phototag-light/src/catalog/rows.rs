@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serializer;
 
+use crate::search::Request;
+
 /// BLAKE3 of a file's bytes: the key of an image.
 pub type Hash = [u8; 32];
 
@@ -237,6 +239,56 @@ pub(crate) fn ser_path<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error>
 
 pub(crate) fn ser_hash<S: Serializer>(h: &Hash, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&hex(h))
+}
+
+/// One matching file.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hit {
+    #[serde(serialize_with = "ser_path")]
+    pub path: PathBuf,
+    #[serde(serialize_with = "ser_hash")]
+    pub hash: Hash,
+    /// The probability of what matched (see `search::matching`); 0 when only a `NOT` did.
+    pub score: f32,
+    /// The ranks of the image's tags that matched a term (not a negated one), best first;
+    /// empty unless [`Request::with_tags`].
+    pub matched: Vec<u32>,
+    /// All the image's tags, rank 1 first; empty unless [`Request::with_tags`].
+    pub tags: Vec<TagRow>,
+}
+
+/// Whether a file row passes the path and date filters.
+pub(super) fn in_scope(
+    q: &Request,
+    ranges: &[(Vec<u8>, Vec<u8>)],
+    path: &[u8],
+    mtime: Option<i64>,
+) -> bool {
+    (ranges.is_empty()
+        || ranges
+            .iter()
+            .any(|(lo, hi)| path >= lo.as_slice() && path < hi.as_slice()))
+        && match (&q.mtime_ns, mtime) {
+            (Some(r), Some(t)) => r.contains(&t),
+            _ => true,
+        }
+}
+
+/// Column `i` as a borrowed BLOB (no copy).
+pub(super) fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
+    r.get_ref(i)?.as_blob().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
+    })
+}
+
+pub(super) fn hit(path: Vec<u8>, hash: Hash, score: f32) -> Hit {
+    Hit {
+        path: path_from(path),
+        hash,
+        score,
+        matched: Vec::new(),
+        tags: Vec::new(),
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,21 @@
 //!
 //! May not: know the grammar (see `parser`), labels, or the catalog.
 
-use super::parser::SyntaxError;
+use std::fmt;
+
+/// A malformed query: what was expected, and where (1-based character position; one past
+/// the end for "the query ended too soon").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub pos: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "syntax error at {}: {}", self.pos, self.message)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Tok {

@@ -21,8 +21,9 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 pub use hierarchy::{Hierarchy, Resolved};
+pub use lexer::SyntaxError;
 pub use matching::{ClassSet, Compiled, Condition, Node};
-pub use parser::{join_args, parse, Expr, SyntaxError, Term};
+pub use parser::{join_args, parse, Expr, Term};
 
 /// A query that cannot be run (exit code 2, bad usage).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

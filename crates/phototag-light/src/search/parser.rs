@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use super::lexer::{lex, Tok};
+use super::lexer::{lex, SyntaxError, Tok};
 
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,20 +31,6 @@ pub struct Term {
     pub min_prob: Option<f32>,
     /// 1-based character position where the term starts.
     pub pos: usize,
-}
-
-/// A malformed query: what was expected, and where (1-based character position; one past
-/// the end for "the query ended too soon").
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
-    pub pos: usize,
-    pub message: String,
-}
-
-impl fmt::Display for SyntaxError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "syntax error at {}: {}", self.pos, self.message)
-    }
 }
 
 /// Deeper nesting than this is refused rather than risking the stack.

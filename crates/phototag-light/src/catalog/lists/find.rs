@@ -15,7 +15,7 @@ use rusqlite::{Connection, MAIN_DB};
 
 use super::format::{self, HEAD};
 use crate::catalog::listing::{Entry, Listing};
-use crate::catalog::query::in_scope;
+use crate::catalog::rows::in_scope;
 use crate::catalog::rows::{under_range, Hash};
 use crate::catalog::CatalogError;
 use crate::search::{ClassSet, Request};

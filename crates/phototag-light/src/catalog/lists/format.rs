@@ -18,7 +18,7 @@
 
 use rusqlite::Connection;
 
-use crate::catalog::query::blob;
+use crate::catalog::rows::blob;
 use crate::catalog::rows::Hash;
 use crate::catalog::CatalogError;
 

@@ -6,8 +6,7 @@
 
 use rusqlite::Transaction;
 
-use super::{blob, hit, in_scope, Hit};
-use crate::catalog::rows::{under_range, Hash};
+use crate::catalog::rows::{blob, hit, in_scope, under_range, Hash, Hit};
 use crate::catalog::CatalogError;
 use crate::search::matching::NONE;
 use crate::search::{ClassSet, Compiled, Request};

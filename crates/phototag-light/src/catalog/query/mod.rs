@@ -32,7 +32,7 @@ use rusqlite::Transaction;
 
 use super::listing::Listing;
 use super::read::tags_of;
-use super::rows::{get_u64, path_bytes, path_from, ser_hash, ser_path, under_range, Hash, TagRow};
+use super::rows::{get_u64, path_bytes, path_from, ser_hash, under_range, Hash, Hit, TagRow};
 use super::{Catalog, CatalogError};
 use crate::search::{ClassSet, Compiled, Condition, Node, Request};
 
@@ -46,22 +46,6 @@ pub struct SearchQuery {
     pub min_probability: f32,
     /// At most this many hits (the best ones); all when `None`.
     pub limit: Option<usize>,
-}
-
-/// One matching file.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Hit {
-    #[serde(serialize_with = "ser_path")]
-    pub path: PathBuf,
-    #[serde(serialize_with = "ser_hash")]
-    pub hash: Hash,
-    /// The probability of what matched (see `search::matching`); 0 when only a `NOT` did.
-    pub score: f32,
-    /// The ranks of the image's tags that matched a term (not a negated one), best first;
-    /// empty unless [`Request::with_tags`].
-    pub matched: Vec<u32>,
-    /// All the image's tags, rank 1 first; empty unless [`Request::with_tags`].
-    pub tags: Vec<TagRow>,
 }
 
 /// Paths that share one content.
@@ -321,40 +305,6 @@ fn add_tags(
         }
     }
     Ok(hits)
-}
-
-/// Whether a file row passes the path and date filters.
-pub(super) fn in_scope(
-    q: &Request,
-    ranges: &[(Vec<u8>, Vec<u8>)],
-    path: &[u8],
-    mtime: Option<i64>,
-) -> bool {
-    (ranges.is_empty()
-        || ranges
-            .iter()
-            .any(|(lo, hi)| path >= lo.as_slice() && path < hi.as_slice()))
-        && match (&q.mtime_ns, mtime) {
-            (Some(r), Some(t)) => r.contains(&t),
-            _ => true,
-        }
-}
-
-/// Column `i` as a borrowed BLOB (no copy).
-pub(super) fn blob<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'r [u8]> {
-    r.get_ref(i)?.as_blob().map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Blob, Box::new(e))
-    })
-}
-
-pub(super) fn hit(path: Vec<u8>, hash: Hash, score: f32) -> Hit {
-    Hit {
-        path: path_from(path),
-        hash,
-        score,
-        matched: Vec::new(),
-        tags: Vec::new(),
-    }
 }
 
 #[cfg(test)]

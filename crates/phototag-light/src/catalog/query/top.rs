@@ -9,9 +9,8 @@ use std::collections::{BinaryHeap, HashSet};
 
 use rusqlite::Transaction;
 
-use super::{hit, in_scope, Hit};
 use crate::catalog::read::tags_of;
-use crate::catalog::rows::{under_range, Hash};
+use crate::catalog::rows::{hit, in_scope, under_range, Hash, Hit};
 use crate::catalog::CatalogError;
 use crate::search::Request;
 

@@ -1,0 +1,350 @@
+//! Reads, hashes and classifies the files a plan says need it: each file is read once
+//! (hashed and decoded on worker threads while the model runs on batches), content already
+//! in the catalog or claimed by another file of the run only gets a file row, and
+//! everything is written in short transactions so an interrupted run loses nothing.
+//!
+//! May not: walk, compare with the catalog, delete, or print (it reports through
+//! `Progress`).
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::walk::Entry;
+use super::{IndexError, Progress, Summary};
+use crate::classify::{
+    prepare_bytes, read_and_hash, Batch, Classified, LazyClassifier, Prepared, Scale, Settings,
+};
+use crate::model::Classifier;
+use phototag_light::catalog::{
+    unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
+};
+use phototag_light::paths::root_holding;
+
+enum Item {
+    New {
+        entry: Entry,
+        hash: Hash,
+        ready: Prepared,
+    },
+    Duplicate {
+        entry: Entry,
+        hash: Hash,
+    },
+    /// Content that another file of this run claimed first (it is decoded once, there):
+    /// written once that file is classified, or failed with it.
+    Copy {
+        entry: Entry,
+        hash: Hash,
+    },
+    Failed {
+        entry: Entry,
+        error: String,
+        /// The content's hash when it was read, so copies of it fail with it.
+        hash: Option<Hash>,
+    },
+    /// Not done: the run was stopped.
+    Stopped,
+}
+
+/// The catalog rows for an image once the model has spoken.
+pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImage {
+    NewImage {
+        hash,
+        width: c.width,
+        height: c.height,
+        format: c.format.id().to_string(),
+        model_id,
+        classified_at: now,
+        tags: c
+            .predictions
+            .iter()
+            .map(|p| NewTag {
+                rank: p.rank as u32,
+                class_index: p.index,
+                label: p.class.to_string(),
+                probability: p.probability,
+            })
+            .collect(),
+    }
+}
+
+/// Reads, hashes and (for content neither in the catalog nor claimed by another file of
+/// this run) decodes one file.
+fn produce_one(
+    entry: Entry,
+    known: &HashSet<Hash>,
+    claimed: &Mutex<HashSet<Hash>>,
+    s: &Settings,
+    stop: &AtomicBool,
+) -> Item {
+    if stop.load(Ordering::Relaxed) {
+        return Item::Stopped;
+    }
+    match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+        Err(error) => Item::Failed {
+            entry,
+            error: error.to_string(),
+            hash: None,
+        },
+        Ok((_, hash)) if known.contains(&hash) => Item::Duplicate { entry, hash },
+        Ok((bytes, hash)) => {
+            let first = claimed.lock().map(|mut c| c.insert(hash)).unwrap_or(true);
+            if !first {
+                return Item::Copy { entry, hash };
+            }
+            match prepare_bytes(&bytes, s, Scale::Reduced) {
+                Ok(ready) => Item::New { entry, hash, ready },
+                Err(error) => Item::Failed {
+                    entry,
+                    error: error.to_string(),
+                    hash: Some(hash),
+                },
+            }
+        }
+    }
+}
+
+/// The writer side: batches new images for the model and writes everything in short
+/// transactions.
+struct Sink<'a> {
+    classifier: &'a Classifier,
+    model_id: i64,
+    top_k: usize,
+    /// Roots and their catalog ids.
+    roots: Vec<(&'a Path, i64)>,
+    batch: Batch<(Entry, Hash)>,
+    /// Duplicates of content still waiting in `batch`.
+    deferred: Vec<(Entry, Hash)>,
+    /// Copies whose content another file claimed, that file not having arrived yet.
+    awaiting: HashMap<Hash, Vec<Entry>>,
+    /// Content classified (or failed) in this run: its outcome, `None` when written.
+    settled: HashMap<Hash, Option<String>>,
+    summary: Summary,
+}
+
+impl Sink<'_> {
+    fn root_id(&self, path: &Path) -> i64 {
+        root_holding(self.roots.iter().map(|(r, _)| *r), path).map_or(0, |i| self.roots[i].1)
+    }
+
+    fn file(&self, e: &Entry, hash: Hash, now: i64) -> NewFile {
+        NewFile {
+            path: e.path.clone(),
+            root_id: self.root_id(&e.path),
+            hash,
+            size: e.size,
+            mtime_ns: e.mtime_ns,
+            seen: now,
+        }
+    }
+
+    /// Whether this content waits in the batch.
+    fn waiting(&self, hash: &Hash) -> bool {
+        self.batch.items().any(|(_, h)| h == hash)
+    }
+
+    fn accept(
+        &mut self,
+        w: &mut Writer<'_>,
+        item: Item,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        let now = unix_now();
+        match item {
+            Item::Stopped => {}
+            Item::New { entry, hash, ready } => {
+                if let Some(copies) = self.awaiting.remove(&hash) {
+                    self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
+                }
+                if self.batch.push((entry, hash), Ok(ready)) {
+                    self.flush(w, progress)?;
+                }
+            }
+            Item::Copy { entry, hash } => match self.settled.get(&hash) {
+                Some(None) => {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+                Some(Some(error)) => {
+                    let error = error.clone();
+                    self.fail(w, &entry, &error, now)?;
+                    progress(Progress::Done);
+                }
+                None if self.waiting(&hash) => {
+                    self.deferred.push((entry, hash));
+                }
+                None => self.awaiting.entry(hash).or_default().push(entry),
+            },
+            Item::Duplicate { entry, hash } => {
+                if self.waiting(&hash) {
+                    self.deferred.push((entry, hash));
+                } else {
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
+                }
+            }
+            Item::Failed { entry, error, hash } => {
+                self.fail(w, &entry, &error, now)?;
+                progress(Progress::Done);
+                if let Some(hash) = hash {
+                    let error = format!("identical content failed: {error}");
+                    for copy in self.awaiting.remove(&hash).unwrap_or_default() {
+                        self.fail(w, &copy, &error, now)?;
+                        progress(Progress::Done);
+                    }
+                    self.settled.insert(hash, Some(error));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(
+        &mut self,
+        w: &mut Writer<'_>,
+        entry: &Entry,
+        error: &str,
+        now: i64,
+    ) -> Result<(), CatalogError> {
+        tracing::warn!(file = %entry.path.display(), "{error}");
+        let root = self.root_id(&entry.path);
+        w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, error, now)?;
+        self.summary.failed += 1;
+        Ok(())
+    }
+
+    /// Classifies the pending batch and writes images, tags and file rows.
+    fn flush(
+        &mut self,
+        w: &mut Writer<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let now = unix_now();
+        let mut written = HashSet::new();
+        for ((entry, hash), result) in self.batch.run(self.classifier, self.top_k) {
+            match result {
+                Ok(c) => {
+                    w.put_image(&image_row(hash, self.model_id, now, &c))?;
+                    w.put_file(&self.file(&entry, hash, now))?;
+                    written.insert(hash);
+                    self.settled.insert(hash, None);
+                    self.summary.new += 1;
+                }
+                Err(e) => {
+                    let error = format!("classification failed: {e}");
+                    self.settled.insert(
+                        hash,
+                        Some("classification failed for identical content".into()),
+                    );
+                    tracing::warn!(file = %entry.path.display(), "{error}");
+                    let root = self.root_id(&entry.path);
+                    w.put_failure(&entry.path, root, entry.size, entry.mtime_ns, &error, now)?;
+                    self.summary.failed += 1;
+                }
+            }
+            progress(Progress::Done);
+        }
+        for (entry, hash) in std::mem::take(&mut self.deferred) {
+            if written.contains(&hash) {
+                w.put_file(&self.file(&entry, hash, now))?;
+                self.summary.duplicates += 1;
+            } else {
+                let root = self.root_id(&entry.path);
+                w.put_failure(
+                    &entry.path,
+                    root,
+                    entry.size,
+                    entry.mtime_ns,
+                    "classification failed for identical content",
+                    now,
+                )?;
+                self.summary.failed += 1;
+            }
+            progress(Progress::Done);
+        }
+        Ok(())
+    }
+}
+
+/// How often the writer commits while indexing.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+/// Counts of one `execute`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Executed {
+    pub new: usize,
+    pub duplicates: usize,
+    pub failed: usize,
+}
+
+/// Reads, hashes and classifies `todo` (content already in the catalog only gets a file
+/// row), committing about every second. `root_ids` maps each root to its catalog id.
+pub fn execute(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    todo: Vec<Entry>,
+    root_ids: &HashMap<PathBuf, i64>,
+    settings: &Settings,
+    stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Executed, IndexError> {
+    if todo.is_empty() {
+        return Ok(Executed::default());
+    }
+    let classifier = model
+        .get()
+        .map_err(|e| IndexError::Model(format!("{e:#}")))?;
+    let m = classifier.manifest();
+    let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
+    let known = catalog.image_hashes()?;
+    let mut sink = Sink {
+        classifier,
+        model_id,
+        top_k: settings.top_k,
+        roots: root_ids.iter().map(|(r, id)| (r.as_path(), *id)).collect(),
+        batch: Batch::new(settings.batch_size),
+        deferred: Vec::new(),
+        awaiting: HashMap::new(),
+        settled: HashMap::new(),
+        summary: Summary::default(),
+    };
+    let claimed = Mutex::new(HashSet::new());
+    let (workers, depth) = settings.decoders();
+    let result: Result<(), CatalogError> = crate::ordered::map(
+        todo,
+        workers,
+        depth,
+        |entry| produce_one(entry, &known, &claimed, settings, stop),
+        |items| {
+            let mut w = catalog.begin()?;
+            let mut last_commit = Instant::now();
+            for item in items {
+                if matches!(item, Item::Stopped) {
+                    break;
+                }
+                sink.accept(&mut w, item, progress)?;
+                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                    w.commit()?;
+                    w = catalog.begin()?;
+                    last_commit = Instant::now();
+                }
+            }
+            sink.flush(&mut w, progress)?;
+            w.commit()
+        },
+    );
+    result?;
+    Ok(Executed {
+        new: sink.summary.new,
+        duplicates: sink.summary.duplicates,
+        failed: sink.summary.failed,
+    })
+}

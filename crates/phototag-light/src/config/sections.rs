@@ -1,0 +1,220 @@
+//! The sections of the configuration file, each with its defaults (equal to
+//! `config/phototag.toml`, which documents every key: a test checks).
+//!
+//! May not: read files, or check values serde cannot (see `checks`).
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// How an album folder links to photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkKind {
+    /// Symbolic links (work across file systems; shares must follow them).
+    #[default]
+    Symlink,
+    /// Hard links (the album folder must be on the photos' file system).
+    Hardlink,
+}
+
+impl LinkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkKind::Symlink => "symlink",
+            LinkKind::Hardlink => "hardlink",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LinkKind> {
+        match s {
+            "symlink" => Some(LinkKind::Symlink),
+            "hardlink" => Some(LinkKind::Hardlink),
+            _ => None,
+        }
+    }
+}
+
+/// Checks an album name: 1 to 64 letters, digits, spaces, `-`, `_` or `.`, not starting
+/// with `.` or a space.
+pub fn check_album_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= 64
+        && !name.starts_with(['.', ' '])
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an album name (1-64 letters, digits, spaces, '-', '_', '.')"
+        ))
+    }
+}
+
+/// One `[[album]]` entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlbumConfig {
+    /// Unique name (letters, digits, space, `-`, `_`, `.`).
+    pub name: String,
+    /// A query in the search language, e.g. `dog>0.4 AND NOT cat`.
+    pub query: String,
+    /// The album folder (absolute); its parent must exist.
+    pub folder: PathBuf,
+    /// `symlink` (default) or `hardlink`.
+    #[serde(default)]
+    pub links: LinkKind,
+}
+
+/// The web page (`phototag serve`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Address and port to listen on; anything but loopback needs `token`.
+    pub listen: String,
+    /// Access token (a bearer header or the login cookie); empty means none, which is only
+    /// allowed on a loopback address. `$PHOTOTAG_SERVE_TOKEN` overrides it.
+    pub token: String,
+    /// Largest upload `POST /api/classify` accepts, in bytes.
+    pub max_upload_bytes: u64,
+    /// Where thumbnails are cached; empty means `<cache dir>/thumbs`.
+    pub thumb_dir: PathBuf,
+    /// Longest side of a grid thumbnail, in pixels.
+    pub thumb_size: u32,
+    /// Longest side of the photo view's large preview, in pixels.
+    pub preview_size: u32,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            token: String::new(),
+            max_upload_bytes: 50 * 1024 * 1024,
+            thumb_dir: PathBuf::new(),
+            thumb_size: 320,
+            preview_size: 1280,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The thumbnail cache this configuration points at.
+    pub fn thumb_dir(&self) -> PathBuf {
+        if self.thumb_dir.as_os_str().is_empty() {
+            crate::paths::cache_dir().join("thumbs")
+        } else {
+            self.thumb_dir.clone()
+        }
+    }
+}
+
+/// How a root is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RootMode {
+    /// inotify on local file systems, polling on network mounts (NFS, SMB, FUSE).
+    Auto,
+    /// Always inotify.
+    Notify,
+    /// Always poll.
+    Poll,
+}
+
+/// The daemon (`phototag watch`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Folders to keep catalogued.
+    pub roots: Vec<PathBuf>,
+    /// Per-root mode overrides, e.g. `{ "/mnt/nas" = "poll" }`.
+    pub modes: std::collections::BTreeMap<PathBuf, RootMode>,
+    /// A file is classified once its size and mtime have not changed for this long.
+    pub settle_seconds: f64,
+    /// How often polled roots are rescanned (stat only).
+    pub poll_interval_seconds: f64,
+    /// A deleted file's rows are removed after this long (a move shows up meanwhile).
+    pub delete_grace_seconds: f64,
+    /// Per-root XMP sidecars, e.g. `{ "/srv/photos" = true }`: write `photo.jpg.xmp`.
+    pub sidecars: std::collections::BTreeMap<PathBuf, bool>,
+    /// Album folders are brought up to date this long after the last change.
+    pub album_delay_seconds: f64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            roots: Vec::new(),
+            modes: Default::default(),
+            settle_seconds: 5.0,
+            poll_interval_seconds: 300.0,
+            delete_grace_seconds: 30.0,
+            sidecars: Default::default(),
+            album_delay_seconds: 2.0,
+        }
+    }
+}
+
+/// What `index` (and later the watcher) walks past.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Skip files and folders whose names start with '.'.
+    pub skip_hidden: bool,
+    /// Glob patterns matched against file and folder names.
+    pub exclude: Vec<String>,
+    /// Follow symbolic links (loops are detected and reported).
+    pub follow_symlinks: bool,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        let e = crate::exclude::ExcludeConfig::default();
+        Self {
+            skip_hidden: e.skip_hidden,
+            exclude: e.patterns,
+            follow_symlinks: false,
+        }
+    }
+}
+
+impl IndexConfig {
+    /// The exclusion settings for the walker.
+    pub fn exclude_config(&self) -> crate::exclude::ExcludeConfig {
+        crate::exclude::ExcludeConfig {
+            skip_hidden: self.skip_hidden,
+            patterns: self.exclude.clone(),
+            prune_dirs: Vec::new(),
+        }
+    }
+}
+
+/// How images are classified.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClassifyConfig {
+    /// Inference threads; 0 means all cores.
+    pub threads: usize,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Classes kept per image.
+    pub top_k: usize,
+    /// Freeze the model and apply `optimize_for_inference` at load time.
+    pub optimize: bool,
+    /// Threads decoding photos while the model runs; 0 means one per core.
+    pub decode_threads: usize,
+}
+
+impl Default for ClassifyConfig {
+    fn default() -> Self {
+        Self {
+            threads: 0,
+            batch_size: 8,
+            top_k: 3,
+            optimize: true,
+            decode_threads: 0,
+        }
+    }
+}
