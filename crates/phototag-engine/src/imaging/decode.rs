@@ -94,7 +94,7 @@ pub fn decode_file(path: &Path, limits: &Limits) -> Result<Decoded, DecodeError>
 /// Like [`decode_file`], for an image whose shorter side will be resized to `min_side`: a JPEG
 /// (or a raw file's JPEG preview) may be decoded at a reduced scale (DCT scaling: 1/2, 1/4 or
 /// 1/8) whose shorter side is still at least twice `min_side` (see `jpeg::HEADROOM`), at a
-/// fraction of the cost and with the same classification (`tests/scaled_decode.rs`).
+/// fraction of the cost and with the same classification (`tests/it/scaled_decode.rs`).
 pub fn decode_file_scaled(
     path: &Path,
     limits: &Limits,
