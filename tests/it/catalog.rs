@@ -270,7 +270,7 @@ fn retag_replaces_tags_and_model() {
         .unwrap();
     w.commit().unwrap();
 
-    let stale = cat.images_not_by(new).unwrap();
+    let stale = cat.images_to_retag(new, false).unwrap();
     assert_eq!(stale.len(), 2);
     let a = stale.iter().find(|(hash, _)| *hash == h(1)).unwrap();
     assert_eq!(
@@ -295,9 +295,9 @@ fn retag_replaces_tags_and_model() {
         (img.model_id, img.model_name.as_str()),
         (new, "efficientnet-lite0")
     );
-    let stale = cat.images_not_by(new).unwrap();
+    let stale = cat.images_to_retag(new, false).unwrap();
     assert_eq!(stale, [(h(2), vec![PathBuf::from("/p/b.jpg")])]);
-    assert_eq!(cat.images_not_by(old).unwrap().len(), 1);
+    assert_eq!(cat.images_to_retag(old, false).unwrap().len(), 1);
     let s = cat.stats().unwrap();
     let per_model: Vec<(String, u64)> = s
         .models

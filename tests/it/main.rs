@@ -27,5 +27,6 @@ mod scaled_decode;
 mod search_cli;
 mod search_query;
 mod serve;
+mod similar;
 mod walk;
 mod watch;

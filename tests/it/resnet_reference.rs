@@ -6,6 +6,7 @@ use crate::common;
 use phototag_engine::model::checkpoint::{self, CheckpointError};
 use phototag_engine::model::prepare::{self, PrepareError, Recipe};
 use phototag_engine::model::resnet;
+use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
 use phototag_light::model_files::ModelStore;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Tensor};
@@ -148,4 +149,60 @@ fn eager_import_matches_before_tracing_too() {
     let diff = common::max_abs_diff(&out, &expected);
     eprintln!("resnet18 eager vs torchvision: max abs diff {diff:.3e}");
     assert!(diff <= 1e-4, "max abs diff {diff}");
+}
+
+#[test]
+fn prepared_model_gives_pytorchs_features_plain_and_optimised() {
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
+    let input = Tensor::read_npy(dir.join("resnet18-tvformat-test.input.npy")).unwrap();
+    let logits = Tensor::read_npy(dir.join("resnet18-tvformat-test.logits.npy")).unwrap();
+    let features = Tensor::read_npy(dir.join("resnet18-tvformat-test.features.npy")).unwrap();
+    assert_eq!(features.size(), [2, 512]);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(tmp.path().join("models"));
+    let recipe = Recipe::Resnet18 {
+        from: Some(dir.join("resnet18-tvformat-test.pth")),
+        name: Some("tvformat-test".into()),
+        url: String::new(),
+    };
+    let m = prepare::prepare(&store, tmp.path(), &recipe).unwrap();
+    assert_eq!(m.manifest.embedding_size, Some(512));
+    let chw = common::chw_inputs(&input);
+    let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+    for optimize in [false, true] {
+        if optimize && !optimized::AVAILABLE {
+            common::skip(
+                TEST,
+                "this build has no libtorch shim: the optimised path is not checked",
+            );
+            continue;
+        }
+        let c = Classifier::load(
+            &m,
+            &ClassifierOptions {
+                optimize,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.is_optimized(), optimize);
+        let (l, f) = c.raw_outputs(&refs).unwrap();
+        let f = f.expect("a prepared model gives features");
+        let (dl, df) = (
+            common::relative_diff(&l, &logits),
+            common::relative_diff(&f, &features),
+        );
+        eprintln!("resnet18 (optimised: {optimize}) vs torchvision: logits {dl:.2e}, features {df:.2e} (relative)");
+        assert!(dl <= 1e-4 && df <= 1e-4, "logits {dl}, features {df}");
+        // What the classification flow stores comes from these features.
+        let answers = c.classify(&refs, 3).unwrap();
+        let first: Vec<f32> = Vec::try_from(features.get(0)).unwrap();
+        let stored = phototag_light::vectors::Embedding::quantize(&first).unwrap();
+        let got =
+            phototag_light::vectors::Embedding::quantize(answers[0].embedding.as_ref().unwrap())
+                .unwrap();
+        assert!(stored.as_ref().cosine(&got.as_ref()) > 0.9999);
+    }
 }

@@ -76,8 +76,15 @@ fn files_created_copied_renamed_moved_and_deleted() {
     );
 
     let a = r0.join("a.png");
-    photo(&a, 1);
+    let a_bytes = photo(&a, 1);
     let took = wait_for("a.png tagged", T, || has_file(&db, &a));
+    // Its embedding came with its tags (one transaction).
+    let c = Catalog::open_readonly(&db).unwrap();
+    let e = c
+        .embedding(&phototag_light::catalog::hash_bytes(&a_bytes))
+        .unwrap();
+    assert_eq!(e.map(|e| e.embedding.values.len()), Some(512));
+    drop(c);
     eprintln!("notify: first photo landed → searchable in {:.2} s (settle 0.6 s, includes loading the model)", took.as_secs_f64());
     let b = r0.join("b.png");
     photo(&b, 11);

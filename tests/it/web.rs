@@ -26,6 +26,11 @@ pub struct Library {
 impl Library {
     /// `orange.jpg`, `squirrel_cls.jpg` and a copy of the orange, indexed.
     pub fn new() -> Library {
+        Library::with(&[])
+    }
+
+    /// As [`Library::new`], with more files (name, bytes) indexed with them.
+    pub fn with(extra: &[(&str, Vec<u8>)]) -> Library {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("photos");
         std::fs::create_dir_all(&root).unwrap();
@@ -34,6 +39,9 @@ impl Library {
             std::fs::copy(fixtures.join(f), root.join(f)).unwrap();
         }
         std::fs::copy(fixtures.join("orange.jpg"), root.join("z orange copy.jpg")).unwrap();
+        for (name, bytes) in extra {
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
         let lib = Library {
             root: root.canonicalize().unwrap(),
             db: tmp.path().join("catalog.db"),

@@ -23,4 +23,6 @@ pub mod output;
 pub mod paths;
 pub mod search;
 pub mod sidecar;
+pub mod similar;
 pub mod status;
+pub mod vectors;

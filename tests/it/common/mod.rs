@@ -145,6 +145,19 @@ pub fn run_dir() -> &'static Path {
     })
 }
 
+/// The reference input as the classifier takes it: one CHW slice per image.
+pub fn chw_inputs(input: &tch::Tensor) -> Vec<Vec<f32>> {
+    let per = (input.numel() / input.size()[0] as usize).max(1);
+    let flat = Vec::<f32>::try_from(input.contiguous().flatten(0, -1)).unwrap();
+    flat.chunks(per).map(<[f32]>::to_vec).collect()
+}
+
+/// Largest difference relative to the largest reference value (at least 1).
+pub fn relative_diff(a: &tch::Tensor, expected: &tch::Tensor) -> f64 {
+    let scale = expected.abs().max().double_value(&[]).max(1.0);
+    max_abs_diff(a, expected) / scale
+}
+
 /// A models folder holding `resnet18-random` prepared with `seed`: made once per seed for
 /// the whole test run (it is only read), under the temporary folder.
 pub fn random_model_store(seed: i64) -> ModelStore {

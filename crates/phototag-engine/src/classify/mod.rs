@@ -78,6 +78,9 @@ pub struct Prepared {
 #[derive(Debug, Clone)]
 pub struct Classified {
     pub predictions: Vec<Prediction>,
+    /// The model's pooled features (not normalised); None for a model prepared before
+    /// phototag kept them.
+    pub embedding: Option<Vec<f32>>,
     /// Non-fatal notes, e.g. an image smaller than the model's input.
     pub warnings: Vec<String>,
     pub width: u32,

@@ -6,10 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::ModelContext;
-use crate::classify::{prepare_bytes, read_and_hash, Batch, LazyClassifier, Scale};
+use std::path::PathBuf;
+
+use crate::classify::{
+    prepare_bytes, read_and_hash, Batch, FileError, LazyClassifier, Prepared, Scale, Settings,
+};
 use crate::index::execute::image_row;
 use crate::index::run::{self, IndexOptions};
 use crate::index::{Progress, Summary};
+use phototag_light::catalog::{hex, Hash};
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
 
@@ -121,6 +126,7 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
     // Resolve the model now (a missing model is an error even for an unchanged library),
     // but load it only when something needs classifying.
     let choice = ctx.model(&args.run)?;
+    warn_without_embeddings(&choice.stored.manifest);
     let mut model = LazyClassifier::new(|| {
         let c = choice.load()?;
         c.warm_up(&[choice.batch_size])?;
@@ -167,56 +173,166 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
-    let stop = stop_flag()?;
-    let choice = ctx.model(&args.run)?;
-    let classifier = choice.load()?;
-    let mut catalog = ctx.open_catalog()?;
-    let m = classifier.manifest();
-    let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
-    let settings = choice.settings(&ctx.config);
-    let todo = catalog.images_not_by(model_id)?;
-    tracing::info!("{} image(s) were tagged by another model", todo.len());
-    let (mut done, mut failed) = (0usize, 0usize);
-    for chunk in todo.chunks(settings.batch_size.max(1)) {
-        if stop.load(Ordering::Relaxed) {
-            break;
+/// One image for `retag`: the first of its paths that still holds its content, decoded.
+struct Retagged {
+    hash: Hash,
+    found: Result<(PathBuf, Result<Prepared, FileError>), String>,
+}
+
+/// Reads an image's paths until one still holds its content, and decodes that one.
+fn read_for_retag(
+    hash: Hash,
+    paths: Vec<PathBuf>,
+    settings: &Settings,
+    stop: &AtomicBool,
+) -> Retagged {
+    if stop.load(Ordering::Relaxed) {
+        return Retagged {
+            hash,
+            found: Err("stopped".into()),
+        };
+    }
+    let found = paths.into_iter().find_map(|p| {
+        let (bytes, h) = read_and_hash(&p, settings.limits.max_file_bytes).ok()?;
+        (h == hash).then(|| {
+            let prepared = prepare_bytes(&bytes, settings, Scale::Reduced);
+            (p, prepared)
+        })
+    });
+    Retagged {
+        hash,
+        found: found.ok_or_else(|| "no file holds this content any more".to_string()),
+    }
+}
+
+/// What a `retag` run has done, and where it writes.
+struct Retagging<'a> {
+    classifier: &'a crate::model::Classifier,
+    model_id: i64,
+    top_k: usize,
+    done: usize,
+    failed: usize,
+    reporter: &'a mut Reporter,
+}
+
+impl Retagging<'_> {
+    /// Runs the model on the batch and writes its images in one transaction.
+    fn flush(
+        &mut self,
+        batch: &mut Batch<Hash>,
+        catalog: &mut phototag_light::catalog::Catalog,
+    ) -> anyhow::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
         }
-        // For each image, the first path that still holds the same content.
-        let mut batch = Batch::new(chunk.len());
-        for (hash, paths) in chunk {
-            let found = paths.iter().find_map(|p| {
-                let (bytes, h) = read_and_hash(p, settings.limits.max_file_bytes).ok()?;
-                (h == *hash).then_some((p.clone(), bytes))
-            });
-            let Some((path, bytes)) = found else {
-                tracing::warn!(hash = %phototag_light::catalog::hex(hash), "no file holds this content any more; skipped");
-                failed += 1;
-                continue;
-            };
-            match prepare_bytes(&bytes, &settings, Scale::Reduced) {
-                Ok(r) => {
-                    batch.push(*hash, Ok(r));
-                }
-                Err(e) => {
-                    tracing::warn!(file = %path.display(), "{e}");
-                    failed += 1;
-                }
-            }
-        }
-        let results = batch.run(&classifier, settings.top_k);
+        let results = batch.run(self.classifier, self.top_k);
         let now = phototag_light::catalog::unix_now();
         let mut w = catalog.begin()?;
         for (hash, result) in results {
-            w.put_image(&image_row(hash, model_id, now, &result?))?;
-            done += 1;
+            match result {
+                Ok(c) => {
+                    w.put_image(&image_row(hash, self.model_id, now, &c))?;
+                    self.done += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(hash = %hex(&hash), "{e}");
+                    self.failed += 1;
+                }
+            }
+            self.reporter.event(Progress::Done);
         }
         w.commit()?;
+        Ok(())
+    }
+
+    /// An image that could not be read or decoded (its files say why).
+    fn fail(&mut self, why: &str) {
+        tracing::warn!("{why}");
+        self.failed += 1;
+        self.reporter.event(Progress::Done);
+    }
+}
+
+/// `retag`: classifies again the images another model tagged (and, with `--embeddings`,
+/// those of this model without an embedding), each file read and decoded once, decoders
+/// overlapping the model, a batch written per transaction: an interrupted run keeps what
+/// it did, and the same command continues.
+pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
+    let stop = stop_flag()?;
+    let choice = ctx.model(&args.run)?;
+    if args.embeddings {
+        // Asked for embeddings from a model that gives none: say how to get them.
+        choice.stored.manifest.embeddings()?;
+    } else {
+        warn_without_embeddings(&choice.stored.manifest);
+    }
+    let mut catalog = ctx.open_catalog()?;
+    let m = &choice.stored.manifest;
+    let model_id = catalog.register_model(&choice.stored.name, &m.sha256, &m.architecture)?;
+    let settings = choice.settings(&ctx.config);
+    let todo = catalog.images_to_retag(model_id, args.embeddings)?;
+    tracing::info!(
+        "{} image(s) to classify again{}",
+        todo.len(),
+        if args.embeddings {
+            " (tagged by another model, or without an embedding)"
+        } else {
+            " (tagged by another model)"
+        }
+    );
+    let (mut done, mut failed) = (0usize, 0usize);
+    if !todo.is_empty() {
+        let classifier = choice.load()?;
+        classifier.warm_up(&[settings.batch_size])?;
+        let mut reporter = Reporter::new();
+        reporter.event(Progress::Planned {
+            total: todo.len(),
+            unchanged: 0,
+        });
+        let (workers, depth) = settings.decoders();
+        let mut counts = Retagging {
+            classifier: &classifier,
+            model_id,
+            top_k: settings.top_k,
+            done: 0,
+            failed: 0,
+            reporter: &mut reporter,
+        };
+        let result: anyhow::Result<()> = crate::ordered::map(
+            todo,
+            workers,
+            depth,
+            |(hash, paths)| read_for_retag(hash, paths, &settings, &stop),
+            |items| {
+                let mut batch: Batch<Hash> = Batch::new(settings.batch_size);
+                for item in items {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match item.found {
+                        Ok((_, Ok(prepared))) => {
+                            if batch.push(item.hash, Ok(prepared)) {
+                                counts.flush(&mut batch, &mut catalog)?;
+                            }
+                        }
+                        Ok((path, Err(e))) => counts.fail(&format!("{}: {e}", path.display())),
+                        Err(why) => counts.fail(&format!("{}: {why}; skipped", hex(&item.hash))),
+                    }
+                }
+                counts.flush(&mut batch, &mut catalog)
+            },
+        );
+        (done, failed) = (counts.done, counts.failed);
+        reporter.finish();
+        result?;
     }
     run::refresh_search_lists(&mut catalog, &stop)?;
     println!("retagged\t{done}");
     println!("failed\t{failed}");
     if stop.load(Ordering::Relaxed) {
+        tracing::warn!(
+            "interrupted: everything done so far is saved; run the same command to continue"
+        );
         return Ok(Outcome::Interrupted);
     }
     Ok(if failed > 0 {
@@ -224,4 +340,13 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Success
     })
+}
+
+/// Says once that the model gives no embeddings, and what to do about it.
+pub fn warn_without_embeddings(manifest: &phototag_light::model_files::Manifest) {
+    if let Err(e) = manifest.embeddings() {
+        tracing::warn!(
+            "{e}; until then `phototag similar` and `dupes --near` do not see the photos it tags"
+        );
+    }
 }

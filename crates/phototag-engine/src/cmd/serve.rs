@@ -31,6 +31,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
         thumb_size: cfg.thumb_size,
         preview_size: cfg.preview_size,
         token,
+        near_threshold: ctx.config.similar.near_threshold,
     };
     let load_ctx = ctx.clone();
     let run_args = args.run.clone();

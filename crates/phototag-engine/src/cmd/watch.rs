@@ -47,6 +47,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     }
     let choice = ctx.model(&args.run)?;
     tracing::info!(model = %choice.stored.name, "model {} (loaded when the first photo needs it)", choice.stored.name);
+    super::index::warn_without_embeddings(&choice.stored.manifest);
     let catalog = ctx.open_catalog()?;
     let excluder =
         Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -22,6 +22,7 @@ use phototag_light::catalog::{
     unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
 };
 use phototag_light::paths::root_holding;
+use phototag_light::vectors::Embedding;
 
 enum Item {
     New {
@@ -49,7 +50,8 @@ enum Item {
     Stopped,
 }
 
-/// The catalog rows for an image once the model has spoken.
+/// The catalog rows for an image once the model has spoken: its tags, and its embedding
+/// in the stored form when the model gives one.
 pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImage {
     NewImage {
         hash,
@@ -68,6 +70,7 @@ pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImag
                 probability: p.probability,
             })
             .collect(),
+        embedding: c.embedding.as_deref().and_then(Embedding::quantize),
     }
 }
 

@@ -1,7 +1,8 @@
 //! `phototag serve`: the web page and its JSON API over HTTP (axum on tokio).
 //!
 //! Layout, one job per file: `routes` (the router, errors, login, uploads), `views` (search,
-//! tag cloud, photo record, thumbnails, originals), `auth` (the access
+//! tag cloud, photo record, thumbnails, originals), `library` (the library newest first,
+//! "more like this", near-duplicate groups), `auth` (the access
 //! token: bearer header or login cookie, compared in constant time), `worker` (the one
 //! thread that owns the model and classifies uploads in memory), `files` (catalog hash →
 //! a file on disk whose bytes still have that hash), `thumbs` (JPEG thumbnails made on
@@ -15,6 +16,7 @@ mod assets;
 pub mod auth;
 mod error;
 mod files;
+mod library;
 mod routes;
 mod thumbs;
 mod views;
@@ -60,6 +62,8 @@ pub struct Settings {
     pub preview_size: u32,
     /// The access token, when one is required.
     pub token: Option<Token>,
+    /// Similarity from which the near-duplicates view groups photos (`similar.near_threshold`).
+    pub near_threshold: f32,
 }
 
 /// Everything the handlers share.

@@ -1,6 +1,7 @@
 //! The router: the page (no token needed: it holds no data), the login, and the data
 //! routes behind the token: `POST /api/classify`, `GET /api/search`, `GET /api/labels`,
-//! `GET /api/photos/{hash}`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
+//! `GET /api/photos/{hash}`, `GET /api/library`, `GET /api/similar/{hash}`, `GET
+//! /api/dupes`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
 //! `{"error": ...}` with a 4xx status for what the client did wrong.
 //!
 //! May not: touch a file whose path did not come from the catalog (see `files`), or run
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::error::{rejected, ApiError};
 use super::worker::WorkError;
-use super::{assets, auth, views, AppState};
+use super::{assets, auth, library, views, AppState};
 use crate::classify::FileError;
 use crate::imaging::DecodeError;
 
@@ -41,6 +42,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/search", get(views::search))
         .route("/api/labels", get(views::labels))
         .route("/api/photos/{hash}", get(views::photo_info))
+        .route("/api/library", get(library::library))
+        .route("/api/similar/{hash}", get(library::similar))
+        .route("/api/dupes", get(library::dupes))
         .route("/thumb/{hash}", get(views::thumb))
         .route("/photo/{hash}", get(views::photo))
         .route_layer(middleware::from_fn_with_state(

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{rejected, ApiError};
-use super::files::{self, parse_hash};
+use super::files;
 use super::{thumbs, AppState};
-use phototag_light::catalog::{hex, Catalog};
+use phototag_light::catalog::{hex, parse_hash, Catalog};
 use phototag_light::search::{Query as SearchQuery, Request};
 
 /// Search results returned when the request names no limit, and the most it may ask for.
@@ -38,7 +38,7 @@ pub(super) struct SearchParams {
 }
 
 /// Thumbnail, preview and original addresses of a content.
-fn links(hash: &str) -> Value {
+pub(super) fn links(hash: &str) -> Value {
     json!({
         "thumb": format!("/thumb/{hash}"),
         "preview": format!("/thumb/{hash}?size=large"),
@@ -47,7 +47,7 @@ fn links(hash: &str) -> Value {
     })
 }
 
-fn merge(mut v: Value, extra: Value) -> Value {
+pub(super) fn merge(mut v: Value, extra: Value) -> Value {
     if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);
     }
@@ -257,7 +257,7 @@ pub(super) async fn photo(
 }
 
 /// Runs `f` on a read-only catalog connection opened for this request, off the runtime.
-async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
+pub(super) async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Catalog, &AppState) -> Result<T, ApiError> + Send + 'static,

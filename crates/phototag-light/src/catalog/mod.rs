@@ -12,11 +12,12 @@
 //! in and out), `write` (the writer), `read` (lookups and stats), `query` (search),
 //! `lists` (the per-class lists full listings read, and keeping them up to date),
 //! `listing` (a long result in compact form), `albums` (stored albums, the record of album
-//! links, the export listing).
+//! links, the export listing), `embeddings` (each image's embedding: one, or a stream).
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 
 mod albums;
+mod embeddings;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 mod listing;
@@ -32,12 +33,13 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use albums::{AlbumRow, FileTags, LinkRow};
+pub use embeddings::{EmbeddingCounts, EmbeddingScan, StoredEmbedding};
 pub use listing::{Listed, Listing};
 pub use lists::ListsRefresh;
 pub use query::{DupeGroup, SearchQuery};
 pub use rows::{
-    hash_bytes, hex, FailureRow, FileRow, Hash, Hit, ImageRow, LabelCount, ModelStats, NewFile,
-    NewImage, NewTag, RootRow, Stats, TagRow,
+    hash_bytes, hex, parse_hash, FailureRow, FileRow, Hash, Hit, ImageRow, LabelCount, ModelStats,
+    NewFile, NewImage, NewTag, RootRow, Stats, TagRow,
 };
 pub use schema::{Migration, MIGRATIONS, SUPPORTED as SCHEMA_VERSION};
 pub use write::Writer;

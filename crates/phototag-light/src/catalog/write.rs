@@ -66,7 +66,8 @@ impl<'c> Writer<'c> {
     }
 
     /// Stores a classified content: inserts the image, or replaces its size, format,
-    /// model and all its tags (a retag). Tags keep their ranks.
+    /// model, all its tags and its embedding (a retag). Tags keep their ranks. An image
+    /// without an embedding loses any it had (it was another model's).
     pub fn put_image(&mut self, img: &NewImage) -> Result<(), CatalogError> {
         self.tx
             .prepare_cached(
@@ -100,6 +101,28 @@ impl<'c> Writer<'c> {
                 t.label,
                 f64::from(t.probability)
             ])?;
+        }
+        match &img.embedding {
+            Some(e) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO embeddings (hash, model_id, vector, scale)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (hash) DO UPDATE SET model_id = excluded.model_id,
+                             vector = excluded.vector, scale = excluded.scale",
+                    )?
+                    .execute(params![
+                        img.hash,
+                        img.model_id,
+                        e.values,
+                        f64::from(e.scale)
+                    ])?;
+            }
+            None => {
+                self.tx
+                    .prepare_cached("DELETE FROM embeddings WHERE hash = ?1")?
+                    .execute([img.hash])?;
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::model_files::names;
 mod album;
 mod search;
 pub use album::{AlbumAddArgs, AlbumCommand, AlbumSyncArgs, ExportArgs, ExportFormat};
-pub use search::{DupesArgs, LabelsArgs, SearchArgs};
+pub use search::{DupesArgs, LabelsArgs, SearchArgs, SimilarArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,8 +50,10 @@ pub enum Command {
     Search(SearchArgs),
     /// List the ImageNet classes a search term covers
     Labels(LabelsArgs),
-    /// Groups of paths with the same content
+    /// Groups of paths with the same content (--near: photos that look the same)
     Dupes(DupesArgs),
+    /// The photos most like a photo or a catalogued image, best first
+    Similar(SimilarArgs),
     /// Keep the catalog up to date: reconcile the roots, then follow changes (the daemon)
     Watch(WatchArgs),
     /// Whether a daemon is running, its roots, queue and counts
@@ -60,7 +62,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Print catalog counts: files, images, failures, models, top labels
     Stats(StatsArgs),
-    /// Reclassify images that were tagged by another model than the current one
+    /// Reclassify images that were tagged by another model than the current one (--embeddings: also those without an embedding)
     Retag(RetagArgs),
     /// Smart albums: folders of links to the photos a query matches
     #[command(subcommand)]
@@ -199,6 +201,10 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct RetagArgs {
+    /// Also classify again the images of the current model that have no embedding (catalogued
+    /// before phototag kept them), so that `similar` and `dupes --near` see them
+    #[arg(long)]
+    pub embeddings: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

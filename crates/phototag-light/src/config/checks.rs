@@ -113,6 +113,12 @@ impl Config {
                 return Err((key.into(), "must be between 16 and 4096 pixels".into()));
             }
         }
+        if !(0.0..=1.0).contains(&self.similar.near_threshold) {
+            return Err((
+                "similar.near_threshold".into(),
+                "must be between 0 and 1 (a cosine similarity)".into(),
+            ));
+        }
         let l = &self.limits;
         if l.max_width == 0
             || l.max_height == 0

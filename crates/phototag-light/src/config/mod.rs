@@ -9,7 +9,7 @@ mod sections;
 
 pub use sections::{
     check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ServeConfig,
-    WatchConfig,
+    SimilarConfig, WatchConfig, NEAR_THRESHOLD,
 };
 
 use std::path::{Path, PathBuf};
@@ -34,6 +34,7 @@ pub struct Config {
     pub index: IndexConfig,
     pub watch: WatchConfig,
     pub serve: ServeConfig,
+    pub similar: SimilarConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
     pub album: Vec<AlbumConfig>,
@@ -50,6 +51,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
             serve: ServeConfig::default(),
+            similar: SimilarConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
         }

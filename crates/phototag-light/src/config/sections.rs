@@ -111,6 +111,26 @@ impl ServeConfig {
     }
 }
 
+/// Similar photos and near copies (`phototag similar`, `dupes --near`, the web page).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimilarConfig {
+    /// Cosine similarity of two photos' embeddings from which `dupes --near` calls them
+    /// near copies (0-1).
+    pub near_threshold: f32,
+}
+
+/// The default `near_threshold`, chosen by measurement (see README, "Similar photos").
+pub const NEAR_THRESHOLD: f32 = 0.9;
+
+impl Default for SimilarConfig {
+    fn default() -> Self {
+        Self {
+            near_threshold: NEAR_THRESHOLD,
+        }
+    }
+}
+
 /// How a root is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
