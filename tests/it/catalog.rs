@@ -97,6 +97,7 @@ fn migrations_apply_once_and_record_the_version() {
             "album_links",
             "albums",
             "class_lists",
+            "embeddings",
             "failures",
             "files",
             "images",

@@ -31,6 +31,9 @@ const NON_ZERO: usize = 64;
 /// Most hash tables used (time grows with them).
 const MAX_TABLES: usize = 400;
 
+/// Up to this many embeddings every pair is compared exactly (no hashing).
+pub const EXACT_UP_TO: usize = 1000;
+
 /// Many embeddings of one width, side by side.
 #[derive(Debug, Clone, Default)]
 pub struct Vectors {
@@ -215,6 +218,16 @@ pub fn similar_pairs(v: &Vectors, threshold: f32) -> (Vec<(u32, u32, f32)>, Plan
     if n < 2 {
         return (Vec::new(), Plan::default());
     }
+    if n <= EXACT_UP_TO {
+        // Few enough to compare every pair (~0.5 M at most): exact, and as fast.
+        let pairs = all_similar_pairs(v, threshold);
+        let plan = Plan {
+            candidates: (n * (n - 1) / 2) as u64,
+            similar_pairs: pairs.len() as u64,
+            ..Default::default()
+        };
+        return (pairs, plan);
+    }
     let (mean, spread) = centre(v);
     let mut plan = Plan::new(n, spread, threshold);
     let tables = signatures(v, &mean, &plan);
@@ -366,6 +379,16 @@ mod tests {
                 "far fewer checks than all pairs: {plan:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_small_library_is_compared_exactly() {
+        let (v, _) = library(100, 1, 0.6, 256);
+        let n = v.len() as u64;
+        assert!(v.len() <= EXACT_UP_TO);
+        let (found, plan) = similar_pairs(&v, 0.9);
+        assert_eq!(plan.candidates, n * (n - 1) / 2, "every pair");
+        assert_eq!(found, all_similar_pairs(&v, 0.9));
     }
 
     #[test]
