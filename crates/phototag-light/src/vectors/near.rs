@@ -174,7 +174,7 @@ fn centre(v: &Vectors) -> (Vec<f64>, f64) {
 fn signatures(v: &Vectors, mean: &[f64], plan: &Plan) -> Vec<Vec<u32>> {
     let dim = v.dim;
     let planes = plan.bits * plan.tables;
-    let mut rng = Rng(0x5eed_0f_d0_9e5);
+    let mut rng = Rng(0x05ee_d0fd_09e5);
     // Each plane: (coordinate, +1 or -1), and the projection of the mean.
     let mut coords = Vec::with_capacity(planes * NON_ZERO);
     let mut offsets = Vec::with_capacity(planes);
