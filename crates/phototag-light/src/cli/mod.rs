@@ -82,12 +82,17 @@ pub struct RunArgs {
     /// Model to use instead of the config's `model` (a name from `phototag model list`, or auto)
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Inference threads (0 = all cores) instead of the config's classify.threads
-    #[arg(long, value_name = "N")]
+    /// Inference threads (0 = all cores, at most 1024) instead of the config's classify.threads
+    #[arg(long, value_name = "N", value_parser = threads_parser())]
     pub threads: Option<usize>,
     /// Images per forward pass instead of the config's classify.batch_size
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_size: Option<u16>,
+}
+
+/// `--threads`: 0 to [`crate::config::MAX_THREADS`], the configuration's bound.
+fn threads_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::config::MAX_THREADS as u64)
 }
 
 #[derive(Debug, Args)]

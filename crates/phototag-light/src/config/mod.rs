@@ -9,7 +9,7 @@ mod sections;
 
 pub use sections::{
     check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ServeConfig,
-    WatchConfig,
+    WatchConfig, MAX_THREADS,
 };
 
 use std::path::{Path, PathBuf};
@@ -299,6 +299,32 @@ mod tests {
         assert!(e.contains(":3:") && e.contains("serve.thumb_size"), "{e}");
         let c = parse("[serve]\nlisten = \"[::]:80\"\n", Path::new("x")).unwrap();
         assert_eq!(c.serve.listen, "[::]:80");
+    }
+
+    #[test]
+    fn roots_are_absolute_paths() {
+        for bad in ["\"\"", "\"photos\"", "\"./photos\""] {
+            let e = err(&format!("[watch]\n\nroots = [\"/srv/a\", {bad}]\n"));
+            assert!(e.contains(":3:") && e.contains("watch.roots"), "{bad}: {e}");
+        }
+        let c = parse("[watch]\nroots = [\"/srv/a\"]\n", Path::new("x")).unwrap();
+        assert_eq!(c.watch.roots, vec![PathBuf::from("/srv/a")]);
+    }
+
+    #[test]
+    fn serve_hosts_are_names() {
+        let c = parse(
+            "[serve]\nhosts = [\"photos.example.com\", \"nas\"]\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.serve.hosts, ["photos.example.com", "nas"]);
+        for bad in ["http://x", "x:8080", "a/b", ""] {
+            let e = err(&format!("[serve]\nhosts = [\"{bad}\"]\n"));
+            assert!(e.contains(":2:") && e.contains("serve.hosts"), "{bad}: {e}");
+        }
+        let e = err("[serve]\ntimeout_seconds = 0\n");
+        assert!(e.contains("serve.timeout_seconds"), "{e}");
     }
 
     #[test]

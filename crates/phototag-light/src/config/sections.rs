@@ -85,6 +85,16 @@ pub struct ServeConfig {
     pub thumb_size: u32,
     /// Longest side of the photo view's large preview, in pixels.
     pub preview_size: u32,
+    /// Host names the server answers to besides its listen address and `localhost` (a
+    /// request naming any other host in `Host` or, for a POST, `Origin` is refused: DNS
+    /// rebinding). E.g. `["photos.example.com", "nas.local"]`.
+    pub hosts: Vec<String>,
+    /// Most connections open at once (fewer when the open-file limit is low); more are
+    /// answered 503 and closed.
+    pub max_connections: usize,
+    /// A client has this long to send a request's headers (and an idle connection is
+    /// closed after it); a body must keep arriving at 32 KiB/s after it.
+    pub timeout_seconds: f64,
 }
 
 impl Default for ServeConfig {
@@ -96,6 +106,9 @@ impl Default for ServeConfig {
             thumb_dir: PathBuf::new(),
             thumb_size: 320,
             preview_size: 1280,
+            hosts: Vec::new(),
+            max_connections: 256,
+            timeout_seconds: 10.0,
         }
     }
 }
@@ -187,9 +200,15 @@ impl IndexConfig {
             skip_hidden: self.skip_hidden,
             patterns: self.exclude.clone(),
             prune_dirs: Vec::new(),
+            own_files: Vec::new(),
         }
     }
 }
+
+/// The most inference or decoding threads a command may ask for, on the command line
+/// (`--threads`) or in the configuration (`classify.threads`, `classify.decode_threads`):
+/// one bound for both. Beyond it libgomp fails or the process runs out of stack.
+pub const MAX_THREADS: usize = 1024;
 
 /// How images are classified.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
