@@ -228,6 +228,85 @@ fn sighup_reloads_roots() {
     assert!(d.stop().success());
 }
 
+fn log(d: &Daemon) -> String {
+    std::fs::read_to_string(d.dir().join("daemon.log")).unwrap_or_default()
+}
+
+fn failures(db: &Path) -> u64 {
+    Catalog::open_readonly(db)
+        .ok()
+        .and_then(|c| c.stats().ok())
+        .map_or(0, |s| s.failures)
+}
+
+#[test]
+fn a_reload_says_what_changed_and_never_drops_every_root() {
+    let mut d = start(false, "");
+    let db = d.db();
+    let r0 = root(&d, 0).canonicalize().unwrap();
+    let changed = config_text(&[root(&d, 0), root(&d, 1)], "").replace("1.0\n", "2.0\n");
+    std::fs::write(d.config(), changed).unwrap();
+    d.signal(libc::SIGHUP);
+    d.expect_notify("READY=1", T);
+    wait_for("the reload logged with what changed", T, || {
+        let l = log(&d);
+        l.contains("configuration reloaded: roots added:")
+            && l.contains("watch.delete_grace_seconds 1 → 2")
+    });
+    // An emptied file would drop every root: refused, said, and the roots kept.
+    std::fs::write(d.config(), "").unwrap();
+    d.signal(libc::SIGHUP);
+    d.expect_notify("READY=1", T);
+    wait_for("the refusal logged", T, || {
+        let l = log(&d);
+        l.contains("configuration not reloaded") && l.contains("nothing to watch")
+    });
+    photo(&r0.join("still-watched.png"), 11);
+    wait_for("a new file in the kept root tagged", T, || {
+        has_file(&db, &r0.join("still-watched.png"))
+    });
+    assert!(d.stop().success());
+}
+
+#[test]
+fn the_failure_of_a_deleted_file_is_forgotten() {
+    let mut d = start(false, "");
+    let db = d.db();
+    let r0 = root(&d, 0).canonicalize().unwrap();
+    photo(&r0.join("good.png"), 12);
+    std::fs::write(r0.join("broken.jpg"), b"\xff\xd8\xff not a photo").unwrap();
+    wait_for("the photo tagged and the failure recorded", T, || {
+        counts(&db).0 == 1 && failures(&db) == 1
+    });
+    std::fs::remove_file(r0.join("broken.jpg")).unwrap();
+    wait_for("its failure removed after the delete grace", T, || {
+        failures(&db) == 0
+    });
+    assert_eq!(counts(&db).0, 1);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn a_catalog_inside_the_root_is_left_alone() {
+    // The daemon's folder holds its catalog (and its -wal, -shm, status record): watch it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap();
+    let config = config_text(
+        std::slice::from_ref(&dir),
+        "[index]\nexclude = [\"*.log\", \"*.toml\", \"root*\"]\n",
+    );
+    std::fs::write(dir.join("phototag.toml"), config).unwrap();
+    let mut d = spawn(tmp);
+    let db = d.db();
+    photo(&dir.join("p.png"), 13);
+    wait_for("the photo tagged", T, || counts(&db).0 == 1);
+    // Long enough for the catalog's files to settle and be picked up, were they watched.
+    std::thread::sleep(Duration::from_secs(4));
+    let s = Catalog::open_readonly(&db).unwrap().stats().unwrap();
+    assert_eq!((s.files, s.failures), (1, 0), "{s:?}\n{}", log(&d));
+    assert!(d.stop().success());
+}
+
 #[test]
 fn poll_mode_finds_new_files() {
     let tmp = tempfile::tempdir().unwrap();

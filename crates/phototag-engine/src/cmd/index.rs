@@ -133,6 +133,8 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         exclude: {
             // Album folders are phototag's own links: never indexed.
             let mut e = ctx.config.index.exclude_config();
+            // Nor is the catalog, when it is kept inside a root.
+            e.own_files = ctx.own_files();
             e.prune_dirs = phototag_light::album::folders(&phototag_light::album::load(
                 &ctx.config,
                 Some(&catalog),

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use super::walk::Entry;
 use super::{IndexError, Progress, Summary};
 use crate::classify::{
-    prepare_bytes, read_and_hash, Batch, Classified, LazyClassifier, Prepared, Scale, Settings,
+    prepare_bytes, read_and_hash, Batch, Classified, FileError, LazyClassifier, Prepared, Scale,
+    Settings,
 };
 use crate::model::Classifier;
 use phototag_light::catalog::{
@@ -45,6 +46,8 @@ enum Item {
         /// The content's hash when it was read, so copies of it fail with it.
         hash: Option<Hash>,
     },
+    /// Gone before it could be read: nothing is written.
+    Vanished,
     /// Not done: the run was stopped.
     Stopped,
 }
@@ -84,6 +87,12 @@ fn produce_one(
         return Item::Stopped;
     }
     match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+        // Deleted since the walk (or while it waited in the daemon's queue): nothing to
+        // tag, and no failure to remember; its rows go when the deletion is noticed.
+        Err(FileError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!(file = %entry.path.display(), "gone before it was read");
+            Item::Vanished
+        }
         Err(error) => Item::Failed {
             entry,
             error: error.to_string(),
@@ -155,6 +164,7 @@ impl Sink<'_> {
         let now = unix_now();
         match item {
             Item::Stopped => {}
+            Item::Vanished => progress(Progress::Done),
             Item::New { entry, hash, ready } => {
                 if let Some(copies) = self.awaiting.remove(&hash) {
                     self.deferred.extend(copies.into_iter().map(|e| (e, hash)));

@@ -325,6 +325,12 @@ impl Loop {
     }
 
     fn apply_settings(&mut self, s: Settings) {
+        let changed = changes(&self.p.settings, &s);
+        if changed.is_empty() {
+            tracing::info!("configuration reloaded: nothing changed");
+        } else {
+            tracing::info!("configuration reloaded: {}", changed.join("; "));
+        }
         let old: Vec<PathBuf> = self.roots.iter().map(|r| r.path.clone()).collect();
         self.roots.retain(|r| s.roots.contains(&r.path));
         for r in &old {
@@ -351,6 +357,76 @@ impl Loop {
         self.p.settings = s;
         self.reconcile(added);
     }
+}
+
+/// What a reload changes, one phrase each: roots added and removed, `[watch]` keys, albums.
+fn changes(old: &Settings, new: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let list = |paths: Vec<&PathBuf>| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&PathBuf> = new
+        .roots
+        .iter()
+        .filter(|r| !old.roots.contains(r))
+        .collect();
+    let removed: Vec<&PathBuf> = old
+        .roots
+        .iter()
+        .filter(|r| !new.roots.contains(r))
+        .collect();
+    if !added.is_empty() {
+        out.push(format!("roots added: {}", list(added)));
+    }
+    if !removed.is_empty() {
+        out.push(format!("roots no longer watched: {}", list(removed)));
+    }
+    let (o, n) = (&old.watch, &new.watch);
+    for (key, a, b) in [
+        ("settle_seconds", o.settle_seconds, n.settle_seconds),
+        (
+            "poll_interval_seconds",
+            o.poll_interval_seconds,
+            n.poll_interval_seconds,
+        ),
+        (
+            "delete_grace_seconds",
+            o.delete_grace_seconds,
+            n.delete_grace_seconds,
+        ),
+        (
+            "album_delay_seconds",
+            o.album_delay_seconds,
+            n.album_delay_seconds,
+        ),
+    ] {
+        if a != b {
+            out.push(format!("watch.{key} {a} → {b}"));
+        }
+    }
+    if o.modes != n.modes {
+        out.push(format!("watch.modes {:?} → {:?}", o.modes, n.modes));
+    }
+    if o.sidecars != n.sidecars {
+        out.push(format!(
+            "watch.sidecars {:?} → {:?}",
+            o.sidecars, n.sidecars
+        ));
+    }
+    let names =
+        |s: &Settings| -> Vec<String> { s.outputs.albums.iter().map(|a| a.name.clone()).collect() };
+    if old.outputs.albums != new.outputs.albums {
+        out.push(format!(
+            "albums [{}] → [{}]",
+            names(old).join(", "),
+            names(new).join(", ")
+        ));
+    }
+    out
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.

@@ -19,6 +19,40 @@ use std::time::Duration;
 use crate::index::plan::Plan;
 use crate::index::walk::Entry;
 
+/// Why the daemon will not start (or a reload is refused): exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(
+        "nothing to watch: add folders to [watch] roots in the configuration, or pass --root DIR"
+    )]
+    NoRoots,
+    #[error("root {path}: {why} (roots are existing folders)")]
+    BadRoot { path: PathBuf, why: String },
+}
+
+/// Checks the roots the daemon is given: at least one, each an existing folder. (Once
+/// running, a root that goes away is offline, never an error.)
+pub fn check_roots(roots: &[PathBuf]) -> Result<(), WatchError> {
+    if roots.is_empty() {
+        return Err(WatchError::NoRoots);
+    }
+    for r in roots {
+        let bad = |why: &str| WatchError::BadRoot {
+            path: r.clone(),
+            why: why.into(),
+        };
+        if r.as_os_str().is_empty() || !r.is_absolute() {
+            return Err(bad("not an absolute path"));
+        }
+        match std::fs::metadata(r) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(bad("not a folder")),
+            Err(e) => return Err(bad(&e.to_string())),
+        }
+    }
+    Ok(())
+}
+
 /// Work for the worker.
 pub enum Job {
     /// Walk these roots and compare them with the catalog; the plan comes back.

@@ -210,22 +210,31 @@ fn handle(
             }
         }
         Job::RemoveMissing(paths) => {
+            // File rows and failure rows alike: a failure of a deleted file is no failure.
             let mut gone: Vec<PathBuf> = Vec::new();
             for p in paths {
                 if p.exists() {
                     continue;
                 }
-                if catalog.file(&p)?.is_some() {
-                    gone.push(p.clone());
-                }
+                gone.push(p.clone());
                 gone.extend(catalog.files_under(&p)?.into_keys().filter(|f| !f.exists()));
+                gone.extend(
+                    catalog
+                        .failures_under(&p)?
+                        .into_keys()
+                        .filter(|f| !f.exists()),
+                );
             }
             if !gone.is_empty() {
                 let mut w = catalog.begin()?;
                 let refs: Vec<&Path> = gone.iter().map(PathBuf::as_path).collect();
                 let n = w.remove_files(&refs)?;
                 w.commit()?;
-                tracing::info!(removed = n, "removed rows of deleted files");
+                tracing::info!(
+                    files = n,
+                    paths = gone.len(),
+                    "removed rows of deleted files"
+                );
             }
         }
         Job::RootState { root, state } => {
