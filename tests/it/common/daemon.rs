@@ -101,8 +101,8 @@ fn spawn(dir: &Path, models: &Path, batch_size: u16) -> (Child, UnixDatagram) {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let child = Command::new(super::bin())
-        .arg("--config")
+    let mut cmd = Command::new(super::bin());
+    cmd.arg("--config")
         .arg(dir.join("phototag.toml"))
         .args(["watch", "--model", "resnet18-random", "--batch-size"])
         .arg(batch_size.to_string())
@@ -111,8 +111,6 @@ fn spawn(dir: &Path, models: &Path, batch_size: u16) -> (Child, UnixDatagram) {
         .env("NOTIFY_SOCKET", &sock_path)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    (child, sock)
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap());
+    (super::spawn(cmd), sock)
 }
