@@ -355,6 +355,17 @@ fn start_env(extra: &str, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
     Daemon::start_with_env(tmp, &common::models(3), 4, env)
 }
 
+/// A daemon (time zone UTC) whose one schedule window opens `secs` from now, for an hour.
+fn start_with_window_in(secs: u32) -> Daemon {
+    let start = utc_time_of_day() + secs;
+    let extra = format!(
+        "\n[schedule]\nwindows = [\"{}-{}\"]",
+        hms(start),
+        hms(start + 3600)
+    );
+    start_env(&extra, &[("TZ", std::ffi::OsStr::new("UTC"))])
+}
+
 /// What `phototag classify` says of `p` with the daemons' model: (class, probability).
 fn classify_cli(p: &Path) -> Vec<(usize, f32)> {
     let out = Command::new(common::bin())
@@ -416,14 +427,7 @@ fn the_model_is_unloaded_when_idle_and_loaded_again_for_the_next_photo() {
 fn outside_a_window_photos_are_recorded_and_classified_when_it_opens() {
     // A window opening 40 s from now, in the daemon's time zone (UTC).
     let open_at = Instant::now() + Duration::from_secs(40);
-    let start = utc_time_of_day() + 40;
-    let extra = format!(
-        "\n[schedule]\nwindows = [\"{}-{}\"]",
-        hms(start),
-        hms(start + 3600)
-    );
-    let utc = std::ffi::OsStr::new("UTC");
-    let mut d = start_env(&extra, &[("TZ", utc)]);
+    let mut d = start_with_window_in(40);
     let db = d.db();
     let p = root(&d, 0).canonicalize().unwrap().join("night.png");
     photo(&p, 41);
@@ -497,14 +501,7 @@ fn outside_a_window_photos_are_recorded_and_classified_when_it_opens() {
 #[test]
 fn sigusr1_classifies_the_queue_whatever_the_schedule() {
     // A window hours away: nothing is classified without the signal.
-    let start = utc_time_of_day() + 6 * 3600;
-    let extra = format!(
-        "\n[schedule]\nwindows = [\"{}-{}\"]",
-        hms(start),
-        hms(start + 3600)
-    );
-    let utc = std::ffi::OsStr::new("UTC");
-    let mut d = start_env(&extra, &[("TZ", utc)]);
+    let mut d = start_with_window_in(6 * 3600);
     let db = d.db();
     let r0 = root(&d, 0).canonicalize().unwrap();
     let (a, b) = (r0.join("a.png"), r0.join("b.png"));

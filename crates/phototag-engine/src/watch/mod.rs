@@ -91,6 +91,13 @@ pub struct Shared {
     pub rate: Mutex<phototag_light::rate::Rate>,
 }
 
+impl Shared {
+    /// The measured rate (a poisoned lock still holds a usable rate).
+    pub fn rate(&self) -> std::sync::MutexGuard<'_, phototag_light::rate::Rate> {
+        self.rate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Default for Shared {
     fn default() -> Self {
         Shared {

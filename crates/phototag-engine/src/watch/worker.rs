@@ -228,18 +228,10 @@ impl Work {
     /// for the main loop) or the gate closes.
     fn classify_queue(&mut self, catalog: &mut Catalog, rx: &mpsc::Receiver<Job>) {
         let shared = Arc::clone(&self.shared);
-        shared
-            .rate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .start(Instant::now());
+        shared.rate().start(Instant::now());
         let mut progress = |p: Progress| {
             if let Progress::Done = p {
-                shared
-                    .rate
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .add(Instant::now(), 1);
+                shared.rate().add(Instant::now(), 1);
             }
         };
         let Work {
@@ -270,11 +262,7 @@ impl Work {
             &mut turn,
             &mut progress,
         );
-        shared
-            .rate
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .stop(Instant::now());
+        shared.rate().stop(Instant::now());
         match result {
             Ok(d) => {
                 if d.classified + d.failed > 0 {
@@ -369,20 +357,12 @@ fn handle(
             entries.retain(|e| !excluder.is_pruned(&e.path));
             shared.queue.fetch_sub(n - entries.len(), Ordering::Relaxed);
             let n = entries.len();
-            shared
-                .rate
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .start(Instant::now());
+            shared.rate().start(Instant::now());
             let mut progress = |p: Progress| {
                 if let Progress::Done = p {
                     shared.queue.fetch_sub(1, Ordering::Relaxed);
                     shared.done.fetch_add(1, Ordering::Relaxed);
-                    shared
-                        .rate
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .add(Instant::now(), 1);
+                    shared.rate().add(Instant::now(), 1);
                 }
             };
             let before = shared.done.load(Ordering::Relaxed);
@@ -408,11 +388,7 @@ fn handle(
                 &mut turn,
                 &mut progress,
             );
-            shared
-                .rate
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .stop(Instant::now());
+            shared.rate().stop(Instant::now());
             w.note_model();
             // Whatever was not reported done (an interrupted batch) leaves the queue too.
             let reported = (shared.done.load(Ordering::Relaxed) - before) as usize;
