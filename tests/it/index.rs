@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use phototag_engine::classify::{LazyClassifier, Settings};
 use phototag_engine::index::run::{self, IndexOptions};
-use phototag_engine::index::{Progress, Summary};
+use phototag_engine::index::{Progress, Summary, Turn};
 use phototag_engine::model::{Classifier, ClassifierOptions};
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::ExcludeConfig;
@@ -290,6 +290,7 @@ fn a_file_deleted_before_it_is_read_leaves_no_failure() {
         &roots,
         &settings,
         &stop,
+        &mut || Turn::Classify,
         &mut |p| {
             if let Progress::Done = p {
                 progress += 1;

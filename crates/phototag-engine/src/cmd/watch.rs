@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::ModelContext;
 use crate::watch::daemon::{self, Params};
-use crate::watch::worker;
-use crate::watch::{check_roots, Outputs, Shared, WatchError};
+use crate::watch::worker::{self, WorkerParams};
+use crate::watch::{check_roots, Outputs, Policy, Shared, WatchError};
 use phototag_light::cli::{Cli, WatchArgs};
 use phototag_light::cmd::{Context, Outcome};
 use phototag_light::exclude::Excluder;
@@ -63,24 +63,31 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     let albums = phototag_light::album::load(&ctx.config, Some(&catalog))?;
     excluder.set_pruned_dirs(phototag_light::album::folders(&albums));
     let settings = choice.settings(&ctx.config);
+    let stored = choice.stored.clone();
     let loader = Box::new(move || {
+        let t = std::time::Instant::now();
         let c = choice.load()?;
         c.warm_up(&[1, choice.batch_size])?;
-        tracing::info!(model = %choice.stored.name, "model loaded");
+        let rss = crate::memory::rss_mib()
+            .map(|m| format!(", resident memory {m:.0} MiB"))
+            .unwrap_or_default();
+        tracing::info!(model = %choice.stored.name, "model loaded in {:.1} s{rss}", t.elapsed().as_secs_f64());
         Ok(c)
     });
     let stop = Arc::new(AtomicBool::new(false));
     let shared = Arc::new(Shared::default());
-    let (jobs, handle) = worker::spawn(
+    let (jobs, handle) = worker::spawn(WorkerParams {
         catalog,
+        model: stored,
         loader,
         settings,
-        excluder.clone(),
-        ctx.config.index.follow_symlinks,
-        outputs_of(&ctx.config),
-        Arc::clone(&stop),
-        Arc::clone(&shared),
-    );
+        excluder: excluder.clone(),
+        follow_symlinks: ctx.config.index.follow_symlinks,
+        outputs: outputs_of(&ctx.config),
+        policy: Policy::of(&ctx.config),
+        stop: Arc::clone(&stop),
+        shared: Arc::clone(&shared),
+    });
     let config_path = cli.config.clone();
     let extra = args.roots.clone();
     let reload = Box::new(move || -> Result<daemon::Settings, String> {
@@ -90,6 +97,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
             // Refused when it would leave nothing to watch, or names a root that is not a folder.
             roots: roots_of(&config, &extra).map_err(|e| e.to_string())?,
             outputs: outputs_of(&config),
+            policy: Policy::of(&config),
             watch: config.watch,
         })
     });
@@ -98,6 +106,7 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
             roots,
             watch: ctx.config.watch.clone(),
             outputs: outputs_of(&ctx.config),
+            policy: Policy::of(&ctx.config),
         },
         reload,
         excluder,

@@ -157,6 +157,9 @@ pub struct BenchArgs {
     /// Also classify every image in this folder (recursively) and report images/s and peak memory
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// With --dir: also print how long a library of N photos like these would take to index
+    #[arg(long, value_name = "N", requires = "dir")]
+    pub library_size: Option<u64>,
     /// Forward passes timed per batch size
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub iterations: usize,
@@ -178,6 +181,9 @@ pub struct IndexArgs {
     /// Remove catalog rows of files that are gone (never for an offline root)
     #[arg(long)]
     pub prune: bool,
+    /// Classify now, whatever the [schedule] windows and load say, and the photos waiting in the queue too
+    #[arg(long)]
+    pub now: bool,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,

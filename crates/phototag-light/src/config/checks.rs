@@ -74,6 +74,20 @@ impl Config {
                 return Err((key.into(), "must be between 0 and 86400 seconds".into()));
             }
         }
+        let v = w.unload_after_seconds;
+        if !(v.is_finite() && (0.0..=7.0 * 86_400.0).contains(&v)) {
+            return Err((
+                "watch.unload_after_seconds".into(),
+                "must be between 0 (never) and 604800 seconds".into(),
+            ));
+        }
+        let m = self.schedule.max_load_per_core;
+        if !(m.is_finite() && (0.0..=1000.0).contains(&m)) {
+            return Err((
+                "schedule.max_load_per_core".into(),
+                "must be between 0 (no limit) and 1000".into(),
+            ));
+        }
         if w.poll_interval_seconds < 0.5 {
             return Err((
                 "watch.poll_interval_seconds".into(),

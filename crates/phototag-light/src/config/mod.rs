@@ -8,8 +8,8 @@ mod checks;
 mod sections;
 
 pub use sections::{
-    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ServeConfig,
-    WatchConfig, MAX_THREADS,
+    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ScheduleConfig,
+    ServeConfig, WatchConfig, MAX_THREADS,
 };
 
 use std::path::{Path, PathBuf};
@@ -33,6 +33,7 @@ pub struct Config {
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
     pub watch: WatchConfig,
+    pub schedule: ScheduleConfig,
     pub serve: ServeConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
@@ -49,6 +50,7 @@ impl Default for Config {
             classify: ClassifyConfig::default(),
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
+            schedule: ScheduleConfig::default(),
             serve: ServeConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
@@ -325,6 +327,34 @@ mod tests {
         }
         let e = err("[serve]\ntimeout_seconds = 0\n");
         assert!(e.contains("serve.timeout_seconds"), "{e}");
+    }
+
+    #[test]
+    fn schedule_windows_are_checked_with_file_line_and_key() {
+        let c = parse(
+            "[schedule]\nwindows = [\"01:00-07:00\", \"22:30-23:59\"]\nmax_load_per_core = 1.5\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.schedule.windows.len(), 2);
+        assert_eq!(c.schedule.windows[0].start, 3600);
+        assert_eq!(c.schedule.max_load_per_core, 1.5);
+        let e = err("# nights\n[schedule]\nwindows = [\"01:00-07:00\", \"25:00-26:00\"]\n");
+        assert!(e.starts_with("/etc/phototag/phototag.toml:3:"), "{e}");
+        assert!(e.contains("schedule.windows"), "{e}");
+        assert!(e.contains("25:00-26:00"), "{e}");
+        let e = err("[schedule]\n\nwindows = [\"abc\"]\n");
+        assert!(e.contains(":3:") && e.contains("schedule.windows"), "{e}");
+        let e = err("[schedule]\nmax_load_per_core = -1\n");
+        assert!(
+            e.contains(":2:") && e.contains("schedule.max_load_per_core"),
+            "{e}"
+        );
+        let e = err("[watch]\nunload_after_seconds = -5\n");
+        assert!(
+            e.contains(":2:") && e.contains("watch.unload_after_seconds"),
+            "{e}"
+        );
     }
 
     #[test]

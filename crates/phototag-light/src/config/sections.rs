@@ -154,6 +154,9 @@ pub struct WatchConfig {
     pub sidecars: std::collections::BTreeMap<PathBuf, bool>,
     /// Album folders are brought up to date this long after the last change.
     pub album_delay_seconds: f64,
+    /// The model is unloaded after this long without classifying (0 = never), and loaded
+    /// again when a photo needs it.
+    pub unload_after_seconds: f64,
 }
 
 impl Default for WatchConfig {
@@ -166,6 +169,7 @@ impl Default for WatchConfig {
             delete_grace_seconds: 30.0,
             sidecars: Default::default(),
             album_delay_seconds: 2.0,
+            unload_after_seconds: 600.0,
         }
     }
 }
@@ -235,5 +239,34 @@ impl Default for ClassifyConfig {
             optimize: true,
             decode_threads: 0,
         }
+    }
+}
+
+/// When classification runs (`[schedule]`): daily windows of local time, and a load limit.
+/// Outside a window or above the load, new photos are still noticed, hashed and recorded;
+/// their classification waits in the queue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Windows such as `"01:00-07:00"` (local time; may wrap midnight); empty means always.
+    pub windows: Vec<crate::schedule::Window>,
+    /// Classification pauses while the 1-minute load average per core (phototag's own
+    /// threads not counted) is above this; 0 means no limit.
+    pub max_load_per_core: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            windows: Vec::new(),
+            max_load_per_core: 0.0,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// The windows as a [`crate::schedule::Schedule`].
+    pub fn schedule(&self) -> crate::schedule::Schedule {
+        crate::schedule::Schedule::new(self.windows.clone())
     }
 }
