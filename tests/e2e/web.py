@@ -45,7 +45,18 @@ with sync_playwright() as p:
     page = browser.new_page(viewport={"width": 412, "height": 915}, device_scale_factor=2)
     page.set_default_timeout(TIMEOUT)
     page.on("pageerror", lambda e: seen["errors"].append(f"page error: {e}"))
-    page.on("console", lambda m: m.type == "error" and seen["errors"].append(f"console: {m.text}"))
+    seen["busy_logged"] = 0
+
+    def console(m):
+        if m.type != "error":
+            return
+        # The browser logs every error status it gets; the one 503 below is made on purpose.
+        if "status of 503" in m.text:
+            seen["busy_logged"] += 1
+        else:
+            seen["errors"].append(f"console: {m.text}")
+
+    page.on("console", console)
 
     def count_library(request):
         if "/api/library" in request.url:
@@ -71,10 +82,30 @@ with sync_playwright() as p:
     page.wait_for_selector("#cloud a")
     seen["cloud"] = page.eval_on_selector_all("#cloud a", "els => els.map(e => e.textContent)")
 
-    # Upload: no preview (and no broken image) before, the photo and its top-3 after.
+    # Upload: no preview (and no broken image) before. The first answer is a 503 with
+    # Retry-After (the server busy), which the page waits out and retries; then the photo
+    # and its top-3 as bars.
     page.click("#nav a[href='#upload']")
     seen["preview_hidden_before"] = page.evaluate("document.getElementById('upload-preview').hidden")
+    calls = []
+
+    def busy_once(route):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": "busy classifying other uploads; try again in a moment"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/classify", busy_once)
     page.set_input_files("#file", photo)
+    seen["busy_status"] = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not seen["busy_status"]:
+        text = page.text_content("#upload-status") or ""
+        if "again" in text:
+            seen["busy_status"] = text
+        time.sleep(0.05)
     page.wait_for_selector("#classified:not([hidden]) #top3 li")
     seen["top3"] = page.eval_on_selector_all(
         "#top3 li",
@@ -85,6 +116,9 @@ with sync_playwright() as p:
     seen["model"] = page.text_content("#upload-status")
     wait_until(page, "(() => { const i = document.getElementById('upload-preview'); return !i.hidden && i.naturalWidth > 0; })()")
     shot(page, "upload")
+    seen["classify_calls"] = len(calls)
+    seen["retry_wait"] = calls[1] - calls[0] if len(calls) > 1 else None
+    page.unroute("**/api/classify")
 
     # Search the top class with the query language, in the search box.
     top = seen["top3"][0]["class"]

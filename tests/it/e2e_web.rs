@@ -1,7 +1,8 @@
 //! The page in a real browser: headless Chromium (Debian's `chromium`) driven by Python
 //! Playwright (`tests/e2e/web.py`) against `phototag serve` over a small indexed catalog
 //! with a near copy of one photo. It opens on the library (newest first, a page at a
-//! time), shows the tag cloud, uploads a photo and sees the top-3, searches the top class,
+//! time), shows the tag cloud, uploads a photo (its first answer a 503 with `Retry-After`,
+//! which the page waits out and retries) and sees the top-3, searches the top class,
 //! opens a result and reads its tags and "more like this", and lists the near-duplicate
 //! groups; screenshots go to `target/e2e/web.png` (the photo view) and `web-library.png`,
 //! `web-upload.png`, `web-search.png`, `web-dupes.png` beside it, in a phone-sized window.
@@ -110,6 +111,19 @@ fn upload_search_and_view_in_chromium() {
         seen["errors"],
         serde_json::json!([]),
         "no script errors in the page"
+    );
+
+    // A 503 with Retry-After: the page said so, waited as told, and tried again.
+    assert_eq!(seen["classify_calls"], 2, "one 503, then the retry: {seen}");
+    assert!(seen["busy_logged"].as_u64() <= Some(1), "{seen}");
+    let waited = seen["retry_wait"].as_f64().unwrap();
+    assert!(waited >= 0.9, "retried after {waited} s, not the 1 s asked");
+    assert!(
+        seen["busy_status"]
+            .as_str()
+            .unwrap()
+            .contains("again in 1 s"),
+        "{seen}"
     );
 
     // The bars show what the API answers for the same upload.

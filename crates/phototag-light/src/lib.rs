@@ -21,6 +21,8 @@ pub mod limits;
 pub mod model_files;
 pub mod output;
 pub mod paths;
+pub mod rate;
+pub mod schedule;
 pub mod search;
 pub mod sidecar;
 pub mod similar;

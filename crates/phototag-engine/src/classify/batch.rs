@@ -45,6 +45,13 @@ impl<T> Batch<T> {
         self.items.iter().map(|(t, _)| t)
     }
 
+    /// Empties the batch without running the model: every item with its input, in push
+    /// order (classification was put off).
+    pub fn take(&mut self) -> Vec<(T, Result<Prepared, FileError>)> {
+        self.ready = 0;
+        std::mem::take(&mut self.items)
+    }
+
     /// Runs the model once on the waiting inputs (top `top_k` classes each, and the
     /// embedding when the model gives one) and empties the batch: every item, in push order, with its result. When the model fails, each input
     /// of the batch gets that error.

@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use phototag_light::catalog::Hash;
+use phototag_light::fsutil::open_regular;
 
 use super::{FileError, Prepared, Settings};
 use crate::imaging::{self, DecodeError, Decoded, LimitKind};
@@ -55,8 +56,8 @@ fn preprocess(d: &Decoded, s: &Settings) -> Result<Prepared, FileError> {
 
 /// Reads a file (refusing it over `max` bytes) and hashes it (BLAKE3).
 pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), FileError> {
-    let f = std::fs::File::open(path).map_err(FileError::Read)?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let (f, meta) = open_regular(path).map_err(FileError::Read)?;
+    let len = meta.len();
     if len > max {
         return Err(DecodeError::TooLarge {
             limit: LimitKind::FileBytes,

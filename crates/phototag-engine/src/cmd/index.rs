@@ -1,5 +1,6 @@
 //! `phototag index DIR...` and `phototag retag`.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -11,12 +12,15 @@ use std::path::PathBuf;
 use crate::classify::{
     prepare_bytes, read_and_hash, Batch, FileError, LazyClassifier, Prepared, Scale, Settings,
 };
+use crate::gate::{Gate, Verdict};
 use crate::index::execute::image_row;
 use crate::index::run::{self, IndexOptions};
-use crate::index::{Progress, Summary};
+use crate::index::{Progress, Summary, Turn};
 use phototag_light::catalog::{hex, Hash};
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
+use phototag_light::rate::Rate;
+use phototag_light::schedule::human_duration;
 
 /// A flag set by SIGINT or SIGTERM; a second SIGINT/SIGTERM ends the process at once.
 pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
@@ -28,13 +32,17 @@ pub fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(flag)
 }
 
-/// A progress bar on a terminal, periodic log lines otherwise.
+/// A progress bar on a terminal, periodic log lines otherwise; both with the rate measured
+/// over the last two minutes and the time left at that rate.
 struct Reporter {
     bar: Option<indicatif::ProgressBar>,
     total: usize,
     done: usize,
-    start: Instant,
+    rate: Rate,
     last_log: Instant,
+    last_message: Instant,
+    /// Why classification waits, while it does.
+    paused: Option<String>,
 }
 
 impl Reporter {
@@ -43,8 +51,22 @@ impl Reporter {
             bar: None,
             total: 0,
             done: 0,
-            start: Instant::now(),
+            rate: Rate::new(Duration::from_secs(120)),
             last_log: Instant::now(),
+            last_message: Instant::now(),
+            paused: None,
+        }
+    }
+
+    /// "4.2 files/s, 1,200 left: about 5 min", or that it is still measuring.
+    fn pace(&mut self) -> String {
+        let left = self.total.saturating_sub(self.done);
+        match self.rate.per_second(Instant::now()) {
+            Some(r) if r > 0.0 => format!(
+                "{r:.1} files/s, {left} left: about {}",
+                human_duration(left as f64 / r)
+            ),
+            _ => format!("{left} left: measuring the rate"),
         }
     }
 
@@ -53,33 +75,76 @@ impl Reporter {
             Progress::Planned { total, unchanged } => {
                 tracing::info!("{total} file(s) to read, {unchanged} unchanged");
                 self.total = total;
-                self.start = Instant::now();
+                self.rate.start(Instant::now());
                 if std::io::stderr().is_terminal() && total > 0 {
                     let bar = indicatif::ProgressBar::new(total as u64);
-                    if let Ok(style) = indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} files  {per_sec}  ETA {eta}  {msg}",
-                    ) {
+                    if let Ok(style) =
+                        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
+                    {
                         bar.set_style(style);
                     }
                     self.bar = Some(bar);
                 }
             }
+            Progress::More(n) => {
+                tracing::info!("{n} photo(s) waiting in the queue to classify");
+                self.total += n;
+                if let Some(bar) = &self.bar {
+                    bar.set_length(self.total as u64);
+                } else if std::io::stderr().is_terminal() {
+                    let bar = indicatif::ProgressBar::new(self.total as u64);
+                    if let Ok(style) =
+                        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}")
+                    {
+                        bar.set_style(style);
+                    }
+                    bar.set_position(self.done as u64);
+                    self.bar = Some(bar);
+                }
+            }
             Progress::Done => {
                 self.done += 1;
+                self.rate.add(Instant::now(), 1);
                 if let Some(bar) = &self.bar {
                     bar.inc(1);
+                    if self.paused.is_none()
+                        && self.last_message.elapsed() >= Duration::from_millis(500)
+                    {
+                        self.last_message = Instant::now();
+                        let m = self.pace();
+                        if let Some(bar) = &self.bar {
+                            bar.set_message(m);
+                        }
+                    }
                 } else if self.last_log.elapsed() >= Duration::from_secs(10) {
                     self.last_log = Instant::now();
-                    let rate = self.done as f64 / self.start.elapsed().as_secs_f64().max(1e-9);
-                    let eta = (self.total - self.done.min(self.total)) as f64 / rate.max(1e-9);
-                    tracing::info!(
-                        "{}/{} files, {rate:.1} files/s, ETA {eta:.0} s",
-                        self.done,
-                        self.total
-                    );
+                    let m = self.pace();
+                    tracing::info!("{}/{} files, {m}", self.done, self.total);
                 }
             }
         }
+    }
+
+    /// Classification waits (`Some(why)`) or goes on (`None`); said once per change.
+    fn pause(&mut self, why: Option<String>) {
+        if why == self.paused {
+            return;
+        }
+        let now = Instant::now();
+        match &why {
+            Some(w) => {
+                tracing::info!("paused: {w}");
+                self.rate.stop(now);
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("paused: {w}"));
+                }
+            }
+            None => {
+                tracing::info!("resumed");
+                self.rate.start(now);
+            }
+        }
+        self.paused = why;
     }
 
     fn finish(&self) {
@@ -99,6 +164,8 @@ fn print_summary(s: &Summary, json: bool) {
     println!("unchanged\t{}", s.unchanged);
     println!("duplicates\t{}", s.duplicates);
     println!("failed\t{}", s.failed);
+    println!("queued\t{}", s.queued);
+    println!("from queue\t{}", s.from_queue);
     println!("known failures\t{}", s.known_failures);
     println!("gone\t{}", s.gone);
     println!("removed\t{}", s.removed);
@@ -127,11 +194,13 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
     // but load it only when something needs classifying.
     let choice = ctx.model(&args.run)?;
     warn_without_embeddings(&choice.stored.manifest);
-    let mut model = LazyClassifier::new(|| {
+    // Loaded when the first photo needs it, while the decoders start on the next ones.
+    let mut model = LazyClassifier::for_model(&choice.stored, || {
         let c = choice.load()?;
         c.warm_up(&[choice.batch_size])?;
         Ok(c)
     });
+    let gate = Gate::new(&ctx.config.schedule, Arc::new(AtomicBool::new(args.now)));
     let opts = IndexOptions {
         roots,
         prune: args.prune,
@@ -139,6 +208,8 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         exclude: {
             // Album folders are phototag's own links: never indexed.
             let mut e = ctx.config.index.exclude_config();
+            // Nor is the catalog, when it is kept inside a root.
+            e.own_files = ctx.own_files();
             e.prune_dirs = phototag_light::album::folders(&phototag_light::album::load(
                 &ctx.config,
                 Some(&catalog),
@@ -147,11 +218,45 @@ pub fn run(ctx: &Context, args: &IndexArgs) -> anyhow::Result<Outcome> {
         },
         settings: choice.settings(&ctx.config),
     };
-    let mut reporter = Reporter::new();
-    let summary = run::run(&mut catalog, &mut model, &opts, &stop, &mut |p| {
-        reporter.event(p)
-    })?;
-    reporter.finish();
+    let reporter = RefCell::new(Reporter::new());
+    let mut closed_said = false;
+    // Outside the windows: record, classify later. Busy: wait for the load to fall.
+    let mut turn = || match gate.check() {
+        Verdict::Go => {
+            reporter.borrow_mut().pause(None);
+            Turn::Classify
+        }
+        Verdict::Closed(why) => {
+            if !closed_said {
+                closed_said = true;
+                tracing::info!("{why}: new photos are recorded and wait in the queue (`--now` classifies them now)");
+            }
+            Turn::Record
+        }
+        Verdict::Busy(why) => {
+            reporter.borrow_mut().pause(Some(why));
+            Turn::Wait
+        }
+    };
+    let summary = run::run_with_turns(
+        &mut catalog,
+        &mut model,
+        &opts,
+        &stop,
+        &mut turn,
+        &mut |p| reporter.borrow_mut().event(p),
+    )?;
+    reporter.borrow().finish();
+    if summary.queued > 0 {
+        let when = match gate.opens_in() {
+            0 => String::new(),
+            secs => format!(" from the next window (in {})", human_duration(secs as f64)),
+        };
+        tracing::info!(
+            "{} photo(s) wait in the queue: the daemon classifies them{when}, or `phototag index --now` at once",
+            summary.queued
+        );
+    }
     run::refresh_search_lists(&mut catalog, &stop)?;
     if summary.gone > 0 && !args.prune {
         tracing::warn!(

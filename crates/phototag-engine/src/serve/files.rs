@@ -11,6 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use phototag_light::catalog::{Catalog, CatalogError, FileRow, Hash, ImageRow};
+use phototag_light::fsutil::open_regular;
 
 /// A known content: its image row and its file rows.
 #[derive(Debug)]
@@ -44,11 +45,8 @@ pub fn read_content(files: &[FileRow], hash: &Hash, max: u64) -> Option<(PathBuf
 }
 
 fn read_if_same(path: &Path, row: &FileRow, hash: &Hash, max: u64) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
+    // Never blocks: a FIFO put at a catalogued path is refused, not waited on.
+    let (file, meta) = open_regular(path).map_err(|e| e.to_string())?;
     let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
     if meta.len() != row.size || mtime_ns != row.mtime_ns as i128 {
         return Err("changed since it was indexed".into());

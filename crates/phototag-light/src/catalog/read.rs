@@ -191,6 +191,38 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Content recorded while classification waited (see [`super::Writer::put_queued`]),
+    /// at most `limit`, each with the file rows that point at it, first recorded first.
+    /// Content no file points at any more is left out.
+    pub fn queued_images(&self, limit: usize) -> Result<Vec<(Hash, Vec<FileRow>)>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.path, f.root_id, f.hash, f.size, f.mtime_ns, f.last_seen FROM
+                 (SELECT i.hash, (SELECT min(f.last_seen) FROM files f WHERE f.hash = i.hash) AS seen
+                  FROM images i WHERE i.classified_at = 0 AND seen IS NOT NULL
+                  ORDER BY seen, i.hash LIMIT ?1) q
+             JOIN files f ON f.hash = q.hash ORDER BY q.seen, q.hash, f.path",
+        )?;
+        let rows = stmt.query_map([limit as i64], file_row)?;
+        let mut out: Vec<(Hash, Vec<FileRow>)> = Vec::new();
+        for row in rows {
+            let row = row?;
+            match out.last_mut() {
+                Some((h, files)) if *h == row.hash => files.push(row),
+                _ => out.push((row.hash, vec![row])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many contents wait to be classified.
+    pub fn queued_count(&self) -> Result<u64, CatalogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM images WHERE classified_at = 0",
+            [],
+            |r| get_u64(r, 0),
+        )?)
+    }
+
     /// Counts for `phototag stats`, from one snapshot.
     pub fn stats(&self) -> Result<Stats, CatalogError> {
         let tx = self.snapshot()?;
@@ -200,6 +232,11 @@ impl Catalog {
             })
         };
         let (files, images, failures) = (count("files")?, count("images")?, count("failures")?);
+        let queued = tx.query_row(
+            "SELECT count(*) FROM images WHERE classified_at = 0",
+            [],
+            |r| get_u64(r, 0),
+        )?;
 
         let mut stmt = tx.prepare(
             "SELECT m.id, m.name, m.architecture, substr(m.sha256, 1, 12),
@@ -234,6 +271,7 @@ impl Catalog {
         Ok(Stats {
             files,
             images,
+            queued,
             failures,
             models,
             top_labels,

@@ -135,6 +135,8 @@ pub struct Stats {
     pub files: u64,
     /// Distinct contents (several files may share one).
     pub images: u64,
+    /// Of the images, those recorded but waiting to be classified (schedule, load).
+    pub queued: u64,
     pub failures: u64,
     pub models: Vec<ModelStats>,
     /// The most frequent first-ranked labels, most frequent first.
@@ -147,6 +149,13 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "files     {}", self.files)?;
         writeln!(f, "images    {} (distinct contents)", self.images)?;
+        if self.queued > 0 {
+            writeln!(
+                f,
+                "queued    {} (recorded, waiting to be classified)",
+                self.queued
+            )?;
+        }
         write!(f, "failures  {}", self.failures)?;
         if !self.roots.is_empty() {
             write!(f, "\nroots")?;

@@ -84,12 +84,17 @@ pub struct RunArgs {
     /// Model to use instead of the config's `model` (a name from `phototag model list`, or auto)
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Inference threads (0 = all cores) instead of the config's classify.threads
-    #[arg(long, value_name = "N")]
+    /// Inference threads (0 = all cores, at most 1024) instead of the config's classify.threads
+    #[arg(long, value_name = "N", value_parser = threads_parser())]
     pub threads: Option<usize>,
     /// Images per forward pass instead of the config's classify.batch_size
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_size: Option<u16>,
+}
+
+/// `--threads`: 0 to [`crate::config::MAX_THREADS`], the configuration's bound.
+fn threads_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::config::MAX_THREADS as u64)
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +159,9 @@ pub struct BenchArgs {
     /// Also classify every image in this folder (recursively) and report images/s and peak memory
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// With --dir: also print how long a library of N photos like these would take to index
+    #[arg(long, value_name = "N", requires = "dir")]
+    pub library_size: Option<u64>,
     /// Forward passes timed per batch size
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub iterations: usize,
@@ -175,6 +183,9 @@ pub struct IndexArgs {
     /// Remove catalog rows of files that are gone (never for an offline root)
     #[arg(long)]
     pub prune: bool,
+    /// Classify now, whatever the [schedule] windows and load say, and the photos waiting in the queue too
+    #[arg(long)]
+    pub now: bool,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,

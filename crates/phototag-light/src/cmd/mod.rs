@@ -131,6 +131,12 @@ impl Context {
         })
     }
 
+    /// phototag's own files (the catalog and what lies beside it, the thumbnail cache),
+    /// which walks and watches leave out.
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        crate::paths::own_files(&self.db, &[self.config.serve.thumb_dir()])
+    }
+
     /// The folder of prepared models.
     pub fn models(&self) -> ModelStore {
         ModelStore::new(&self.model_dir)

@@ -20,8 +20,19 @@ function el(tag, attrs = {}, ...children) {
 
 class AuthNeeded extends Error {}
 
-async function api(path, options = {}) {
-  const r = await fetch(path, { credentials: "same-origin", ...options });
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// A 503 with Retry-After means "busy for now": wait as long as it says and try again (a
+// few times), telling `onWait` how long. Anything else is answered at once.
+async function api(path, options = {}, onWait = null) {
+  let r;
+  for (let attempt = 0; ; attempt++) {
+    r = await fetch(path, { credentials: "same-origin", ...options });
+    const wait = Number(r.headers.get("Retry-After"));
+    if (r.status !== 503 || !(wait > 0) || attempt >= 5) break;
+    if (onWait) onWait(wait);
+    await sleep(Math.min(wait, 30) * 1000);
+  }
   if (r.status === 401) { showLogin(); throw new AuthNeeded("log in first"); }
   let body = null;
   try { body = await r.json(); } catch (_) { /* not JSON */ }
@@ -45,6 +56,11 @@ $("login-form").addEventListener("submit", async (ev) => {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ token: $("token").value }),
   });
+  if (r.status === 429) {
+    const wait = r.headers.get("Retry-After") || "a few";
+    $("login-error").textContent = `Too many wrong tokens: try again in ${wait} s.`;
+    return;
+  }
   if (!r.ok) { $("login-error").textContent = "That token is not right."; return; }
   $("token").value = "";
   $("login").hidden = true;
@@ -83,7 +99,8 @@ async function classify(file) {
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const r = await api("/api/classify", { method: "POST", body: form });
+    const busy = (s) => { $("upload-status").textContent = `Busy; trying ${file.name} again in ${s} s…`; };
+    const r = await api("/api/classify", { method: "POST", body: form }, busy);
     bars($("top3"), r.results);
     $("classified").hidden = false;
     const warn = (r.warnings || []).join("; ");
