@@ -195,11 +195,13 @@ pub fn sweep_run_dirs() {
     };
     for e in entries.flatten() {
         let name = e.file_name();
+        // `phototag-tests-PID-XXXXXX` only (older names, without an id, are left alone).
         let Some(pid) = name
             .to_str()
             .and_then(|n| n.strip_prefix(RUN_DIR_PREFIX))
-            .and_then(|rest| rest.split('-').next())
-            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+            .and_then(|rest| rest.split_once('-'))
+            .filter(|(pid, _)| pid.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|(pid, _)| pid.parse::<libc::pid_t>().ok())
         else {
             continue;
         };
