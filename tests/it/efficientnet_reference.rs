@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use phototag_engine::model::checkpoint::{fill_strict, read_state_dict};
 use phototag_engine::model::efficientnet::{efficientnet_lite0, ignored_key};
 use phototag_engine::model::prepare::{self, Recipe};
-use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
 use phototag_light::model_files::ModelStore;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Kind, Tensor};
@@ -173,34 +172,5 @@ fn prepared_efficientnet_lite0_gives_pytorchs_features() {
     };
     let m = prepare::prepare(&store, tmp.path(), &recipe).unwrap();
     assert_eq!(m.manifest.embedding_size, Some(1280));
-    let chw = common::chw_inputs(&input);
-    let slices: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
-    for optimize in [false, true] {
-        if optimize && !optimized::AVAILABLE {
-            common::skip(
-                TEST,
-                "this build has no libtorch shim: the optimised path is not checked",
-            );
-            continue;
-        }
-        let c = Classifier::load(
-            &m,
-            &ClassifierOptions {
-                optimize,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let (l, f) = c.raw_outputs(&slices).unwrap();
-        let f = f.expect("a prepared model gives features");
-        let (dl, df) = (
-            common::relative_diff(&l, &logits),
-            common::relative_diff(&f, &features),
-        );
-        eprintln!("efficientnet-lite0 (optimised: {optimize}) vs PyTorch: logits {dl:.2e}, features {df:.2e} (relative)");
-        assert!(
-            dl <= TOLERANCE && df <= TOLERANCE,
-            "logits {dl}, features {df}"
-        );
-    }
+    common::assert_outputs_match(TEST, &m, &input, &logits, &features, TOLERANCE);
 }

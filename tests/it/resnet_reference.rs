@@ -6,7 +6,6 @@ use crate::common;
 use phototag_engine::model::checkpoint::{self, CheckpointError};
 use phototag_engine::model::prepare::{self, PrepareError, Recipe};
 use phototag_engine::model::resnet;
-use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
 use phototag_light::model_files::ModelStore;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Tensor};
@@ -173,31 +172,8 @@ fn prepared_model_gives_pytorchs_features_plain_and_optimised() {
     assert_eq!(m.manifest.embedding_size, Some(512));
     let chw = common::chw_inputs(&input);
     let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
-    for optimize in [false, true] {
-        if optimize && !optimized::AVAILABLE {
-            common::skip(
-                TEST,
-                "this build has no libtorch shim: the optimised path is not checked",
-            );
-            continue;
-        }
-        let c = Classifier::load(
-            &m,
-            &ClassifierOptions {
-                optimize,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    for (optimize, c) in common::assert_outputs_match(TEST, &m, &input, &logits, &features, 1e-4) {
         assert_eq!(c.is_optimized(), optimize);
-        let (l, f) = c.raw_outputs(&refs).unwrap();
-        let f = f.expect("a prepared model gives features");
-        let (dl, df) = (
-            common::relative_diff(&l, &logits),
-            common::relative_diff(&f, &features),
-        );
-        eprintln!("resnet18 (optimised: {optimize}) vs torchvision: logits {dl:.2e}, features {df:.2e} (relative)");
-        assert!(dl <= 1e-4 && df <= 1e-4, "logits {dl}, features {df}");
         // What the classification flow stores comes from these features.
         let answers = c.classify(&refs, 3).unwrap();
         let first: Vec<f32> = Vec::try_from(features.get(0)).unwrap();

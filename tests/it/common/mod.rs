@@ -250,6 +250,54 @@ pub fn relative_diff(a: &tch::Tensor, expected: &tch::Tensor) -> f64 {
     max_abs_diff(a, expected) / scale
 }
 
+/// A prepared model against PyTorch's reference vectors: loaded plain and (where this build
+/// has the libtorch shim) optimised, each gives `logits` and `features` for the reference
+/// `input` within `tolerance` (relative). Returns each loaded classifier with whether it was
+/// asked to optimise, for the caller's further checks.
+pub fn assert_outputs_match(
+    test: &str,
+    model: &phototag_light::model_files::StoredModel,
+    input: &tch::Tensor,
+    logits: &tch::Tensor,
+    features: &tch::Tensor,
+    tolerance: f64,
+) -> Vec<(bool, phototag_engine::model::Classifier)> {
+    use phototag_engine::model::{optimized, Classifier, ClassifierOptions};
+    let chw = chw_inputs(input);
+    let slices: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+    let mut loaded = Vec::new();
+    for optimize in [false, true] {
+        if optimize && !optimized::AVAILABLE {
+            skip(
+                test,
+                "this build has no libtorch shim: the optimised path is not checked",
+            );
+            continue;
+        }
+        let c = Classifier::load(
+            model,
+            &ClassifierOptions {
+                optimize,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (l, f) = c.raw_outputs(&slices).unwrap();
+        let f = f.expect("a prepared model gives features");
+        let (dl, df) = (relative_diff(&l, logits), relative_diff(&f, features));
+        eprintln!(
+            "{} (optimised: {optimize}) vs PyTorch: logits {dl:.2e}, features {df:.2e} (relative)",
+            model.name
+        );
+        assert!(
+            dl <= tolerance && df <= tolerance,
+            "logits {dl}, features {df}"
+        );
+        loaded.push((optimize, c));
+    }
+    loaded
+}
+
 /// A models folder holding `resnet18-random` prepared with `seed`: made once per seed for
 /// the whole test run (it is only read), under the temporary folder.
 pub fn random_model_store(seed: i64) -> ModelStore {
