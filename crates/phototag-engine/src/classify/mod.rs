@@ -26,7 +26,7 @@ use crate::model::ClassifyError;
 pub use batch::Batch;
 pub use files::classify_files;
 pub use model::{LazyClassifier, ModelChoice};
-pub use prepare::{prepare_bytes, prepare_path, read_and_hash, Scale};
+pub use prepare::{prepare_bytes, prepare_path, read_and_hash, reread, Missed, Reread, Scale};
 
 /// How to classify: limits, the model's preprocessing, batching, top-k, decoders.
 #[derive(Debug, Clone)]

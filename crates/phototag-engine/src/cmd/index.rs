@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use super::ModelContext;
 use std::path::PathBuf;
 
-use crate::classify::{
-    prepare_bytes, read_and_hash, Batch, FileError, LazyClassifier, Prepared, Scale, Settings,
-};
+use crate::classify::{reread, Batch, FileError, LazyClassifier, Prepared, Reread, Settings};
 use crate::gate::{Gate, Verdict};
 use crate::index::execute::image_row;
 use crate::index::run::{self, IndexOptions};
@@ -297,17 +295,11 @@ fn read_for_retag(
             found: Err("stopped".into()),
         };
     }
-    let found = paths.into_iter().find_map(|p| {
-        let (bytes, h) = read_and_hash(&p, settings.limits.max_file_bytes).ok()?;
-        (h == hash).then(|| {
-            let prepared = prepare_bytes(&bytes, settings, Scale::Reduced);
-            (p, prepared)
-        })
-    });
-    Retagged {
-        hash,
-        found: found.ok_or_else(|| "no file holds this content any more".to_string()),
-    }
+    let found = match reread(&hash, paths, settings) {
+        Reread::Found(path, prepared) => Ok((path, prepared)),
+        Reread::Gone(_) => Err("no file holds this content any more".to_string()),
+    };
+    Retagged { hash, found }
 }
 
 /// What a `retag` run has done, and where it writes.

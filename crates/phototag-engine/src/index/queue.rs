@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::execute::image_row;
 use super::{IndexError, Progress, Turn};
-use crate::classify::{prepare_bytes, read_and_hash, Batch, LazyClassifier, Prepared, Scale};
-use crate::classify::{FileError, Settings};
+use crate::classify::{reread, Batch, LazyClassifier, Missed, Prepared, Reread, Settings};
 use phototag_light::catalog::{unix_now, Catalog, FileRow, Hash, Writer};
 
 /// Counts of one [`classify_queued`].
@@ -47,26 +46,18 @@ fn read_one(
             input: None,
         };
     }
-    let mut why = String::from("no file holds this content any more");
-    for f in &files {
-        match read_and_hash(&f.path, s.limits.max_file_bytes) {
-            Ok((bytes, h)) if h == hash => {
-                let input = prepare_bytes(&bytes, s, Scale::Reduced).map_err(|e| e.to_string());
-                return Read {
-                    hash,
-                    files,
-                    input: Some(input),
-                };
-            }
-            Ok(_) => why = "the file changed while it waited to be classified".into(),
-            Err(FileError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => why = e.to_string(),
+    let input = match reread(&hash, files.iter().map(|f| &f.path), s) {
+        Reread::Found(_, prepared) => prepared.map_err(|e| e.to_string()),
+        Reread::Gone(None) => Err("no file holds this content any more".into()),
+        Reread::Gone(Some(Missed::Changed)) => {
+            Err("the file changed while it waited to be classified".into())
         }
-    }
+        Reread::Gone(Some(Missed::Unreadable(e))) => Err(e.to_string()),
+    };
     Read {
         hash,
         files,
-        input: Some(Err(why)),
+        input: Some(input),
     }
 }
 
