@@ -163,7 +163,7 @@ pub fn matches(
     album: &Album,
     album_folders: &[PathBuf],
 ) -> Result<Vec<(PathBuf, Hash)>, AlbumError> {
-    let q = Query::compile(&album.query, 0.0).map_err(|e| AlbumError::Query {
+    let q = Query::compile_with(&album.query, 0.0, &catalog.taught_names()?).map_err(|e| AlbumError::Query {
         album: album.name.clone(),
         query_error: e.to_string(),
     })?;

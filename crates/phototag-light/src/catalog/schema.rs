@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_embeddings",
         sql: include_str!("../../../../migrations/0004_embeddings.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_taught_tags",
+        sql: include_str!("../../../../migrations/0005_taught_tags.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

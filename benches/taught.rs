@@ -1,0 +1,461 @@
+//! Tags taught by example: how fast, and how right.
+//!
+//! 1. Speed. A catalog of N images (default 1,000,000; `TAUGHT_BENCH_IMAGES`) with
+//!    generated embeddings of 1,280 dimensions (EfficientNet-Lite0's; `TAUGHT_BENCH_DIM`)
+//!    drawn around 2,000 subjects (a shared part plus a sparse own part, like pooled ReLU
+//!    features). A tag is taught from 50 examples (25 of subjects 0-19, 25 of others) and
+//!    applied to every stored embedding through `taught::apply::fit_and_apply`, the code
+//!    `phototag teach` runs: fit and cross-validation, then scoring every embedding
+//!    (parallel row ranges) and writing the matches. Prints each part's time, and the
+//!    precision and recall of the matches against the subjects. `TAUGHT_BENCH_DB=path`
+//!    keeps the catalog there and reuses it.
+//! 2. Accuracy on real photos: the photos of `../shared/corpus` (pkg/, exif/ without the
+//!    orientation sets, four Kodak PNGs) and four variants of each (the photo, resized to
+//!    50%, centre-cropped to 90%, brightened 15%), classified with the real
+//!    EfficientNet-Lite0. The kind: the 13 desktop backgrounds of debian-mate-backgrounds
+//!    (landscapes, flowers, textures) against everything else. A tag is taught from n yes
+//!    and n no examples drawn at random (n = 5, 10, 20; 10 draws each) and its matches on
+//!    the other images are counted: precision and recall on all of them, and on the images
+//!    of photos none of whose variants was an example (no near copy of an example).
+//!    Skips (printing why) without the corpus or the model.
+//!
+//! Run: `cargo bench --bench taught`.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+
+use phototag_engine::classify::{prepare_bytes, Batch, Scale, Settings};
+use phototag_engine::imaging::decode_bytes;
+use phototag_engine::model::{Classifier, ClassifierOptions};
+use phototag_light::catalog::{Catalog, ExampleRow};
+use phototag_light::config::Config;
+use phototag_light::model_files::ModelStore;
+use phototag_light::taught::apply::fit_and_apply;
+use phototag_light::taught::{fit, teach};
+use phototag_light::vectors::Embedding;
+
+/// xorshift64*: a small deterministic generator.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const SUBJECTS: usize = 2000;
+/// Subjects 0..TAUGHT are the tag's.
+const TAUGHT: usize = 20;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn features(centres: &[Vec<f32>], subject: usize, rng: &mut Rng) -> Vec<f32> {
+    centres[subject]
+        .iter()
+        .map(|c| (c + 1.5 * (rng.unit() - 0.3)).max(0.0))
+        .collect()
+}
+
+fn hash_of(i: u64) -> [u8; 32] {
+    *blake3::hash(&i.to_le_bytes()).as_bytes()
+}
+
+/// The catalog of `n` images; image i's subject is in its path.
+fn generate(db: &Path, n: usize, dim: usize, centres: &[Vec<f32>], rng: &mut Rng) -> i64 {
+    let t = Instant::now();
+    let mut catalog = Catalog::open(db).unwrap();
+    let model = catalog
+        .register_model("efficientnet-lite0", &"0".repeat(64), "efficientnet-lite0")
+        .unwrap();
+    let mut w = catalog.begin().unwrap();
+    let root = w.root_id(Path::new("/photos")).unwrap();
+    w.commit().unwrap();
+    drop(catalog);
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        .unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut img = tx
+            .prepare(
+                "INSERT INTO images (hash, width, height, format, model_id, classified_at)
+                 VALUES (?1, 4000, 3000, 'jpeg', ?2, 0)",
+            )
+            .unwrap();
+        let mut file = tx
+            .prepare(
+                "INSERT INTO files (path, root_id, hash, size, mtime_ns, last_seen)
+                 VALUES (?1, ?2, ?3, 3000000, ?4, 0)",
+            )
+            .unwrap();
+        let mut emb = tx
+            .prepare(
+                "INSERT INTO embeddings (hash, model_id, vector, scale) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .unwrap();
+        for i in 0..n as u64 {
+            let subject = rng.below(SUBJECTS);
+            let e = Embedding::quantize(&features(centres, subject, rng)).unwrap();
+            let hash = hash_of(i);
+            let path = format!("/photos/s{subject:04}/IMG_{i:07}.jpg");
+            img.execute(rusqlite::params![hash, model]).unwrap();
+            file.execute(rusqlite::params![path.as_bytes(), root, hash, i as i64])
+                .unwrap();
+            emb.execute(rusqlite::params![hash, model, e.values, f64::from(e.scale)])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    let _ = dim;
+    eprintln!(
+        "generated {n} images in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    model
+}
+
+/// Fit from 50 examples and apply to every stored embedding.
+fn speed() {
+    let n = env_usize("TAUGHT_BENCH_IMAGES", 1_000_000);
+    let dim = env_usize("TAUGHT_BENCH_DIM", 1280);
+    let keep = std::env::var_os("TAUGHT_BENCH_DB").map(PathBuf::from);
+    let tmp = tempfile::tempdir().unwrap();
+    let db = keep.clone().unwrap_or_else(|| tmp.path().join("taught.db"));
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let common: Vec<f32> = (0..dim).map(|_| rng.unit() * 0.5).collect();
+    let centres: Vec<Vec<f32>> = (0..SUBJECTS)
+        .map(|_| {
+            common
+                .iter()
+                .map(|c| {
+                    let own = rng.unit();
+                    c + if own > 0.85 { own * 3.0 } else { 0.0 }
+                })
+                .collect()
+        })
+        .collect();
+    let reuse = keep.is_some()
+        && db.exists()
+        && Catalog::open_readonly(&db).is_ok_and(|c| c.image_count().unwrap_or(0) == n as u64);
+    let model = if reuse {
+        eprintln!("reusing {}", db.display());
+        Catalog::open_readonly(&db)
+            .unwrap()
+            .model_id(&"0".repeat(64))
+            .unwrap()
+            .unwrap()
+    } else {
+        let _ = std::fs::remove_file(&db);
+        generate(&db, n, dim, &centres, &mut rng)
+    };
+    let mut catalog = Catalog::open(&db).unwrap();
+    // 50 examples: new images of the subjects (as `teach` would get from files).
+    let mut ex_rng = Rng(42);
+    let examples: Vec<ExampleRow> = (0..50u64)
+        .map(|i| {
+            let positive = i < 25;
+            let subject = if positive {
+                ex_rng.below(TAUGHT)
+            } else {
+                TAUGHT + ex_rng.below(SUBJECTS - TAUGHT)
+            };
+            ExampleRow {
+                hash: hash_of(u64::MAX - i),
+                positive,
+                model_id: model,
+                embedding: Embedding::quantize(&features(&centres, subject, &mut ex_rng)).unwrap(),
+            }
+        })
+        .collect();
+    let of = |p: bool| -> Vec<Vec<f32>> {
+        examples
+            .iter()
+            .filter(|e| e.positive == p)
+            .map(|e| e.embedding.to_f32())
+            .collect()
+    };
+    let t = Instant::now();
+    let fitted = teach("bench", "efficientnet-lite0", &of(true), &of(false)).unwrap();
+    let fit_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let applied = fit_and_apply(&mut catalog, "bench", model, &examples).unwrap();
+    let total_s = t.elapsed().as_secs_f64();
+    // Right or wrong, by subject.
+    let mut right = 0usize;
+    {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT f.path FROM tags t JOIN files f ON f.hash = t.hash WHERE t.class_index = ?1",
+            )
+            .unwrap();
+        let mut rows = stmt
+            .query([phototag_light::catalog::taught_class(applied.id) as i64])
+            .unwrap();
+        while let Some(r) = rows.next().unwrap() {
+            let p: Vec<u8> = r.get(0).unwrap();
+            let s: usize = std::str::from_utf8(&p[9..13]).unwrap().parse().unwrap();
+            right += usize::from(s < TAUGHT);
+        }
+    }
+    let truth: usize = {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM files WHERE path < ?1",
+            [format!("/photos/s{TAUGHT:04}/").as_bytes()],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap() as usize
+    };
+    let v = fitted.figures.validation.unwrap();
+    println!("taught tag, {n} stored embeddings of {dim} dimensions, 50 examples (25 yes, 25 no):");
+    println!(
+        "  fit + {}-fold cross-validation: {:.3} s (CV precision {:.0}%, recall {:.0}%, threshold {:.2})",
+        v.folds,
+        fit_s,
+        v.precision * 100.0,
+        v.recall * 100.0,
+        v.threshold
+    );
+    println!(
+        "  fit_and_apply (fit, store, score {} embeddings, write {} matches): {:.2} s",
+        applied.scored, applied.matches, total_s
+    );
+    println!(
+        "  matches: precision {:.1}%, recall {:.1}% against the {truth} images of the tag's subjects",
+        100.0 * right as f64 / applied.matches.max(1) as f64,
+        100.0 * right as f64 / truth.max(1) as f64
+    );
+    let t = Instant::now();
+    let q = phototag_light::search::Query::compile_with(
+        "bench",
+        0.0,
+        &catalog.taught_names().unwrap(),
+    )
+    .unwrap();
+    let found = catalog
+        .list(&phototag_light::search::Request::new(q.compiled))
+        .unwrap();
+    println!(
+        "  search 'bench' (every match, paths): {} files in {:.0} ms",
+        found.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+}
+
+fn variants(img: &RgbImage) -> Vec<RgbImage> {
+    let (w, h) = (img.width(), img.height());
+    let half = imageops::resize(img, w / 2, h / 2, FilterType::Triangle);
+    let (cw, ch) = (w * 9 / 10, h * 9 / 10);
+    let crop = imageops::crop_imm(img, (w - cw) / 2, (h - ch) / 2, cw, ch).to_image();
+    let mut bright = img.clone();
+    for p in bright.pixels_mut() {
+        for c in p.0.iter_mut() {
+            *c = (f32::from(*c) * 1.15).round().min(255.0) as u8;
+        }
+    }
+    vec![img.clone(), half, crop, bright]
+}
+
+fn jpeg(img: &RgbImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(img)
+        .unwrap();
+    out.into_inner()
+}
+
+fn photos(corpus: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![corpus.join("pkg"), corpus.join("exif")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            let name = p.file_name().unwrap().to_string_lossy().to_lowercase();
+            if p.is_dir() {
+                stack.push(p);
+            } else if (name.ends_with(".jpg") || name.ends_with(".jpeg") || name.ends_with(".png"))
+                && !(name.starts_with("landscape_") || name.starts_with("portrait_"))
+            {
+                out.push(p);
+            }
+        }
+    }
+    for k in ["02", "07", "17", "23"] {
+        out.push(corpus.join(format!("formats/image-rs-png/tests/benches/kodim{k}.png")));
+    }
+    out.sort();
+    out
+}
+
+struct Item {
+    photo: usize,
+    kind: bool,
+    features: Vec<f32>,
+}
+
+/// Precision and recall of a tag taught from 5, 10 and 20 examples on corpus photos.
+fn accuracy() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if !corpus.is_dir() {
+        eprintln!("SKIPPED taught accuracy: {} is absent", corpus.display());
+        return;
+    }
+    let models = std::env::var_os("PHOTOTAG_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(phototag_light::paths::default_model_dir);
+    let stored = match ModelStore::new(&models).get("efficientnet-lite0") {
+        Ok(m) if m.manifest.embedding_size.is_some() => m,
+        Ok(_) => {
+            eprintln!("SKIPPED taught accuracy: efficientnet-lite0 gives no embeddings (prepare it again)");
+            return;
+        }
+        Err(e) => {
+            eprintln!("SKIPPED taught accuracy: {e}");
+            return;
+        }
+    };
+    let classifier = Classifier::load(&stored, &ClassifierOptions::default()).unwrap();
+    let settings = Settings::new(&Config::default(), &stored.manifest, 8);
+    let limits = Config::default().limits;
+    let t = Instant::now();
+    let mut items: Vec<Item> = Vec::new();
+    let mut photo = 0;
+    for path in photos(&corpus) {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let Ok(decoded) = decode_bytes(&bytes, &limits) else { continue };
+        if decoded.image.width() < 64 || decoded.image.height() < 64 {
+            continue;
+        }
+        let kind = path.to_string_lossy().contains("debian-mate-backgrounds");
+        let files: Vec<Vec<u8>> = variants(&decoded.image).iter().map(jpeg).collect();
+        let mut batch = Batch::new(files.len());
+        for f in &files {
+            batch.push((), prepare_bytes(f, &settings, Scale::Reduced));
+        }
+        for (_, r) in batch.run(&classifier, 1) {
+            if let Ok(c) = r {
+                let e = Embedding::quantize(&c.embedding.unwrap()).unwrap();
+                items.push(Item {
+                    photo,
+                    kind,
+                    features: e.to_f32(),
+                });
+            }
+        }
+        photo += 1;
+    }
+    let kinds = items.iter().filter(|i| i.kind).count();
+    eprintln!(
+        "classified {} images ({photo} photos x 4) in {:.0} s",
+        items.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!(
+        "taught tag on corpus photos (EfficientNet-Lite0): `background` = the {} images of debian-mate-backgrounds' photos, against {} others; 10 draws each",
+        kinds,
+        items.len() - kinds
+    );
+    println!("  examples (yes+no) | precision | recall | held-out photos: precision | recall | CV precision | CV recall");
+    let pos: Vec<usize> = (0..items.len()).filter(|&i| items[i].kind).collect();
+    let neg: Vec<usize> = (0..items.len()).filter(|&i| !items[i].kind).collect();
+    let mut rng = Rng(7);
+    for n in [5usize, 10, 20] {
+        let mut sums = [0.0f64; 6];
+        let draws = 10;
+        for _ in 0..draws {
+            let pick = |from: &[usize], rng: &mut Rng| -> Vec<usize> {
+                let mut v = from.to_vec();
+                for i in 0..n {
+                    let j = i + rng.below(v.len() - i);
+                    v.swap(i, j);
+                }
+                v.truncate(n);
+                v
+            };
+            let yes = pick(&pos, &mut rng);
+            let no = pick(&neg, &mut rng);
+            let f = |ix: &[usize]| ix.iter().map(|&i| items[i].features.clone()).collect::<Vec<_>>();
+            let fitted = teach("background", "efficientnet-lite0", &f(&yes), &f(&no)).unwrap();
+            let used: std::collections::HashSet<usize> = yes.iter().chain(&no).copied().collect();
+            let used_photos: std::collections::HashSet<usize> =
+                used.iter().map(|&i| items[i].photo).collect();
+            let mut all = [0usize; 3];
+            let mut held = [0usize; 3];
+            for (i, it) in items.iter().enumerate() {
+                if used.contains(&i) {
+                    continue;
+                }
+                let hit = fitted.linear.probability(&it.features) >= fitted.threshold;
+                let slot = |c: &mut [usize; 3]| {
+                    if hit && it.kind {
+                        c[0] += 1
+                    } else if hit {
+                        c[1] += 1
+                    } else if it.kind {
+                        c[2] += 1
+                    }
+                };
+                slot(&mut all);
+                if !used_photos.contains(&it.photo) {
+                    slot(&mut held);
+                }
+            }
+            let pr = |c: [usize; 3]| {
+                (
+                    c[0] as f64 / (c[0] + c[1]).max(1) as f64,
+                    c[0] as f64 / (c[0] + c[2]).max(1) as f64,
+                )
+            };
+            let (p, r) = pr(all);
+            let (hp, hr) = pr(held);
+            let v = fitted.figures.validation.unwrap();
+            for (s, x) in sums.iter_mut().zip([p, r, hp, hr, f64::from(v.precision), f64::from(v.recall)]) {
+                *s += x / draws as f64;
+            }
+        }
+        println!(
+            "  {n:>2}+{n:<2}             | {:>8.1}% | {:>5.1}% | {:>26.1}% | {:>5.1}% | {:>11.1}% | {:>8.1}%",
+            sums[0] * 100.0,
+            sums[1] * 100.0,
+            sums[2] * 100.0,
+            sums[3] * 100.0,
+            sums[4] * 100.0,
+            sums[5] * 100.0
+        );
+    }
+    let _ = fit::FOLDS;
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!("SKIPPED taught benchmark: run it with `cargo bench --bench taught`");
+        return;
+    }
+    if std::env::var_os("TAUGHT_BENCH_SKIP_SPEED").is_none() {
+        speed();
+    }
+    accuracy();
+}
