@@ -126,10 +126,7 @@ fn generate(db: &Path, n: usize, dim: usize, centres: &[Vec<f32>], rng: &mut Rng
     }
     tx.commit().unwrap();
     let _ = dim;
-    eprintln!(
-        "generated {n} images in {:.1} s",
-        t.elapsed().as_secs_f64()
-    );
+    eprintln!("generated {n} images in {:.1} s", t.elapsed().as_secs_f64());
     model
 }
 
@@ -246,12 +243,9 @@ fn speed() {
         100.0 * right as f64 / truth.max(1) as f64
     );
     let t = Instant::now();
-    let q = phototag_light::search::Query::compile_with(
-        "bench",
-        0.0,
-        &catalog.taught_names().unwrap(),
-    )
-    .unwrap();
+    let q =
+        phototag_light::search::Query::compile_with("bench", 0.0, &catalog.taught_names().unwrap())
+            .unwrap();
     let found = catalog
         .list(&phototag_light::search::Request::new(q.compiled))
         .unwrap();
@@ -344,8 +338,12 @@ fn accuracy() {
     let mut items: Vec<Item> = Vec::new();
     let mut photo = 0;
     for path in photos(&corpus) {
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        let Ok(decoded) = decode_bytes(&bytes, &limits) else { continue };
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(decoded) = decode_bytes(&bytes, &limits) else {
+            continue;
+        };
         if decoded.image.width() < 64 || decoded.image.height() < 64 {
             continue;
         }
@@ -397,7 +395,11 @@ fn accuracy() {
             };
             let yes = pick(&pos, &mut rng);
             let no = pick(&neg, &mut rng);
-            let f = |ix: &[usize]| ix.iter().map(|&i| items[i].features.clone()).collect::<Vec<_>>();
+            let f = |ix: &[usize]| {
+                ix.iter()
+                    .map(|&i| items[i].features.clone())
+                    .collect::<Vec<_>>()
+            };
             let fitted = teach("background", "efficientnet-lite0", &f(&yes), &f(&no)).unwrap();
             let used: std::collections::HashSet<usize> = yes.iter().chain(&no).copied().collect();
             let used_photos: std::collections::HashSet<usize> =
@@ -432,7 +434,10 @@ fn accuracy() {
             let (p, r) = pr(all);
             let (hp, hr) = pr(held);
             let v = fitted.figures.validation.unwrap();
-            for (s, x) in sums.iter_mut().zip([p, r, hp, hr, f64::from(v.precision), f64::from(v.recall)]) {
+            for (s, x) in
+                sums.iter_mut()
+                    .zip([p, r, hp, hr, f64::from(v.precision), f64::from(v.recall)])
+            {
                 *s += x / draws as f64;
             }
         }

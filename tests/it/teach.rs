@@ -58,8 +58,11 @@ impl Lib {
         std::fs::create_dir_all(&root).unwrap();
         for (name, src) in sources() {
             for (i, &(n, d, c, l, q)) in CHANGES.iter().enumerate() {
-                std::fs::write(root.join(format!("{name}{i}.jpg")), variant(&src, n, d, c, l, q))
-                    .unwrap();
+                std::fs::write(
+                    root.join(format!("{name}{i}.jpg")),
+                    variant(&src, n, d, c, l, q),
+                )
+                .unwrap();
             }
         }
         let lib = Lib {
@@ -102,7 +105,13 @@ impl Lib {
         let out = self.run(&["search", "--paths", query]);
         let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .map(|l| Path::new(l).file_stem().unwrap().to_string_lossy().into_owned())
+            .map(|l| {
+                Path::new(l)
+                    .file_stem()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .collect();
         names.sort();
         names
@@ -139,24 +148,47 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
     let lone_dir = tempfile::tempdir().unwrap();
     let lone = lone_dir.path().join("phototag");
     std::fs::copy(common::bin(), &lone).unwrap();
-    let squirrel0 = hex(&hash_bytes(&std::fs::read(lib.path("squirrel0.jpg")).unwrap()));
+    let squirrel0 = hex(&hash_bytes(
+        &std::fs::read(lib.path("squirrel0.jpg")).unwrap(),
+    ));
     let out = lib
         .command(&lone)
         .args(["teach", "Tangerine", "--yes"])
-        .args([lib.path("orange0.jpg"), lib.path("orange1.jpg"), lib.path("orange2.jpg")])
+        .args([
+            lib.path("orange0.jpg"),
+            lib.path("orange1.jpg"),
+            lib.path("orange2.jpg"),
+        ])
         .args(["--no", &squirrel0])
-        .args([lib.path("squirrel1.jpg"), lib.path("hopper0.jpg"), lib.path("hopper1.jpg")])
+        .args([
+            lib.path("squirrel1.jpg"),
+            lib.path("hopper0.jpg"),
+            lib.path("hopper1.jpg"),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("taught from 3 yes and 4 no examples"), "{text}");
-    assert!(text.contains("cross-validated (3 folds): precision"), "{text}");
+    assert!(
+        text.contains("taught from 3 yes and 4 no examples"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cross-validated (3 folds): precision"),
+        "{text}"
+    );
     assert!(text.contains("matches 6 of 18 photos"), "{text}");
-    assert!(stderr(&out).contains("only 3 yes example(s)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only 3 yes example(s)"),
+        "{}",
+        stderr(&out)
+    );
 
     assert_eq!(lib.search("tangerine"), names("orange", 0..6));
-    assert_eq!(lib.search("TANGERINE>0.5").len(), lib.search("tangerine>0.5").len());
+    assert_eq!(
+        lib.search("TANGERINE>0.5").len(),
+        lib.search("tangerine>0.5").len()
+    );
     let not = lib.search("NOT tangerine");
     assert_eq!(not.len(), 12, "{not:?}");
     assert!(not.iter().all(|n| !n.starts_with("orange")));
@@ -180,16 +212,24 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
     assert!(v["best"][0]["path"].as_str().unwrap().contains("orange"));
     assert_eq!(v["borderline"].as_array().unwrap().len(), 3);
     let json = lib.run(&["search", "--json", "tangerine"]);
-    let hit: serde_json::Value = serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
+    let hit: serde_json::Value =
+        serde_json::from_str(stdout(&json).lines().next().unwrap()).unwrap();
     assert_eq!(hit["matched"][0]["class"], "Tangerine");
     assert!(hit["matched"][0]["index"].as_u64().unwrap() > 1000);
 
     let unknown = lib.run(&["teach", "--show", "tangerin"]);
     assert_eq!(unknown.status.code(), Some(1));
-    assert!(stderr(&unknown).contains("close: Tangerine"), "{}", stderr(&unknown));
+    assert!(
+        stderr(&unknown).contains("close: Tangerine"),
+        "{}",
+        stderr(&unknown)
+    );
     let removed = lib.run(&["teach", "--remove", "tangerine"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
-    assert_eq!(lib.run(&["teach", "--remove", "tangerine"]).status.code(), Some(1));
+    assert_eq!(
+        lib.run(&["teach", "--remove", "tangerine"]).status.code(),
+        Some(1)
+    );
     assert_eq!(lib.run(&["search", "tangerine"]).status.code(), Some(1));
 }
 
@@ -199,22 +239,37 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
 #[test]
 fn corrections_new_files_and_a_retag_refit_the_tag() {
     let lib = Lib::indexed();
-    let mut args = vec!["teach", "citrus", "--yes"];
-    let yes = [lib.path("orange0.jpg"), lib.path("orange1.jpg"), lib.path("orange2.jpg")];
-    let no = [lib.path("squirrel0.jpg"), lib.path("squirrel1.jpg"), lib.path("hopper0.jpg"), lib.path("hopper1.jpg")];
+    let mut args = vec!["teach", "sunball", "--yes"];
+    let yes = [
+        lib.path("orange0.jpg"),
+        lib.path("orange1.jpg"),
+        lib.path("orange2.jpg"),
+    ];
+    let no = [
+        lib.path("squirrel0.jpg"),
+        lib.path("squirrel1.jpg"),
+        lib.path("hopper0.jpg"),
+        lib.path("hopper1.jpg"),
+    ];
     args.extend(yes.iter().map(String::as_str));
     args.push("--no");
     args.extend(no.iter().map(String::as_str));
     let out = lib.run(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(lib.search("citrus"), names("orange", 0..6));
+    assert_eq!(lib.search("sunball"), names("orange", 0..6));
 
-    // Correct: orange5 is not citrus. It loses the tag.
-    let out = lib.run(&["teach", "citrus", "--no", &lib.path("orange5.jpg"), "--json"]);
+    // Correct: orange5 is not sunball. It loses the tag.
+    let out = lib.run(&[
+        "teach",
+        "sunball",
+        "--no",
+        &lib.path("orange5.jpg"),
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     assert_eq!((v["yes"].as_u64(), v["no"].as_u64()), (Some(3), Some(5)));
-    assert!(!lib.search("citrus").contains(&"orange5".to_string()));
+    assert!(!lib.search("sunball").contains(&"orange5".to_string()));
 
     // A new file (outside the catalog) as a yes, and one that cannot be decoded.
     let outside = lib.tmp.path().join("new orange.jpg");
@@ -223,14 +278,23 @@ fn corrections_new_files_and_a_retag_refit_the_tag() {
     std::fs::write(&broken, b"\xff\xd8\xff\xe0 not a jpeg").unwrap();
     let out = lib.run(&[
         "teach",
-        "citrus",
+        "sunball",
         "--yes",
         outside.to_str().unwrap(),
         broken.to_str().unwrap(),
     ]);
-    assert_eq!(out.status.code(), Some(1), "the broken file: {}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the broken file: {}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("broken.jpg"), "{}", stderr(&out));
-    assert!(stdout(&out).contains("taught from 4 yes and 5 no"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("taught from 4 yes and 5 no"),
+        "{}",
+        stdout(&out)
+    );
 
     // Another model: every image is retagged, the tag refitted from its examples (the
     // file outside the catalog cannot be seen by the new model: left out, and said).
@@ -242,10 +306,21 @@ fn corrections_new_files_and_a_retag_refit_the_tag() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("taught tag `citrus` refitted"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("1 example(s) not in the catalog left out"), "{}", stderr(&out));
-    let found = lib.search("citrus");
-    assert!(names("orange", 0..5).iter().all(|n| found.contains(n)), "{found:?}");
+    assert!(
+        stderr(&out).contains("taught tag `sunball` refitted"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("1 example(s) not in the catalog left out"),
+        "{}",
+        stderr(&out)
+    );
+    let found = lib.search("sunball");
+    assert!(
+        names("orange", 0..5).iter().all(|n| found.contains(n)),
+        "{found:?}"
+    );
     assert!(found.iter().all(|n| n.starts_with("orange")), "{found:?}");
 }
 
@@ -263,7 +338,10 @@ fn bad_input_is_refused_with_its_exit_code() {
     assert!(e.contains("no --yes example"), "{e}");
     let (c, e) = code(&["teach", "cat", "--yes", &o0, "--no", &h0]);
     assert_eq!(c, Some(2), "{e}");
-    assert!(e.contains("ImageNet/WordNet") && e.contains("my-cat"), "{e}");
+    assert!(
+        e.contains("ImageNet/WordNet") && e.contains("my-cat"),
+        "{e}"
+    );
     let (c, e) = code(&["teach", "rex", "--yes", &o0]);
     assert_eq!(c, Some(2), "{e}");
     assert!(e.contains("no no example"), "{e}");
@@ -279,7 +357,10 @@ fn bad_input_is_refused_with_its_exit_code() {
     assert_eq!(c, Some(1), "{e}");
     assert!(e.contains("zzzqqq"), "{e}");
     let rex = lib.search("rex");
-    assert!(rex.contains(&"orange0".to_string()) && !rex.contains(&"hopper0".to_string()), "{rex:?}");
+    assert!(
+        rex.contains(&"orange0".to_string()) && !rex.contains(&"hopper0".to_string()),
+        "{rex:?}"
+    );
 }
 
 /// The real daemon applies a taught tag: a smart album on it fills when the tag is taught
@@ -300,7 +381,11 @@ fn the_daemon_applies_a_taught_tag_to_new_photos_and_its_album() {
     let srcs = sources();
     for (name, src) in &srcs {
         for (i, &(n, d, c, l, q)) in CHANGES.iter().enumerate().take(4) {
-            std::fs::write(root.join(format!("{name}{i}.jpg")), variant(src, n, d, c, l, q)).unwrap();
+            std::fs::write(
+                root.join(format!("{name}{i}.jpg")),
+                variant(src, n, d, c, l, q),
+            )
+            .unwrap();
         }
     }
     std::fs::write(
@@ -343,24 +428,41 @@ fn the_daemon_applies_a_taught_tag_to_new_photos_and_its_album() {
     assert!(out.status.success(), "{}", stderr(&out));
     let linked = |dir: &Path| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         v.sort();
         v
     };
     let took = wait_for("the album holds the four oranges", T, || {
-        linked(&album) == names("orange", 0..4).iter().map(|n| format!("{n}.jpg")).collect::<Vec<_>>()
+        linked(&album)
+            == names("orange", 0..4)
+                .iter()
+                .map(|n| format!("{n}.jpg"))
+                .collect::<Vec<_>>()
     });
     eprintln!("taught → album filled in {:.1} s", took.as_secs_f64());
 
     let new = root.join("fresh orange.jpg");
     let (n, d, c, l, q) = CHANGES[5];
     std::fs::write(&new, variant(&srcs[0].1, n, d, c, l, q)).unwrap();
-    let took = wait_for("the new orange in the album", T, || linked(&album).contains(&"fresh orange.jpg".to_string()));
-    eprintln!("new photo → tagged and in the album in {:.1} s", took.as_secs_f64());
+    let took = wait_for("the new orange in the album", T, || {
+        linked(&album).contains(&"fresh orange.jpg".to_string())
+    });
+    eprintln!(
+        "new photo → tagged and in the album in {:.1} s",
+        took.as_secs_f64()
+    );
     let c = phototag_light::catalog::Catalog::open_readonly(&db).unwrap();
     let row = c.file(&new).unwrap().unwrap();
-    assert!(c.tags(&row.hash).unwrap().iter().any(|t| t.label == "tangerine"));
+    assert!(c
+        .tags(&row.hash)
+        .unwrap()
+        .iter()
+        .any(|t| t.label == "tangerine"));
     wait_for("its sidecar names the tag", T, || {
         std::fs::read_to_string(phototag_light::sidecar::path_for(&new))
             .is_ok_and(|s| s.contains("tangerine"))

@@ -32,7 +32,10 @@ pub fn run(ctx: &Context, args: &TeachArgs) -> anyhow::Result<Outcome> {
     let classifier = choice.load()?;
     let mut batch = Batch::new(files.len());
     for (path, bytes, hash) in &files {
-        batch.push((path, *hash), prepare_bytes(bytes, &settings, Scale::Reduced));
+        batch.push(
+            (path, *hash),
+            prepare_bytes(bytes, &settings, Scale::Reduced),
+        );
     }
     let mut given = Classified::default();
     for ((path, hash), r) in batch.run(&classifier, settings.top_k) {

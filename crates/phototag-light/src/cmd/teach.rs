@@ -99,7 +99,10 @@ pub fn teach(ctx: &Context, args: &TeachArgs, given: &[Classified]) -> anyhow::R
             "no --yes example: give photos, content hashes or queries of `{name}` with --yes (a tag that exists can be corrected with --no alone)"
         )));
     }
-    let name = existing.as_ref().map_or(name, |t| t.name.as_str()).to_string();
+    let name = existing
+        .as_ref()
+        .map_or(name, |t| t.name.as_str())
+        .to_string();
     let classified: HashMap<Hash, (i64, &Embedding)> = given
         .iter()
         .flat_map(|c| &c.embeddings)
@@ -175,12 +178,15 @@ pub fn teach(ctx: &Context, args: &TeachArgs, given: &[Classified]) -> anyhow::R
                 .count()
         })
     });
-    examples.extend(new.into_iter().map(|(hash, (positive, _, model_id, embedding))| ExampleRow {
-        hash,
-        positive,
-        model_id,
-        embedding,
-    }));
+    examples.extend(
+        new.into_iter()
+            .map(|(hash, (positive, _, model_id, embedding))| ExampleRow {
+                hash,
+                positive,
+                model_id,
+                embedding,
+            }),
+    );
     examples.sort_by(|a, b| a.hash.cmp(&b.hash));
     let (examples, lost) = examples_for_model(&catalog, examples, model_id)?;
     if lost > 0 {
@@ -272,7 +278,9 @@ fn resolve(
         }
     }
     if items.is_empty() {
-        return Ok(Found::Problem("the query matches no photo with an embedding".into()));
+        return Ok(Found::Problem(
+            "the query matches no photo with an embedding".into(),
+        ));
     }
     Ok(Found::Examples {
         explicit: false,
@@ -380,7 +388,9 @@ fn list(ctx: &Context, json: bool) -> anyhow::Result<Outcome> {
         let f: Option<Figures> = serde_json::from_str(&t.figures).ok();
         let matches = catalog.taught_match_count(t.id)?;
         if json {
-            let mut v = f.as_ref().map_or(json!({}), |f| figures_json(f, t.threshold));
+            let mut v = f
+                .as_ref()
+                .map_or(json!({}), |f| figures_json(f, t.threshold));
             v["name"] = json!(t.name);
             v["matches"] = json!(matches);
             v["fitted_at"] = json!(t.fitted_at);
@@ -394,7 +404,8 @@ fn list(ctx: &Context, json: bool) -> anyhow::Result<Outcome> {
                 matches,
                 yes,
                 no,
-                f.as_ref().map_or(String::new(), |f| figures_line(f, t.threshold))
+                f.as_ref()
+                    .map_or(String::new(), |f| figures_line(f, t.threshold))
             )?;
         }
     }
@@ -436,8 +447,10 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
     best.truncate(limit);
     // Borderline: the closest to the threshold, on either side, that are not examples.
     let is_example: std::collections::HashSet<Hash> = examples.iter().map(|e| e.hash).collect();
-    let mut border: Vec<&(Hash, f32)> =
-        scores.iter().filter(|s| !is_example.contains(&s.0)).collect();
+    let mut border: Vec<&(Hash, f32)> = scores
+        .iter()
+        .filter(|s| !is_example.contains(&s.0))
+        .collect();
     border.sort_by(|a, b| {
         (a.1 - t.threshold)
             .abs()
@@ -448,10 +461,14 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
     border.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut out = std::io::stdout().lock();
     let row = |(h, p): &(Hash, f32)| -> anyhow::Result<serde_json::Value> {
-        Ok(json!({"hash": hex(h), "path": shown(&catalog, h)?, "probability": (p * 1e4).round() / 1e4}))
+        Ok(
+            json!({"hash": hex(h), "path": shown(&catalog, h)?, "probability": (p * 1e4).round() / 1e4}),
+        )
     };
     if json {
-        let mut v = f.as_ref().map_or(json!({}), |f| figures_json(f, t.threshold));
+        let mut v = f
+            .as_ref()
+            .map_or(json!({}), |f| figures_json(f, t.threshold));
         v["name"] = json!(t.name);
         v["matches"] = json!(matches);
         v["scored"] = json!(scored);
@@ -461,14 +478,26 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
             .map(|e| Ok(json!({"hash": hex(&e.hash), "yes": e.positive, "path": shown(&catalog, &e.hash)?})))
             .collect::<anyhow::Result<Vec<_>>>()?
             .into();
-        v["best"] = best.iter().map(|s| row(s)).collect::<anyhow::Result<Vec<_>>>()?.into();
-        v["borderline"] = border.iter().map(|s| row(s)).collect::<anyhow::Result<Vec<_>>>()?.into();
+        v["best"] = best
+            .iter()
+            .map(|s| row(s))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into();
+        v["borderline"] = border
+            .iter()
+            .map(|s| row(s))
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .into();
         writeln!(out, "{v}")?;
         return Ok(Outcome::Success);
     }
     writeln!(out, "{}", t.name)?;
     if let Some(f) = &f {
-        writeln!(out, "  model {}; {} yes, {} no examples", f.model, f.yes, f.no)?;
+        writeln!(
+            out,
+            "  model {}; {} yes, {} no examples",
+            f.model, f.yes, f.no
+        )?;
         writeln!(out, "  {}", figures_line(f, t.threshold))?;
     }
     writeln!(out, "  matches {matches} of {scored} photos")?;
@@ -484,8 +513,17 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
     }
     writeln!(out, "borderline (correct with --yes or --no):")?;
     for (h, p) in &border {
-        let side = if *p >= t.threshold { "tagged" } else { "not tagged" };
-        writeln!(out, "  {:5.1}%  {side:10}  {}", p * 100.0, shown(&catalog, h)?)?;
+        let side = if *p >= t.threshold {
+            "tagged"
+        } else {
+            "not tagged"
+        };
+        writeln!(
+            out,
+            "  {:5.1}%  {side:10}  {}",
+            p * 100.0,
+            shown(&catalog, h)?
+        )?;
     }
     Ok(Outcome::Success)
 }

@@ -110,10 +110,7 @@ impl Query {
         let mut conditions = Vec::new();
         let mut suggested = 0;
         let root = lower(&expr, &mut |t: &Term| {
-            let resolved = match taught
-                .iter()
-                .find(|(name, _)| same_name(name, &t.text))
-            {
+            let resolved = match taught.iter().find(|(name, _)| same_name(name, &t.text)) {
                 Some(&(_, class)) => Resolved {
                     synsets: Vec::new(),
                     classes: vec![class],
@@ -171,7 +168,11 @@ impl fmt::Display for Query {
 /// A taught tag's name and a query term name the same tag: equal but for case and runs of
 /// spaces.
 fn same_name(name: &str, term: &str) -> bool {
-    let words = |s: &str| s.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>();
+    let words = |s: &str| {
+        s.split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
     words(name) == words(term)
 }
 
@@ -228,7 +229,10 @@ mod tests {
 
     #[test]
     fn taught_names_are_terms() {
-        let taught = vec![("Rex".to_string(), 1001), ("old receipts".to_string(), 1002)];
+        let taught = vec![
+            ("Rex".to_string(), 1001),
+            ("old receipts".to_string(), 1002),
+        ];
         let q = Query::compile_with("rex AND NOT cat", 0.0, &taught).unwrap();
         assert_eq!(q.terms[0].resolved.classes, vec![1001]);
         assert!(q.compiled.eval(&[(1001, 0.9)]).is_some());

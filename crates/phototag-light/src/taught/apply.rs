@@ -5,9 +5,10 @@
 //!
 //! May not: print, or decide which photos are examples (`cmd::teach` resolves them).
 
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use super::{teach, warnings, Figures, TeachError};
+use super::{teach, warnings, Figures, Fitted, TeachError};
 use crate::catalog::{
     unix_now, Catalog, CatalogError, EmbeddingScan, ExampleRow, Hash, NewTaught, TaughtRow,
 };
@@ -93,8 +94,8 @@ pub fn score_catalog(
 }
 
 /// Fits tag `name` on `examples` (all of `model_id`'s embeddings), stores it with them, and
-/// gives it to every image of the model that reaches its threshold (replacing its earlier
-/// scores).
+/// gives it to every image of the model that reaches its threshold, and to the yes
+/// examples but never the no examples (replacing its earlier scores).
 pub fn fit_and_apply(
     catalog: &mut Catalog,
     name: &str,
@@ -127,7 +128,7 @@ pub fn fit_and_apply(
         now: unix_now(),
     })?;
     w.commit()?;
-    let matches = apply(catalog, id, name, model_id, &fitted.linear.weights, fitted.linear.bias, fitted.threshold)?;
+    let matches = apply(catalog, id, name, &fitted, model_id, examples)?;
     Ok(Applied {
         id,
         name: name.to_string(),
@@ -139,22 +140,32 @@ pub fn fit_and_apply(
     })
 }
 
-/// Scores the catalog and replaces the tag's rows: (matches, scored).
+/// Scores the catalog and replaces the tag's rows: (matches, scored). The examples are the
+/// person's word: a yes example has the tag whatever its score, a no example never.
 fn apply(
     catalog: &mut Catalog,
     id: i64,
     name: &str,
+    fitted: &Fitted,
     model_id: i64,
-    weights: &[f32],
-    bias: f32,
-    threshold: f32,
+    examples: &[ExampleRow],
 ) -> Result<(usize, usize), CatalogError> {
     let db = catalog.path().to_path_buf();
-    let (scores, scored) = score_catalog(catalog, &db, model_id, weights, bias, threshold)?;
+    let (w, b) = (&fitted.linear.weights, fitted.linear.bias);
+    let (mut scores, scored) = score_catalog(catalog, &db, model_id, w, b, fitted.threshold)?;
+    let said: HashMap<Hash, &ExampleRow> = examples.iter().map(|e| (e.hash, e)).collect();
+    scores.retain(|(h, _)| said.get(h).is_none_or(|e| e.positive));
+    let scored_yes: HashSet<Hash> = scores.iter().map(|s| s.0).collect();
+    for e in examples {
+        if e.positive && !scored_yes.contains(&e.hash) {
+            scores.push((e.hash, e.embedding.as_ref().logistic(w, b)));
+        }
+    }
     let mut w = catalog.begin()?;
     w.set_taught_scores(id, name, &scores)?;
     w.commit()?;
-    Ok((scores.len(), scored))
+    let matches = catalog.taught_match_count(id)? as usize;
+    Ok((matches, scored))
 }
 
 /// The examples as embeddings of `model_id`: their own when of that model, else the
@@ -236,7 +247,8 @@ mod tests {
         let mut img = image([n; 32], model, &[(class, 0.9)]);
         img.embedding = Some(e);
         w.put_image(&img).unwrap();
-        w.put_file(&file(&format!("/p/{n}.jpg"), root, [n; 32], 1, 1)).unwrap();
+        w.put_file(&file(&format!("/p/{n}.jpg"), root, [n; 32], 1, 1))
+            .unwrap();
     }
 
     fn example(n: u8, positive: bool, model: i64, e: Embedding) -> ExampleRow {
@@ -271,25 +283,45 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("c.db");
         let mut cat = Catalog::open(&db).unwrap();
-        let m1 = cat.register_model("m1", &"1".repeat(64), "resnet18").unwrap();
+        let m1 = cat
+            .register_model("m1", &"1".repeat(64), "resnet18")
+            .unwrap();
         let mut w = cat.begin().unwrap();
         let root = w.root_id(Path::new("/p")).unwrap();
         for i in 0..20u8 {
             let axis = usize::from(i >= 10);
-            put(&mut w, root, m1, i, near(axis, i as usize), if i % 2 == 0 { 5 } else { 6 });
+            put(
+                &mut w,
+                root,
+                m1,
+                i,
+                near(axis, i as usize),
+                if i % 2 == 0 { 5 } else { 6 },
+            );
         }
         w.commit().unwrap();
         let ex: Vec<ExampleRow> = [0u8, 1, 2, 3]
             .iter()
             .map(|&n| example(n, true, m1, near(0, n as usize)))
-            .chain([10u8, 11, 12, 13].iter().map(|&n| example(n, false, m1, near(1, n as usize))))
+            .chain(
+                [10u8, 11, 12, 13]
+                    .iter()
+                    .map(|&n| example(n, false, m1, near(1, n as usize))),
+            )
             .collect();
         let a = fit_and_apply(&mut cat, "rex", m1, &ex).unwrap();
         assert_eq!((a.matches, a.scored), (10, 20));
         assert_eq!(a.figures.validation.unwrap().folds, 4);
-        assert!(a.warnings.iter().any(|w| w.contains("only 4 yes")), "{:?}", a.warnings);
+        assert!(
+            a.warnings.iter().any(|w| w.contains("only 4 yes")),
+            "{:?}",
+            a.warnings
+        );
         assert_eq!(found(&cat, "rex"), (0..10).collect::<Vec<_>>());
-        assert_eq!(found(&cat, "Rex AND NOT \"electric ray\""), vec![1, 3, 5, 7, 9]);
+        assert_eq!(
+            found(&cat, "Rex AND NOT \"electric ray\""),
+            vec![1, 3, 5, 7, 9]
+        );
         assert_eq!(found(&cat, "rex>0.0001 OR \"electric ray\"").len(), 15);
         let tags = cat.tags(&[0; 32]).unwrap();
         assert_eq!(tags.last().unwrap().class_index, taught_class(a.id));
@@ -304,14 +336,19 @@ mod tests {
         assert!(!found(&cat, "rex").contains(&31));
 
         // Another model (its axes swapped): a refit from the stored examples follows it.
-        let m2 = cat.register_model("m2", &"2".repeat(64), "resnet18").unwrap();
+        let m2 = cat
+            .register_model("m2", &"2".repeat(64), "resnet18")
+            .unwrap();
         let mut w = cat.begin().unwrap();
         for i in 0..20u8 {
             let axis = usize::from(i < 10) + 2;
             put(&mut w, root, m2, i, near(axis, i as usize), 6);
         }
         w.commit().unwrap();
-        assert!(found(&cat, "rex").iter().all(|&n| n >= 30), "old model's rows are gone");
+        assert!(
+            found(&cat, "rex").iter().all(|&n| n >= 30),
+            "old model's rows are gone"
+        );
         let refits = refit_all(&mut cat, m2).unwrap();
         assert_eq!(refits.len(), 1);
         assert_eq!(refits[0].lost, 0);
@@ -321,14 +358,37 @@ mod tests {
 
         // A correction: photo 4 is not rex after all (and is fitted as a no).
         let mut ex = cat.taught_examples(a.id).unwrap();
-        ex.push(example(4, false, m2, cat.embedding(&[4; 32]).unwrap().unwrap().embedding));
-        ex.push(example(5, false, m2, cat.embedding(&[5; 32]).unwrap().unwrap().embedding));
-        ex.push(example(6, false, m2, cat.embedding(&[6; 32]).unwrap().unwrap().embedding));
+        ex.push(example(
+            4,
+            false,
+            m2,
+            cat.embedding(&[4; 32]).unwrap().unwrap().embedding,
+        ));
+        ex.push(example(
+            5,
+            false,
+            m2,
+            cat.embedding(&[5; 32]).unwrap().unwrap().embedding,
+        ));
+        ex.push(example(
+            6,
+            false,
+            m2,
+            cat.embedding(&[6; 32]).unwrap().unwrap().embedding,
+        ));
         let b = fit_and_apply(&mut cat, "rex", m2, &ex).unwrap();
         assert_eq!(b.id, a.id);
         let t = cat.taught_tag("rex").unwrap().unwrap();
-        let probs: Vec<f32> = (0..20u8).map(|n| t.score(cat.embedding(&[n; 32]).unwrap().unwrap().embedding.as_ref())).collect();
-        assert!(b.matches < 10, "{} {:?} {probs:?} {}", b.matches, b.figures, t.threshold);
+        let probs: Vec<f32> = (0..20u8)
+            .map(|n| t.score(cat.embedding(&[n; 32]).unwrap().unwrap().embedding.as_ref()))
+            .collect();
+        assert!(
+            b.matches < 10,
+            "{} {:?} {probs:?} {}",
+            b.matches,
+            b.figures,
+            t.threshold
+        );
         assert!(!found(&cat, "rex").contains(&4));
 
         let mut w = cat.begin().unwrap();
@@ -337,7 +397,11 @@ mod tests {
         w.commit().unwrap();
         assert!(cat.taught_names().unwrap().is_empty());
         assert_eq!(cat.taught_match_count(a.id).unwrap(), 0);
-        assert!(cat.tags(&[0; 32]).unwrap().iter().all(|t| t.class_index < 1000));
+        assert!(cat
+            .tags(&[0; 32])
+            .unwrap()
+            .iter()
+            .all(|t| t.class_index < 1000));
     }
 
     #[test]
@@ -345,11 +409,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("c.db");
         let mut cat = Catalog::open(&db).unwrap();
-        let m = cat.register_model("m", &"1".repeat(64), "resnet18").unwrap();
+        let m = cat
+            .register_model("m", &"1".repeat(64), "resnet18")
+            .unwrap();
         let mut w = cat.begin().unwrap();
         let root = w.root_id(Path::new("/p")).unwrap();
         for i in 0..20u8 {
-            put(&mut w, root, m, i, near(usize::from(i >= 10), i as usize), 5);
+            put(
+                &mut w,
+                root,
+                m,
+                i,
+                near(usize::from(i >= 10), i as usize),
+                5,
+            );
         }
         w.commit().unwrap();
         cat.refresh_class_lists(None).unwrap();
@@ -357,11 +430,22 @@ mod tests {
         let ex: Vec<ExampleRow> = [0u8, 1, 2]
             .iter()
             .map(|&n| example(n, true, m, near(0, n as usize)))
-            .chain([10u8, 11, 12].iter().map(|&n| example(n, false, m, near(1, n as usize))))
+            .chain(
+                [10u8, 11, 12]
+                    .iter()
+                    .map(|&n| example(n, false, m, near(1, n as usize))),
+            )
             .collect();
         fit_and_apply(&mut cat, "rex", m, &ex).unwrap();
-        assert_eq!(cat.missing_class_lists().unwrap(), 0, "ImageNet lists untouched");
+        assert_eq!(
+            cat.missing_class_lists().unwrap(),
+            0,
+            "ImageNet lists untouched"
+        );
         assert_eq!(found(&cat, "\"electric ray\""), before);
-        assert_eq!(found(&cat, "\"electric ray\" AND NOT rex"), (10..20).collect::<Vec<_>>());
+        assert_eq!(
+            found(&cat, "\"electric ray\" AND NOT rex"),
+            (10..20).collect::<Vec<_>>()
+        );
     }
 }

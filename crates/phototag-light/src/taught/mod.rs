@@ -56,7 +56,9 @@ pub struct Fitted {
 /// Why a tag cannot be fitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TeachError {
-    #[error("no yes example of `{0}` could be used: give photos, hashes or queries of it with --yes")]
+    #[error(
+        "no yes example of `{0}` could be used: give photos, hashes or queries of it with --yes"
+    )]
     NoYes(String),
     #[error("no no example for `{0}`: a tag learns what sets its photos apart, so it also needs photos that are not `{0}`: add --no PHOTO|HASH|QUERY (best what it could be taken for, e.g. --no 'cat OR dog')")]
     NoNo(String),
@@ -65,7 +67,12 @@ pub enum TeachError {
 }
 
 /// Fits a tag on `yes` and `no` embeddings (normalised features, one model's).
-pub fn teach(name: &str, model: &str, yes: &[Vec<f32>], no: &[Vec<f32>]) -> Result<Fitted, TeachError> {
+pub fn teach(
+    name: &str,
+    model: &str,
+    yes: &[Vec<f32>],
+    no: &[Vec<f32>],
+) -> Result<Fitted, TeachError> {
     if yes.is_empty() {
         return Err(TeachError::NoYes(name.to_string()));
     }
@@ -162,17 +169,25 @@ pub fn check_name(name: &str) -> Result<(), String> {
     crate::config::check_album_name(name)
         .map_err(|_| format!("`{name}` is not a tag name (1-64 letters, digits, spaces, '-', '_', '.'; not starting with '.' or a space)"))?;
     if name.starts_with('-') {
-        return Err(format!("`{name}` is not a tag name: a leading '-' means NOT in a query"));
+        return Err(format!(
+            "`{name}` is not a tag name: a leading '-' means NOT in a query"
+        ));
     }
     if ["and", "or", "not"].contains(&name.to_ascii_lowercase().as_str()) {
-        return Err(format!("`{name}` is a word of the query language: choose another name"));
+        return Err(format!(
+            "`{name}` is a word of the query language: choose another name"
+        ));
     }
     let resolved = Hierarchy::get().resolve(name);
     if !resolved.classes.is_empty() {
-        let other = [format!("my-{name}"), format!("{name}-mine"), format!("{name}-2")]
-            .into_iter()
-            .find(|n| Hierarchy::get().resolve(n).classes.is_empty())
-            .unwrap_or_else(|| "another name".to_string());
+        let other = [
+            format!("my-{name}"),
+            format!("{name}-mine"),
+            format!("{name}-2"),
+        ]
+        .into_iter()
+        .find(|n| Hierarchy::get().resolve(n).classes.is_empty())
+        .unwrap_or_else(|| "another name".to_string());
         return Err(format!(
             "`{name}` is an ImageNet/WordNet word (it covers {} class(es)), and a query must mean one thing: choose another name, e.g. `{other}`",
             resolved.classes.len()
@@ -191,7 +206,10 @@ mod tests {
         assert!(check_name("rex").is_ok());
         assert!(check_name("Receipts 2024").is_ok());
         let e = check_name("cat").unwrap_err();
-        assert!(e.contains("ImageNet/WordNet") && e.contains("my-cat"), "{e}");
+        assert!(
+            e.contains("ImageNet/WordNet") && e.contains("my-cat"),
+            "{e}"
+        );
         assert!(check_name("dogs").is_err(), "plurals resolve too");
         assert!(check_name("NOT").is_err());
         assert!(check_name("-x").is_err());
@@ -201,10 +219,16 @@ mod tests {
 
     #[test]
     fn stored_score_equals_the_float_one() {
-        let x = [0.3f32, -0.2, 0.9, 0.1, 0.05, -0.4, 0.0, 0.2, 0.3, 0.1, -0.1, 0.2, 0.5, 0.1, 0.0, 0.3, 0.2, -0.3];
+        let x = [
+            0.3f32, -0.2, 0.9, 0.1, 0.05, -0.4, 0.0, 0.2, 0.3, 0.1, -0.1, 0.2, 0.5, 0.1, 0.0, 0.3,
+            0.2, -0.3,
+        ];
         let e = Embedding::quantize(&x).unwrap();
         let w: Vec<f32> = (0..x.len()).map(|i| (i as f32 - 8.0) / 3.0).collect();
-        let l = Linear { weights: w.clone(), bias: 0.25 };
+        let l = Linear {
+            weights: w.clone(),
+            bias: 0.25,
+        };
         let want = l.probability(&e.to_f32());
         assert!((score(&w, 0.25, e.as_ref()) - want).abs() < 1e-5);
         assert_eq!(score(&w[..4], 0.25, e.as_ref()), 0.0, "another width");
@@ -213,8 +237,14 @@ mod tests {
     #[test]
     fn one_sided_examples_are_refused() {
         let v = vec![vec![1.0f32, 0.0]];
-        assert_eq!(teach("rex", "m", &[], &v), Err(TeachError::NoYes("rex".into())));
-        assert_eq!(teach("rex", "m", &v, &[]), Err(TeachError::NoNo("rex".into())));
+        assert_eq!(
+            teach("rex", "m", &[], &v),
+            Err(TeachError::NoYes("rex".into()))
+        );
+        assert_eq!(
+            teach("rex", "m", &v, &[]),
+            Err(TeachError::NoNo("rex".into()))
+        );
         let f = teach("rex", "m", &v, &[vec![0.0, 1.0]]).unwrap();
         assert!(f.figures.validation.is_none());
         let w = warnings("rex", &f.figures);
