@@ -34,7 +34,7 @@ use phototag_light::catalog::{Catalog, ExampleRow};
 use phototag_light::config::Config;
 use phototag_light::model_files::ModelStore;
 use phototag_light::taught::apply::fit_and_apply;
-use phototag_light::taught::{fit, teach};
+use phototag_light::taught::teach;
 use phototag_light::vectors::Embedding;
 
 /// xorshift64*: a small deterministic generator.
@@ -80,7 +80,7 @@ fn hash_of(i: u64) -> [u8; 32] {
 }
 
 /// The catalog of `n` images; image i's subject is in its path.
-fn generate(db: &Path, n: usize, dim: usize, centres: &[Vec<f32>], rng: &mut Rng) -> i64 {
+fn generate(db: &Path, n: usize, centres: &[Vec<f32>], rng: &mut Rng) -> i64 {
     let t = Instant::now();
     let mut catalog = Catalog::open(db).unwrap();
     let model = catalog
@@ -125,7 +125,6 @@ fn generate(db: &Path, n: usize, dim: usize, centres: &[Vec<f32>], rng: &mut Rng
         }
     }
     tx.commit().unwrap();
-    let _ = dim;
     eprintln!("generated {n} images in {:.1} s", t.elapsed().as_secs_f64());
     model
 }
@@ -162,7 +161,7 @@ fn speed() {
             .unwrap()
     } else {
         let _ = std::fs::remove_file(&db);
-        generate(&db, n, dim, &centres, &mut rng)
+        generate(&db, n, &centres, &mut rng)
     };
     let mut catalog = Catalog::open(&db).unwrap();
     // 50 examples: new images of the subjects (as `teach` would get from files).
@@ -451,7 +450,6 @@ fn accuracy() {
             sums[5] * 100.0
         );
     }
-    let _ = fit::FOLDS;
 }
 
 fn main() {

@@ -145,10 +145,8 @@ pub fn teach(ctx: &Context, args: &TeachArgs, given: &[Classified]) -> anyhow::R
             }
         }
     }
-    if needs_model {
-        if given.is_empty() {
-            return Ok(Outcome::NeedsEngine);
-        }
+    if needs_model && given.is_empty() {
+        return Ok(Outcome::NeedsEngine);
     }
     // The tag's model: the one most of the new yes examples have (else the tag's own).
     let mut votes: HashMap<i64, usize> = HashMap::new();
@@ -187,7 +185,7 @@ pub fn teach(ctx: &Context, args: &TeachArgs, given: &[Classified]) -> anyhow::R
                 embedding,
             }),
     );
-    examples.sort_by(|a, b| a.hash.cmp(&b.hash));
+    examples.sort_by_key(|e| e.hash);
     let (examples, lost) = examples_for_model(&catalog, examples, model_id)?;
     if lost > 0 {
         eprintln!(

@@ -141,9 +141,10 @@ pub fn warnings(name: &str, f: &Figures) -> Vec<String> {
         ));
     }
     match f.validation {
-        None => w.push(format!(
+        None => w.push(
             "too few examples to cross-validate (at least 2 yes and 2 no): the threshold is 0.5 and untested"
-        )),
+                .to_string(),
+        ),
         Some(v) => {
             if v.precision < WEAK {
                 w.push(format!(
