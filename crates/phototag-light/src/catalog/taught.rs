@@ -170,30 +170,13 @@ impl Writer<'_> {
     /// replaces its examples. Returns its id. Its scores are written by
     /// [`Writer::set_taught_scores`].
     pub fn put_taught(&mut self, t: &NewTaught<'_>) -> Result<i64, CatalogError> {
-        let id: i64 = match self
+        let existing: Option<i64> = self
             .tx()
             .prepare_cached("SELECT id FROM taught_tags WHERE name = ?1")?
             .query_row([t.name], |r| r.get(0))
-            .optional()?
-        {
-            Some(id) => {
-                self.tx()
-                    .prepare_cached(
-                        "UPDATE taught_tags SET name = ?2, model_id = ?3, weights = ?4,
-                         bias = ?5, threshold = ?6, figures = ?7, fitted_at = ?8 WHERE id = ?1",
-                    )?
-                    .execute(params![
-                        id,
-                        t.name,
-                        t.model_id,
-                        weights_to_blob(t.weights),
-                        f64::from(t.bias),
-                        f64::from(t.threshold),
-                        t.figures,
-                        t.now
-                    ])?;
-                id
-            }
+            .optional()?;
+        let id = match existing {
+            Some(id) => id,
             None => {
                 // The lowest free id: a removed tag's class number is used again.
                 let used: Vec<i64> = self
@@ -205,24 +188,29 @@ impl Writer<'_> {
                 if id > MAX_TAUGHT {
                     return Err(CatalogError::TooManyTaught(MAX_TAUGHT));
                 }
-                self.tx()
-                    .prepare_cached(
-                        "INSERT INTO taught_tags (id, name, model_id, weights, bias, threshold,
-                         figures, created_at, fitted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                    )?
-                    .execute(params![
-                        id,
-                        t.name,
-                        t.model_id,
-                        weights_to_blob(t.weights),
-                        f64::from(t.bias),
-                        f64::from(t.threshold),
-                        t.figures,
-                        t.now
-                    ])?;
                 id
             }
         };
+        // A tag fitted again keeps its id (its class number) and its creation time.
+        self.tx()
+            .prepare_cached(
+                "INSERT INTO taught_tags (id, name, model_id, weights, bias, threshold,
+                 figures, created_at, fitted_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name,
+                     model_id = excluded.model_id, weights = excluded.weights,
+                     bias = excluded.bias, threshold = excluded.threshold,
+                     figures = excluded.figures, fitted_at = excluded.fitted_at",
+            )?
+            .execute(params![
+                id,
+                t.name,
+                t.model_id,
+                weights_to_blob(t.weights),
+                f64::from(t.bias),
+                f64::from(t.threshold),
+                t.figures,
+                t.now
+            ])?;
         self.tx()
             .prepare_cached("DELETE FROM taught_examples WHERE tag_id = ?1")?
             .execute([id])?;

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
+use super::similar::read_limited;
 use super::{Context, Outcome};
 use crate::album::UsageError;
 use crate::catalog::{hex, parse_hash, Catalog, ExampleRow, Hash, TaughtRow};
@@ -34,21 +35,6 @@ pub struct Classified {
 
 fn usage(msg: String) -> anyhow::Error {
     UsageError(msg).into()
-}
-
-/// Reads a file whole, refusing one over `max` bytes.
-fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path)?;
-    let len = f.metadata()?.len();
-    if len > max {
-        return Err(std::io::Error::other(format!(
-            "{len} bytes, over the limit of {max} (config key limits.max_file_bytes)"
-        )));
-    }
-    let mut bytes = Vec::with_capacity(len as usize);
-    f.take(max + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// An argument of --yes or --no that names an existing file.
@@ -290,6 +276,15 @@ fn percent(x: f32) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
+/// A stored tag's figures, name, matches and fit time: the head of `--list` and `--show`.
+fn tag_json(t: &TaughtRow, f: Option<&Figures>, matches: u64) -> serde_json::Value {
+    let mut v = f.map_or(json!({}), |f| figures_json(f, t.threshold));
+    v["name"] = json!(t.name);
+    v["matches"] = json!(matches);
+    v["fitted_at"] = json!(t.fitted_at);
+    v
+}
+
 fn figures_json(f: &Figures, threshold: f32) -> serde_json::Value {
     json!({
         "yes": f.yes,
@@ -386,13 +381,7 @@ fn list(ctx: &Context, json: bool) -> anyhow::Result<Outcome> {
         let f: Option<Figures> = serde_json::from_str(&t.figures).ok();
         let matches = catalog.taught_match_count(t.id)?;
         if json {
-            let mut v = f
-                .as_ref()
-                .map_or(json!({}), |f| figures_json(f, t.threshold));
-            v["name"] = json!(t.name);
-            v["matches"] = json!(matches);
-            v["fitted_at"] = json!(t.fitted_at);
-            writeln!(out, "{v}")?;
+            writeln!(out, "{}", tag_json(&t, f.as_ref(), matches))?;
         } else {
             let (yes, no) = f.as_ref().map_or((0, 0), |f| (f.yes, f.no));
             writeln!(
@@ -464,13 +453,8 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
         )
     };
     if json {
-        let mut v = f
-            .as_ref()
-            .map_or(json!({}), |f| figures_json(f, t.threshold));
-        v["name"] = json!(t.name);
-        v["matches"] = json!(matches);
+        let mut v = tag_json(&t, f.as_ref(), matches as u64);
         v["scored"] = json!(scored);
-        v["fitted_at"] = json!(t.fitted_at);
         v["examples"] = examples
             .iter()
             .map(|e| Ok(json!({"hash": hex(&e.hash), "yes": e.positive, "path": shown(&catalog, &e.hash)?})))
