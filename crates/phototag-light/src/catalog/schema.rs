@@ -46,8 +46,13 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 5,
-        name: "0005_taught_tags",
-        sql: include_str!("../../../../migrations/0005_taught_tags.sql"),
+        name: "0005_sketches",
+        sql: include_str!("../../../../migrations/0005_sketches.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "0006_taught_tags",
+        sql: include_str!("../../../../migrations/0006_taught_tags.sql"),
     },
 ];
 
@@ -118,6 +123,7 @@ fn migrate_with(
     migrations: &[Migration],
 ) -> Result<u32, CatalogError> {
     let supported = migrations.last().map_or(0, |m| m.version);
+    register_functions(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read again under the write lock: another process may have migrated meanwhile.
     let found = user_version(&tx)?;
@@ -140,6 +146,21 @@ fn migrate_with(
     }
     tx.commit()?;
     Ok(found)
+}
+
+/// SQL functions the migrations use: `phototag_sketch(vector)`, the sketch of a stored
+/// embedding (`vectors::sketch`).
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "phototag_sketch",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let values = ctx.get_raw(0).as_blob()?;
+            Ok(crate::vectors::sketch::sketch(values).to_vec())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Taught tags in the catalog (tables `taught_tags`, `taught_examples`, migration 0005):
+//! Taught tags in the catalog (tables `taught_tags`, `taught_examples`, migration 0006):
 //! a tag's definition (a linear classifier over one model's embeddings, its threshold and
 //! figures), its examples (hash, yes or no, and the embedding they had), and its scores,
 //! which are ordinary `tags` rows (class index and rank [`taught_class`]) so that search,

@@ -1,7 +1,7 @@
--- phototag catalog, schema 5: tags taught by example (`phototag teach`).
+-- phototag catalog, schema 6: tags taught by example (`phototag teach`).
 --
--- Applied by src/catalog/schema.rs after 0004; sets PRAGMA user_version = 5.
--- Never edit a released migration: add 0006_*.sql.
+-- Applied by src/catalog/schema.rs after 0005; sets PRAGMA user_version = 6.
+-- Never edit a released migration: add 0007_*.sql.
 
 -- A tag a person taught from examples: a logistic regression over one model's
 -- embeddings (weights: little-endian f32, one per dimension of that model's
