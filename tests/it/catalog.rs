@@ -103,7 +103,10 @@ fn migrations_apply_once_and_record_the_version() {
             "images",
             "models",
             "roots",
-            "tags"
+            "sketches",
+            "tags",
+            "taught_examples",
+            "taught_tags"
         ]
     );
     let ro = Catalog::open_readonly(&path).unwrap();

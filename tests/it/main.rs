@@ -28,5 +28,6 @@ mod search_cli;
 mod search_query;
 mod serve;
 mod similar;
+mod teach;
 mod walk;
 mod watch;

@@ -39,6 +39,7 @@ pub fn code_for_with(
         if cause.is::<ConfigError>()
             || cause.is::<crate::search::QueryError>()
             || cause.is::<crate::album::UsageError>()
+            || cause.is::<crate::taught::TeachError>()
         {
             return USAGE;
         }

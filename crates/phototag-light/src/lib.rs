@@ -27,4 +27,5 @@ pub mod search;
 pub mod sidecar;
 pub mod similar;
 pub mod status;
+pub mod taught;
 pub mod vectors;

@@ -14,7 +14,7 @@ use crate::gate::{Gate, Verdict};
 use crate::index::execute::image_row;
 use crate::index::run::{self, IndexOptions};
 use crate::index::{Progress, Summary, Turn};
-use phototag_light::catalog::{hex, Hash};
+use phototag_light::catalog::{hex, Catalog, Hash};
 use phototag_light::cli::{IndexArgs, RetagArgs};
 use phototag_light::cmd::{Context, Outcome};
 use phototag_light::rate::Rate;
@@ -423,6 +423,9 @@ pub fn retag(ctx: &Context, args: &RetagArgs) -> anyhow::Result<Outcome> {
         reporter.finish();
         result?;
     }
+    if !stop.load(Ordering::Relaxed) {
+        refit_taught(&mut catalog, model_id)?;
+    }
     run::refresh_search_lists(&mut catalog, &stop)?;
     println!("retagged\t{done}");
     println!("failed\t{failed}");
@@ -446,4 +449,30 @@ pub fn warn_without_embeddings(manifest: &phototag_light::model_files::Manifest)
             "{e}; until then `phototag similar` and `dupes --near` do not see the photos it tags"
         );
     }
+}
+
+/// After a retag, the taught tags of another model are fitted again from their examples,
+/// as the new model sees them; what each became goes to stderr.
+fn refit_taught(catalog: &mut Catalog, model_id: i64) -> anyhow::Result<()> {
+    for r in phototag_light::taught::apply::refit_all(catalog, model_id)? {
+        match r.result {
+            Ok(a) => eprintln!(
+                "taught tag `{}` refitted for the new model from {} yes and {} no examples{}: matches {} photos",
+                r.name,
+                a.figures.yes,
+                a.figures.no,
+                if r.lost > 0 {
+                    format!(" ({} example(s) not in the catalog left out)", r.lost)
+                } else {
+                    String::new()
+                },
+                a.matches
+            ),
+            Err(e) => eprintln!(
+                "phototag: warning: taught tag `{}` could not be refitted for the new model: {e}; teach it again",
+                r.name
+            ),
+        }
+    }
+    Ok(())
 }

@@ -10,6 +10,7 @@ pub mod index;
 pub mod prepare;
 pub mod serve;
 pub mod similar;
+pub mod teach;
 pub mod watch;
 
 use phototag_light::cli::Cli;
@@ -31,6 +32,7 @@ pub fn run(ctx: &Context, cli: &Cli, command: EngineCommand<'_>) -> anyhow::Resu
         EngineCommand::Bench(a) => bench::run(ctx, a),
         EngineCommand::Serve(a) => serve::run(ctx, a),
         EngineCommand::Similar(a) => similar::run(ctx, a),
+        EngineCommand::Teach(a) => teach::run(ctx, a),
     }
 }
 

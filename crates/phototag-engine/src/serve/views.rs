@@ -84,7 +84,12 @@ pub(super) async fn search(
         .blocking
         .run(move || {
             // Bounded (length, terms, nesting, suggested terms) in `search`, and off the runtime.
-            let query = SearchQuery::compile(&q, min_prob / 100.0)
+            let catalog = Catalog::open_readonly(&st.settings.db);
+            let taught = match &catalog {
+                Ok(c) => c.taught_names()?,
+                Err(_) => Vec::new(),
+            };
+            let query = SearchQuery::compile_with(&q, min_prob / 100.0, &taught)
                 .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
             let unknown: Vec<Value> = query
                 .unknown()
@@ -93,8 +98,7 @@ pub(super) async fn search(
             let compiled = query.compiled;
             let runnable = !compiled.classes().is_empty() || compiled.matches_untagged();
             let hits = if runnable {
-                let catalog = Catalog::open_readonly(&st.settings.db)?;
-                catalog.find(&Request {
+                catalog?.find(&Request {
                     query: compiled,
                     under: Vec::new(),
                     mtime_ns: None,

@@ -163,9 +163,11 @@ pub fn matches(
     album: &Album,
     album_folders: &[PathBuf],
 ) -> Result<Vec<(PathBuf, Hash)>, AlbumError> {
-    let q = Query::compile(&album.query, 0.0).map_err(|e| AlbumError::Query {
-        album: album.name.clone(),
-        query_error: e.to_string(),
+    let q = Query::compile_with(&album.query, 0.0, &catalog.taught_names()?).map_err(|e| {
+        AlbumError::Query {
+            album: album.name.clone(),
+            query_error: e.to_string(),
+        }
     })?;
     for t in q.unknown() {
         tracing::warn!(album = %album.name, term = %t.text, "no ImageNet class or label matches this term");

@@ -26,6 +26,7 @@ mod query;
 mod read;
 mod rows;
 mod schema;
+mod taught;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ pub use rows::{
     NewFile, NewImage, NewTag, RootRow, Stats, TagRow,
 };
 pub use schema::{Migration, MIGRATIONS, SUPPORTED as SCHEMA_VERSION};
+pub use taught::{is_taught_class, taught_class, ExampleRow, NewTaught, TaughtRow, MAX_TAUGHT};
 pub use write::Writer;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,8 @@ pub enum CatalogError {
     },
     #[error("no catalog at {path}: run `phototag index DIR` first")]
     Missing { path: PathBuf },
+    #[error("this catalog holds {0} taught tags, the most it can: remove one first (`phototag teach --remove NAME`)")]
+    TooManyTaught(i64),
     #[error("catalog: {0}")]
     Sqlite(#[from] rusqlite::Error),
 }

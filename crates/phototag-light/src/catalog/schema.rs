@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0005_sketches",
         sql: include_str!("../../../../migrations/0005_sketches.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_taught_tags",
+        sql: include_str!("../../../../migrations/0006_taught_tags.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

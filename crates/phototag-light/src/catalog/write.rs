@@ -10,17 +10,36 @@ use std::path::Path;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::{path_bytes, size_to_sql, NewFile, NewImage};
+use super::taught::{all_taught, TaughtRow};
 use super::{CatalogError, Hash};
 use crate::vectors::sketch::sketch;
 
 /// The open write transaction (see [`super::Catalog::begin`]).
 pub struct Writer<'c> {
     tx: Transaction<'c>,
+    /// The taught tags, read when the first image is stored (see `taught.rs`).
+    taught: Option<Vec<TaughtRow>>,
 }
 
 impl<'c> Writer<'c> {
     pub(super) fn new(tx: Transaction<'c>) -> Writer<'c> {
-        Writer { tx }
+        Writer { tx, taught: None }
+    }
+
+    pub(super) fn tx(&self) -> &Transaction<'c> {
+        &self.tx
+    }
+
+    /// The taught tags, read once per transaction.
+    pub(super) fn taught_cache(&mut self) -> Result<&[TaughtRow], CatalogError> {
+        if self.taught.is_none() {
+            self.taught = Some(all_taught(&self.tx)?);
+        }
+        Ok(self.taught.as_deref().unwrap_or_default())
+    }
+
+    pub(super) fn forget_taught_cache(&mut self) {
+        self.taught = None;
     }
 
     /// The id of a root folder, recording it (state `online`) the first time. The path is
@@ -68,7 +87,8 @@ impl<'c> Writer<'c> {
 
     /// Stores a classified content: inserts the image, or replaces its size, format,
     /// model, all its tags and its embedding (a retag). Tags keep their ranks. An image
-    /// without an embedding loses any it had (it was another model's).
+    /// without an embedding loses any it had (it was another model's). With an embedding,
+    /// it gets the taught tags of its model whose threshold it reaches.
     pub fn put_image(&mut self, img: &NewImage) -> Result<(), CatalogError> {
         self.tx
             .prepare_cached(
@@ -103,6 +123,7 @@ impl<'c> Writer<'c> {
                 f64::from(t.probability)
             ])?;
         }
+        drop(insert);
         match &img.embedding {
             Some(e) => {
                 self.tx
@@ -130,6 +151,7 @@ impl<'c> Writer<'c> {
                         img.model_id,
                         sketch(&e.values).as_slice()
                     ])?;
+                self.score_taught(&img.hash, img.model_id, e.as_ref())?;
             }
             None => {
                 self.tx

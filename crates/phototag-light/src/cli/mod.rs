@@ -54,6 +54,8 @@ pub enum Command {
     Dupes(DupesArgs),
     /// The photos most like a photo or a catalogued image, best first
     Similar(SimilarArgs),
+    /// Teach a tag by example ("these are receipts", "this is Rex"), applied to the whole catalog
+    Teach(TeachArgs),
     /// Keep the catalog up to date: reconcile the roots, then follow changes (the daemon)
     Watch(WatchArgs),
     /// Whether a daemon is running, its roots, queue and counts
@@ -187,6 +189,42 @@ pub struct IndexArgs {
     #[arg(long)]
     pub now: bool,
     /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("action").args(["name", "list", "show", "remove"]).required(true)))]
+pub struct TeachArgs {
+    /// The tag to teach or refine (album-name rules; not an ImageNet or WordNet word)
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+    /// Photos of it: files (in the catalog, or classified now), content hashes, or search
+    /// queries (their best 500 photos)
+    #[arg(long, num_args = 1.., value_name = "PHOTO|HASH|QUERY", requires = "name")]
+    pub yes: Vec<String>,
+    /// Photos that are not it, best those it could be taken for (as --yes)
+    #[arg(long, num_args = 1.., value_name = "PHOTO|HASH|QUERY", requires = "name")]
+    pub no: Vec<String>,
+    /// Forget the tag's earlier examples and start over (else new examples are added, and
+    /// one given again with the other answer is corrected)
+    #[arg(long, requires = "name")]
+    pub replace: bool,
+    /// List the taught tags
+    #[arg(long)]
+    pub list: bool,
+    /// A tag's examples, figures, and best and borderline matches
+    #[arg(long, value_name = "NAME")]
+    pub show: Option<String>,
+    /// Forget a tag: its definition, examples and scores
+    #[arg(long, value_name = "NAME")]
+    pub remove: Option<String>,
+    /// With --show: how many best and borderline matches
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub limit: usize,
+    /// JSON output
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

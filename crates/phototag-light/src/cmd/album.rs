@@ -64,7 +64,8 @@ fn add(ctx: &Context, a: &AlbumAddArgs) -> anyhow::Result<Outcome> {
             config_name(ctx)
         )));
     }
-    let q = Query::compile(&a.query, 0.0)?;
+    let mut catalog = ctx.open_catalog()?;
+    let q = Query::compile_with(&a.query, 0.0, &catalog.taught_names()?)?;
     if let Some(t) = q.unknown().next() {
         let mut m = format!("no ImageNet class or label matches `{}`", t.text);
         if !t.suggestions.is_empty() {
@@ -74,7 +75,6 @@ fn add(ctx: &Context, a: &AlbumAddArgs) -> anyhow::Result<Outcome> {
     }
     let folder = album::canonical_folder(&std::path::absolute(&a.folder)?);
     check_folder(ctx, &folder)?;
-    let mut catalog = ctx.open_catalog()?;
     let kind = if a.hardlinks {
         LinkKind::Hardlink
     } else {

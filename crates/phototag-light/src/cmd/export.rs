@@ -25,7 +25,7 @@ fn records(catalog: &Catalog, terms: &[String]) -> anyhow::Result<Vec<Record>> {
             .map(Record::from)
             .collect());
     }
-    let q = Query::from_args(terms, 0.0)?;
+    let q = Query::from_args(terms, 0.0, &catalog.taught_names()?)?;
     for t in q.unknown() {
         eprintln!("phototag: no ImageNet class or label matches `{}`", t.text);
     }

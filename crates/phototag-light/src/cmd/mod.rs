@@ -13,12 +13,13 @@ pub mod models;
 pub mod search;
 pub mod similar;
 pub mod status;
+pub mod teach;
 
 use std::path::PathBuf;
 
 use crate::cli::{
     BenchArgs, ClassifyArgs, Cli, Command, IndexArgs, ModelCommand, PrepareArgs, RetagArgs,
-    ServeArgs, SimilarArgs, WatchArgs,
+    ServeArgs, SimilarArgs, TeachArgs, WatchArgs,
 };
 use anyhow::Context as _;
 
@@ -48,6 +49,8 @@ pub enum EngineCommand<'a> {
     ModelPrepare(&'a PrepareArgs),
     /// `similar` when the light run answered [`Outcome::NeedsEngine`] (a photo to classify).
     Similar(&'a SimilarArgs),
+    /// `teach` when the light run answered [`Outcome::NeedsEngine`] (an example to classify).
+    Teach(&'a TeachArgs),
 }
 
 /// Which side runs a command.
@@ -73,6 +76,10 @@ pub fn dispatch(command: &Command) -> Dispatch<'_> {
         Command::Similar(a) => Dispatch::Either(
             Box::new(move |c| similar::similar(c, a)),
             EngineCommand::Similar(a),
+        ),
+        Command::Teach(a) => Dispatch::Either(
+            Box::new(move |c| teach::teach(c, a, &[])),
+            EngineCommand::Teach(a),
         ),
         Command::Show(a) => Light(Box::new(move |c| catalog::show(c, a))),
         Command::Stats(a) => Light(Box::new(move |c| catalog::stats(c, a))),

@@ -41,7 +41,14 @@ impl Format {
 }
 
 pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
-    let query = Query::from_args(&args.terms, args.min_prob / 100.0)?;
+    // The taught tags are terms too; a catalog that cannot be opened is reported below,
+    // after the query's own errors.
+    let opened = ctx.open_catalog_readonly();
+    let taught = match &opened {
+        Ok(c) => c.taught_names()?,
+        Err(_) => Vec::new(),
+    };
+    let query = Query::from_args(&args.terms, args.min_prob / 100.0, &taught)?;
     tracing::debug!(query = %query, "parsed");
     for t in query.unknown() {
         eprintln!("phototag: {}", no_match_message(&t.text, &t.suggestions));
@@ -51,7 +58,7 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
         return Ok(Outcome::NoMatch);
     }
     let format = Format::of(args);
-    let catalog = ctx.open_catalog_readonly()?;
+    let catalog = opened?;
     let mtime_ns = match (args.since, args.until) {
         (None, None) => None,
         (since, until) => {

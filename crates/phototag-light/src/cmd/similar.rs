@@ -35,7 +35,7 @@ pub enum Resolved {
 }
 
 /// Reads a file whole, refusing one over `max` bytes.
-fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_limited(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let f = std::fs::File::open(path)?;
     let len = f.metadata()?.len();

@@ -13,11 +13,11 @@
 
 /// A set of class indexes below [`ClassSet::CAPACITY`].
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
-pub struct ClassSet([u64; 16]);
+pub struct ClassSet([u64; 32]);
 
 impl ClassSet {
-    /// Room for ImageNet-1k and then some.
-    pub const CAPACITY: usize = 1024;
+    /// Room for ImageNet-1k and the taught tags after it (`catalog::taught_class`).
+    pub const CAPACITY: usize = 2048;
 
     pub fn from_indexes(indexes: impl IntoIterator<Item = usize>) -> ClassSet {
         let mut s = ClassSet::default();

@@ -24,6 +24,7 @@ pub use hierarchy::{Hierarchy, Resolved};
 pub use lexer::SyntaxError;
 pub use matching::{ClassSet, Compiled, Condition, Node};
 pub use parser::{join_args, parse, Expr, Term};
+pub use suggest::edit_distance;
 
 /// Unknown terms that get suggestions, at most (the first ones written).
 pub const SUGGESTED_TERMS: usize = 5;
@@ -89,6 +90,17 @@ impl Query {
     /// Parses `text` and resolves its terms through the label hierarchy. `min_prob` (in
     /// [0, 1]) applies to every term that asks for less.
     pub fn compile(text: &str, min_prob: f32) -> Result<Query, QueryError> {
+        Query::compile_with(text, min_prob, &[])
+    }
+
+    /// [`Query::compile`] knowing the catalog's taught tags: (name, class index) pairs. A
+    /// term equal to a name (case-insensitive) means that tag; names never resolve through
+    /// the hierarchy (`teach` refuses ImageNet and WordNet words), so nothing is shadowed.
+    pub fn compile_with(
+        text: &str,
+        min_prob: f32,
+        taught: &[(String, usize)],
+    ) -> Result<Query, QueryError> {
         let expr = parse(text).map_err(|error| QueryError::Syntax {
             error,
             query: text.to_string(),
@@ -98,7 +110,13 @@ impl Query {
         let mut conditions = Vec::new();
         let mut suggested = 0;
         let root = lower(&expr, &mut |t: &Term| {
-            let resolved = h.resolve(&t.text);
+            let resolved = match taught.iter().find(|(name, _)| same_name(name, &t.text)) {
+                Some(&(_, class)) => Resolved {
+                    synsets: Vec::new(),
+                    classes: vec![class],
+                },
+                None => h.resolve(&t.text),
+            };
             // Suggestions cost an edit distance against every name: only for the first few.
             let suggestions = if resolved.classes.is_empty() && suggested < SUGGESTED_TERMS {
                 suggested += 1;
@@ -125,9 +143,14 @@ impl Query {
         })
     }
 
-    /// The query of command-line arguments (see [`join_args`]).
-    pub fn from_args(args: &[String], min_prob: f32) -> Result<Query, QueryError> {
-        Query::compile(&join_args(args), min_prob)
+    /// The query of command-line arguments (see [`join_args`]), knowing the taught tags
+    /// (see [`Query::compile_with`]).
+    pub fn from_args(
+        args: &[String],
+        min_prob: f32,
+        taught: &[(String, usize)],
+    ) -> Result<Query, QueryError> {
+        Query::compile_with(&join_args(args), min_prob, taught)
     }
 
     /// Terms that cover no class.
@@ -140,6 +163,17 @@ impl fmt::Display for Query {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.expr)
     }
+}
+
+/// A taught tag's name and a query term name the same tag: equal but for case and runs of
+/// spaces.
+fn same_name(name: &str, term: &str) -> bool {
+    let words = |s: &str| {
+        s.split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+    };
+    words(name) == words(term)
 }
 
 fn lower(e: &Expr, leaf: &mut impl FnMut(&Term) -> usize) -> Node {
@@ -194,6 +228,23 @@ mod tests {
     }
 
     #[test]
+    fn taught_names_are_terms() {
+        let taught = vec![
+            ("Rex".to_string(), 1001),
+            ("old receipts".to_string(), 1002),
+        ];
+        let q = Query::compile_with("rex AND NOT cat", 0.0, &taught).unwrap();
+        assert_eq!(q.terms[0].resolved.classes, vec![1001]);
+        assert!(q.compiled.eval(&[(1001, 0.9)]).is_some());
+        assert!(q.compiled.eval(&[(1001, 0.9), (281, 0.6)]).is_none());
+        let q = Query::compile_with("\"OLD  receipts\">0.8", 0.0, &taught).unwrap();
+        assert_eq!(q.compiled.conditions[0].min_prob, 0.8);
+        assert!(q.compiled.eval(&[(1002, 0.85)]).is_some());
+        assert!(q.compiled.eval(&[(1002, 0.75)]).is_none());
+        assert_eq!(Query::compile("rex", 0.0).unwrap().unknown().count(), 1);
+    }
+
+    #[test]
     fn syntax_errors_show_where() {
         let e = Query::compile("(dog OR cat", 0.0).unwrap_err();
         assert_eq!(
@@ -205,11 +256,11 @@ mod tests {
     #[test]
     fn arguments_become_one_query() {
         let args: Vec<String> = vec!["TIGER CAT".into()];
-        let q = Query::from_args(&args, 0.0).unwrap();
+        let q = Query::from_args(&args, 0.0, &[]).unwrap();
         assert_eq!(q.terms[0].resolved.classes, vec![282]);
         let args: Vec<String> = ["dog", "AND", "NOT", "cat"].map(String::from).to_vec();
         assert_eq!(
-            Query::from_args(&args, 0.0).unwrap().to_string(),
+            Query::from_args(&args, 0.0, &[]).unwrap().to_string(),
             "(dog AND NOT cat)"
         );
     }

@@ -67,7 +67,7 @@ impl Hierarchy {
 }
 
 /// Optimal string alignment distance (Levenshtein with adjacent transpositions), on chars.
-fn edit_distance(a: &str, b: &str) -> usize {
+pub fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     if a.len().abs_diff(b.len()) > 3 {

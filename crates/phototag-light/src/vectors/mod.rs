@@ -78,6 +78,32 @@ pub struct EmbeddingRef<'a> {
 }
 
 impl EmbeddingRef<'_> {
+    /// `sigmoid(weights · x + bias)` with `x` the normalised features: a logistic
+    /// regression's probability (a taught tag's score). 0 when the widths differ (another
+    /// model's embedding).
+    pub fn logistic(&self, weights: &[f32], bias: f32) -> f32 {
+        const LANES: usize = 16;
+        if weights.len() != self.values.len() {
+            return 0.0;
+        }
+        let mut acc = [0.0f32; LANES];
+        let mut w = weights.chunks_exact(LANES);
+        let mut v = self.values.chunks_exact(LANES);
+        for (w, v) in (&mut w).zip(&mut v) {
+            for i in 0..LANES {
+                acc[i] += w[i] * f32::from(v[i] as i8);
+            }
+        }
+        let tail: f32 = w
+            .remainder()
+            .iter()
+            .zip(v.remainder())
+            .map(|(w, &v)| w * f32::from(v as i8))
+            .sum();
+        let z = (acc.iter().sum::<f32>() + tail) * self.scale + bias;
+        1.0 / (1.0 + (-z).exp())
+    }
+
     /// Cosine similarity, in [-1, 1]: 1 for the same direction. Embeddings of different
     /// widths (two models) are not comparable: 0.
     pub fn cosine(&self, other: &EmbeddingRef<'_>) -> f32 {

@@ -283,6 +283,8 @@ async function view(hash) {
   const d = $("viewer");
   $("view-title").textContent = "";
   $("view-tags").replaceChildren();
+  $("view-taught").replaceChildren();
+  $("view-taught-title").hidden = true;
   $("view-paths").replaceChildren();
   $("view-meta").textContent = "";
   $("view-img").src = `/thumb/${hash}?size=large`;
@@ -290,7 +292,11 @@ async function view(hash) {
   try {
     const p = await api(`/api/photos/${hash}`);
     $("view-title").textContent = p.paths[0].split("/").pop();
-    bars($("view-tags"), p.tags);
+    // Taught tags (`phototag teach`; class index over 1000) apart from the model's classes.
+    bars($("view-tags"), p.tags.filter((t) => t.index <= 1000));
+    const taught = p.tags.filter((t) => t.index > 1000);
+    bars($("view-taught"), taught);
+    $("view-taught-title").hidden = taught.length === 0;
     $("view-meta").textContent = `${p.width}×${p.height} ${p.format.toUpperCase()}, ${(p.size / 1048576).toFixed(1)} MB — tagged by ${p.model}`;
     $("view-paths").replaceChildren(...p.paths.map((x) => el("li", { text: x })));
     $("view-original").href = p.photo;
@@ -325,10 +331,12 @@ $("view-close").addEventListener("click", () => history.back());
 $("viewer").addEventListener("cancel", (ev) => { ev.preventDefault(); history.back(); });
 $("viewer").addEventListener("click", (ev) => { if (ev.target === $("viewer")) history.back(); });
 // Links inside the viewer (a tag) replace the photo in the history.
-$("view-tags").addEventListener("click", (ev) => {
-  const a = ev.target.closest("a");
-  if (a) { ev.preventDefault(); location.replace(a.getAttribute("href")); }
-});
+for (const id of ["view-tags", "view-taught"]) {
+  $(id).addEventListener("click", (ev) => {
+    const a = ev.target.closest("a");
+    if (a) { ev.preventDefault(); location.replace(a.getAttribute("href")); }
+  });
+}
 
 // ---- routing ----
 

@@ -23,7 +23,8 @@ use crate::search::{ClassSet, Request};
 /// The files matching `q`, best first then by path, read from the lists of the query's
 /// classes; `None` when the query matches images without its classes (`NOT cat`: the
 /// lists do not hold them), when more lists are absent than `build_limit` (or one in eight
-/// of the query's classes, when that is more) allows, or when a stored list is damaged.
+/// of the query's classes, when that is more) allows, when it names a taught tag, or when
+/// a stored list is damaged.
 /// Absent lists are built in memory.
 pub fn find(
     conn: &Connection,
@@ -31,7 +32,14 @@ pub fn find(
     build_limit: Option<usize>,
 ) -> Result<Option<Listing>, CatalogError> {
     let query = &q.query;
-    if query.matches_untagged() {
+    // Lists are kept for ImageNet classes, and hold only their tags (see `format::build`):
+    // a query naming a taught tag reads the index.
+    if query.matches_untagged()
+        || query
+            .classes()
+            .iter()
+            .any(|&(c, _)| c >= crate::labels::IMAGENET_CLASSES)
+    {
         return Ok(None);
     }
     // A match has a tag of one of these with at least its minimum (see

@@ -21,6 +21,7 @@ use rusqlite::Connection;
 use crate::catalog::rows::blob;
 use crate::catalog::rows::Hash;
 use crate::catalog::CatalogError;
+use crate::labels::IMAGENET_CLASSES;
 
 /// The first byte of every list.
 pub const FORMAT: u8 = 1;
@@ -34,19 +35,22 @@ pub const MARK: usize = 12;
 /// A mark every this many records.
 const MARK_EVERY: usize = 64;
 
-/// The list of one class as the catalog has it now.
+/// The list of one ImageNet class as the catalog has it now (its records hold the
+/// images' ImageNet tags).
 pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
     // One row per (image, file, tag of the image): an image's rows are side by side, its
     // first file's rows give its tags by rank.
     let mut stmt = conn.prepare_cached(
         "SELECT t.probability, t.hash, f.path, f.mtime_ns, a.class_index, a.probability
          FROM tags t JOIN files f ON f.hash = t.hash JOIN tags a ON a.hash = t.hash
-         WHERE t.class_index = ?1
+         WHERE t.class_index = ?1 AND a.class_index < ?2
          ORDER BY t.probability DESC, t.hash, f.path, a.rank",
     )?;
     let mut out = Layout::default();
     let mut rec: Option<Pending> = None;
-    let mut rows = stmt.query([class as i64])?;
+    // Taught tags are left out: their scores change without the image's other tags
+    // changing, and a list must stay true (queries naming them do not use lists).
+    let mut rows = stmt.query([class as i64, IMAGENET_CLASSES as i64])?;
     while let Some(r) = rows.next()? {
         let p = r.get::<_, f64>(0)? as f32;
         let hash: Hash = r.get(1)?;
