@@ -27,5 +27,6 @@ mod scaled_decode;
 mod search_cli;
 mod search_query;
 mod serve;
+mod shared_catalog;
 mod walk;
 mod watch;

@@ -34,7 +34,8 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-fn data_dir() -> PathBuf {
+/// `$XDG_DATA_HOME/phototag`, else `~/.local/share/phototag`.
+pub fn data_dir() -> PathBuf {
     match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d).join("phototag"),
         None => home().join(".local").join("share").join("phototag"),

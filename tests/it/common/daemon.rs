@@ -12,6 +12,8 @@ pub struct Daemon {
     sock: UnixDatagram,
     models: PathBuf,
     batch_size: u16,
+    /// `PHOTOTAG_DB`: `catalog.db` in the folder, or a PostgreSQL URL.
+    db: std::ffi::OsString,
     pub tmp: tempfile::TempDir,
 }
 
@@ -19,12 +21,26 @@ impl Daemon {
     /// Starts `phototag watch --model resnet18-random` (from `models`) with the
     /// configuration already written in `tmp`, and waits for READY=1.
     pub fn start(tmp: tempfile::TempDir, models: &Path, batch_size: u16) -> Daemon {
-        let (child, sock) = spawn(tmp.path(), models, batch_size);
+        let db = tmp.path().join("catalog.db").into_os_string();
+        Daemon::start_on(tmp, models, batch_size, db)
+    }
+
+    /// As [`Daemon::start`], on the catalog `db` (a file or a PostgreSQL URL). Its data
+    /// folder (`$XDG_DATA_HOME`, where a PostgreSQL catalog's status record goes) is
+    /// `data/` in the folder.
+    pub fn start_on(
+        tmp: tempfile::TempDir,
+        models: &Path,
+        batch_size: u16,
+        db: std::ffi::OsString,
+    ) -> Daemon {
+        let (child, sock) = spawn(tmp.path(), models, batch_size, &db);
         let d = Daemon {
             child,
             sock,
             models: models.to_path_buf(),
             batch_size,
+            db,
             tmp,
         };
         d.expect_notify("READY=1", Duration::from_secs(30));
@@ -35,7 +51,7 @@ impl Daemon {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, sock) = spawn(self.tmp.path(), &self.models, self.batch_size);
+        let (child, sock) = spawn(self.tmp.path(), &self.models, self.batch_size, &self.db);
         self.child = child;
         self.sock = sock;
         self.expect_notify("READY=1", Duration::from_secs(30));
@@ -95,7 +111,12 @@ impl Drop for Daemon {
     }
 }
 
-fn spawn(dir: &Path, models: &Path, batch_size: u16) -> (Child, UnixDatagram) {
+fn spawn(
+    dir: &Path,
+    models: &Path,
+    batch_size: u16,
+    db: &std::ffi::OsStr,
+) -> (Child, UnixDatagram) {
     let sock_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);
     let sock = UnixDatagram::bind(&sock_path).unwrap();
@@ -107,7 +128,8 @@ fn spawn(dir: &Path, models: &Path, batch_size: u16) -> (Child, UnixDatagram) {
         .args(["watch", "--model", "resnet18-random", "--batch-size"])
         .arg(batch_size.to_string())
         .env("PHOTOTAG_MODEL_DIR", models)
-        .env("PHOTOTAG_DB", dir.join("catalog.db"))
+        .env("PHOTOTAG_DB", db)
+        .env("XDG_DATA_HOME", dir.join("data"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())

@@ -5,6 +5,7 @@
 
 pub mod daemon;
 
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

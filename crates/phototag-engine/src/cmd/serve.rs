@@ -51,7 +51,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
         tracing::info!(
-            catalog = %settings.db.display(),
+            catalog = %settings.db,
             thumbs = %settings.thumb_dir.display(),
             token = settings.token.is_some(),
             "serving the web page on http://{bound}/"

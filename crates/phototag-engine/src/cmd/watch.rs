@@ -47,11 +47,20 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     }
     let choice = ctx.model(&args.run)?;
     tracing::info!(model = %choice.stored.name, "model {} (loaded when the first photo needs it)", choice.stored.name);
-    let catalog = ctx.open_catalog()?;
+    // A catalog server that is away is waited for: the daemon starts, watches and queues.
+    let catalog = ctx.open_catalog_waiting()?;
     let excluder =
         Excluder::new(&ctx.config.index.exclude_config()).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Album folders are never walked or watched, from the start (no feedback loop).
-    let albums = phototag_light::album::load(&ctx.config, Some(&catalog))?;
+    // Album folders are never walked or watched, from the start (no feedback loop). With
+    // the server away, the stored albums are excluded once it is back (their folders are
+    // also skipped by the walks' album check meanwhile).
+    let albums = match phototag_light::album::load(&ctx.config, Some(&catalog)) {
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!("{e}: starting without the albums stored in the catalog");
+            phototag_light::album::load(&ctx.config, None)?
+        }
+        other => other?,
+    };
     excluder.set_pruned_dirs(phototag_light::album::folders(&albums));
     let settings = choice.settings(&ctx.config);
     let loader = Box::new(move || {

@@ -3,6 +3,13 @@
 //! in the catalog or claimed by another file of the run only gets a file row, and
 //! everything is written in short transactions so an interrupted run loses nothing.
 //!
+//! On a shared (PostgreSQL) catalog, a content new to the catalog is claimed before it is
+//! decoded (`catalog::Claimer`): content another worker classified meanwhile only gets a
+//! file row, and content another worker is classifying now comes back in
+//! [`Executed::elsewhere`], for the caller to try again once that worker wrote it (or died
+//! and its claim expired). The claims of this run are renewed while it works and released
+//! when it ends.
+//!
 //! May not: walk, compare with the catalog, delete, or print (it reports through
 //! `Progress`).
 
@@ -19,7 +26,7 @@ use crate::classify::{
 };
 use crate::model::Classifier;
 use phototag_light::catalog::{
-    unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
+    unix_now, Catalog, CatalogError, Claim, Claimer, Hash, NewFile, NewImage, NewTag, Writer,
 };
 use phototag_light::paths::root_holding;
 
@@ -45,6 +52,10 @@ enum Item {
         /// The content's hash when it was read, so copies of it fail with it.
         hash: Option<Hash>,
     },
+    /// Content another worker sharing the catalog is classifying now: for later.
+    Elsewhere { entry: Entry, hash: Hash },
+    /// The catalog could not be asked (its server is away): the run stops.
+    Unavailable(CatalogError),
     /// Not done: the run was stopped.
     Stopped,
 }
@@ -72,11 +83,12 @@ pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImag
 }
 
 /// Reads, hashes and (for content neither in the catalog nor claimed by another file of
-/// this run) decodes one file.
+/// this run, nor by another worker) decodes one file.
 fn produce_one(
     entry: Entry,
     known: &HashSet<Hash>,
     claimed: &Mutex<HashSet<Hash>>,
+    claimer: Option<&Claimer>,
     s: &Settings,
     stop: &AtomicBool,
 ) -> Item {
@@ -95,13 +107,26 @@ fn produce_one(
             if !first {
                 return Item::Copy { entry, hash };
             }
+            if let Some(c) = claimer {
+                match c.claim(&hash) {
+                    Ok(Claim::Mine) => {}
+                    Ok(Claim::Known) => return Item::Duplicate { entry, hash },
+                    Ok(Claim::Elsewhere) => return Item::Elsewhere { entry, hash },
+                    Err(e) => return Item::Unavailable(e),
+                }
+            }
             match prepare_bytes(&bytes, s, Scale::Reduced) {
                 Ok(ready) => Item::New { entry, hash, ready },
-                Err(error) => Item::Failed {
-                    entry,
-                    error: error.to_string(),
-                    hash: Some(hash),
-                },
+                Err(error) => {
+                    if let Some(c) = claimer {
+                        c.release(&hash);
+                    }
+                    Item::Failed {
+                        entry,
+                        error: error.to_string(),
+                        hash: Some(hash),
+                    }
+                }
             }
         }
     }
@@ -122,6 +147,13 @@ struct Sink<'a> {
     awaiting: HashMap<Hash, Vec<Entry>>,
     /// Content classified (or failed) in this run: its outcome, `None` when written.
     settled: HashMap<Hash, Option<String>>,
+    /// Claims on contents (a shared catalog).
+    claimer: Option<&'a Claimer>,
+    /// Images written in the open transaction, to mark done once it commits.
+    uncommitted: Vec<Hash>,
+    /// Content another worker is classifying, and the files of this run that have it.
+    foreign: HashSet<Hash>,
+    elsewhere: Vec<Entry>,
     summary: Summary,
 }
 
@@ -155,6 +187,16 @@ impl Sink<'_> {
         let now = unix_now();
         match item {
             Item::Stopped => {}
+            Item::Unavailable(e) => return Err(e),
+            Item::Elsewhere { entry, hash } => {
+                self.foreign.insert(hash);
+                self.elsewhere.push(entry);
+                self.elsewhere
+                    .extend(self.awaiting.remove(&hash).unwrap_or_default());
+            }
+            Item::Copy { entry, hash } if self.foreign.contains(&hash) => {
+                self.elsewhere.push(entry);
+            }
             Item::New { entry, hash, ready } => {
                 if let Some(copies) = self.awaiting.remove(&hash) {
                     self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
@@ -235,10 +277,14 @@ impl Sink<'_> {
                     w.put_image(&image_row(hash, self.model_id, now, &c))?;
                     w.put_file(&self.file(&entry, hash, now))?;
                     written.insert(hash);
+                    self.uncommitted.push(hash);
                     self.settled.insert(hash, None);
                     self.summary.new += 1;
                 }
                 Err(e) => {
+                    if let Some(c) = self.claimer {
+                        c.release(&hash);
+                    }
                     let error = format!("classification failed: {e}");
                     self.settled.insert(
                         hash,
@@ -274,15 +320,31 @@ impl Sink<'_> {
     }
 }
 
+impl Sink<'_> {
+    /// Commits the open transaction; the images in it are done (their claims end).
+    fn commit(&mut self, w: Writer<'_>) -> Result<(), CatalogError> {
+        w.commit()?;
+        if let Some(c) = self.claimer {
+            c.finish(&std::mem::take(&mut self.uncommitted));
+            c.renew_held()?;
+        }
+        Ok(())
+    }
+}
+
 /// How often the writer commits while indexing.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Counts of one `execute`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Executed {
     pub new: usize,
     pub duplicates: usize,
     pub failed: usize,
+    /// Files whose content another worker sharing the catalog was classifying: to try
+    /// again in a moment (they then get a file row, or are classified here if that
+    /// worker died).
+    pub elsewhere: Vec<Entry>,
 }
 
 /// Reads, hashes and classifies `todo` (content already in the catalog only gets a file
@@ -305,6 +367,7 @@ pub fn execute(
     let m = classifier.manifest();
     let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
     let known = catalog.image_hashes()?;
+    let claimer = catalog.claimer()?;
     let mut sink = Sink {
         classifier,
         model_id,
@@ -314,6 +377,10 @@ pub fn execute(
         deferred: Vec::new(),
         awaiting: HashMap::new(),
         settled: HashMap::new(),
+        claimer: claimer.as_ref(),
+        uncommitted: Vec::new(),
+        foreign: HashSet::new(),
+        elsewhere: Vec::new(),
         summary: Summary::default(),
     };
     let claimed = Mutex::new(HashSet::new());
@@ -322,7 +389,7 @@ pub fn execute(
         todo,
         workers,
         depth,
-        |entry| produce_one(entry, &known, &claimed, settings, stop),
+        |entry| produce_one(entry, &known, &claimed, claimer.as_ref(), settings, stop),
         |items| {
             let mut w = catalog.begin()?;
             let mut last_commit = Instant::now();
@@ -332,19 +399,24 @@ pub fn execute(
                 }
                 sink.accept(&mut w, item, progress)?;
                 if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
-                    w.commit()?;
+                    sink.commit(w)?;
                     w = catalog.begin()?;
                     last_commit = Instant::now();
                 }
             }
             sink.flush(&mut w, progress)?;
-            w.commit()
+            sink.commit(w)
         },
     );
+    if let Some(c) = &claimer {
+        // Claims of contents never written (a stop, an error): free for others at once.
+        c.release_held();
+    }
     result?;
     Ok(Executed {
         new: sink.summary.new,
         duplicates: sink.summary.duplicates,
         failed: sink.summary.failed,
+        elsewhere: sink.elsewhere,
     })
 }

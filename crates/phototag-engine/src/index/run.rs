@@ -55,6 +55,21 @@ pub fn refresh_search_lists(
     Ok(rebuilt)
 }
 
+/// How long to wait before looking again at content another worker is classifying.
+const ELSEWHERE_AGAIN: Duration = Duration::from_millis(500);
+
+/// Sleeps `d` unless `stop` is set meanwhile; whether it slept the whole time.
+fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
 /// Runs one indexing pass. `stop` ends it early (after committing what was done).
 pub fn run(
     catalog: &mut Catalog,
@@ -71,18 +86,31 @@ pub fn run(
         total: plan.todo.len(),
         unchanged: plan.unchanged.len(),
     });
-    let done = execute(
-        catalog,
-        model,
-        plan.todo,
-        &plan.root_ids,
-        &opts.settings,
-        stop,
-        progress,
-    )?;
-    summary.new = done.new;
-    summary.duplicates = done.duplicates;
-    summary.failed = done.failed;
+    let mut todo = plan.todo;
+    loop {
+        let done = execute(
+            catalog,
+            model,
+            todo,
+            &plan.root_ids,
+            &opts.settings,
+            stop,
+            progress,
+        )?;
+        summary.new += done.new;
+        summary.duplicates += done.duplicates;
+        summary.failed += done.failed;
+        // Content another worker sharing the catalog is classifying: look again once it
+        // has written it (or its claim expired, if it died).
+        todo = done.elsewhere;
+        if todo.is_empty() || !pause(stop, ELSEWHERE_AGAIN) {
+            break;
+        }
+        tracing::info!(
+            files = todo.len(),
+            "another worker is classifying the same content: waiting for it"
+        );
+    }
     if opts.prune && !plan.gone.is_empty() && !stop.load(Ordering::Relaxed) {
         let mut w = catalog.begin()?;
         let paths: Vec<&Path> = plan.gone.iter().map(PathBuf::as_path).collect();

@@ -56,4 +56,6 @@ pub struct Shared {
     pub failed: AtomicU64,
     pub model: Mutex<Option<String>>,
     pub albums: Mutex<Vec<phototag_light::status::AlbumStatus>>,
+    /// Set while the catalog's server is away.
+    pub catalog: Mutex<Option<phototag_light::status::CatalogStatus>>,
 }

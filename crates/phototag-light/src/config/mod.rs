@@ -8,8 +8,8 @@ mod checks;
 mod sections;
 
 pub use sections::{
-    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ServeConfig,
-    WatchConfig,
+    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, PostgresConfig,
+    RootMode, ServeConfig, WatchConfig,
 };
 
 use std::path::{Path, PathBuf};
@@ -28,12 +28,14 @@ pub struct Config {
     pub model_dir: PathBuf,
     /// Log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
-    /// The catalog database; empty means `~/.local/share/phototag/catalog.db`.
+    /// The catalog: a SQLite file (empty means `~/.local/share/phototag/catalog.db`) or a
+    /// `postgresql://` URL.
     pub db: PathBuf,
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
     pub watch: WatchConfig,
     pub serve: ServeConfig,
+    pub postgresql: PostgresConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
     pub album: Vec<AlbumConfig>,
@@ -50,6 +52,7 @@ impl Default for Config {
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
             serve: ServeConfig::default(),
+            postgresql: PostgresConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
         }
@@ -57,13 +60,15 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The catalog database this configuration points at.
-    pub fn db_path(&self) -> PathBuf {
-        if self.db.as_os_str().is_empty() {
-            crate::paths::default_db()
-        } else {
-            self.db.clone()
-        }
+    /// The catalog this configuration points at (`db`, else the default file), or
+    /// `over` (`--db`, `$PHOTOTAG_DB`) when given.
+    pub fn catalog(&self, over: Option<&std::ffi::OsStr>) -> crate::catalog::Location {
+        let db = match over {
+            Some(o) if !o.is_empty() => PathBuf::from(o),
+            _ if self.db.as_os_str().is_empty() => crate::paths::default_db(),
+            _ => self.db.clone(),
+        };
+        crate::catalog::Location::parse(db.as_os_str(), self.postgresql.options())
     }
 
     /// The models folder this configuration points at.
