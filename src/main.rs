@@ -1,7 +1,8 @@
 //! The `phototag` binary. It links only `phototag-light` (no libtorch), so the commands that
 //! need no model (`phototag_light::cmd::dispatch` lists them) start in milliseconds. Every
 //! other command is handed, with the same arguments, to `phototag-engine` installed beside
-//! it (by `exec`, so the process id stays the same for systemd).
+//! it (by `exec`, so the process id stays the same for systemd); so is one that can run
+//! light when its light run finds that it needs the model (`similar` of a new photo).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -12,7 +13,7 @@ use clap::Parser;
 
 use phototag_light::app;
 use phototag_light::cli::Cli;
-use phototag_light::cmd::{dispatch, Dispatch};
+use phototag_light::cmd::{dispatch, Dispatch, Outcome};
 use phototag_light::exit;
 
 /// The engine's file name, looked for beside this binary.
@@ -21,14 +22,18 @@ const ENGINE: &str = "phototag-engine";
 fn main() -> ExitCode {
     app::default_sigpipe();
     let cli = Cli::parse();
-    let Dispatch::Light(run) = dispatch(&cli.command) else {
-        return exec_engine();
+    let run = match dispatch(&cli.command) {
+        Dispatch::Light(run) | Dispatch::Either(run, _) => run,
+        Dispatch::Engine(_) => return exec_engine(),
     };
     let ctx = match app::load_context(&cli) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    app::finish(run(&ctx), exit::code_for)
+    match run(&ctx) {
+        Ok(Outcome::NeedsEngine) => exec_engine(),
+        result => app::finish(result, exit::code_for),
+    }
 }
 
 /// Replaces this process with the engine; returns only if that fails.

@@ -9,9 +9,7 @@
 -- answers a search with one statement (catalog/pg/query.rs): the tags of the
 -- query's classes, grouped per image, joined to files. What makes that fast is
 -- reading each side from an index alone (an index-only scan), so the indexes
--- carry the columns the statement reads. Chosen with EXPLAIN (ANALYZE, BUFFERS)
--- on a 1,000,000-image catalog; the plans and timings are in README.md
--- ("More than one machine").
+-- carry the columns the statement reads (README.md, "More than one machine").
 
 -- Tags of a class, best first, with the image they belong to: no heap visit.
 DROP INDEX tags_by_class;

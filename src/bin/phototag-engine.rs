@@ -1,5 +1,6 @@
 //! `phototag-engine`: runs every phototag command, including those that need libtorch
-//! (`classify`, `model prepare`, `index`, `retag`, `watch`, `bench`, `serve`). People run
+//! (`classify`, `model prepare`, `index`, `retag`, `watch`, `bench`, `serve`, and `similar`
+//! of a photo the catalog does not know). People run
 //! `phototag`, which hands these commands over by `exec`; the engine parses the same flags
 //! again.
 
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
     tracing::debug!(origin = ?ctx.origin, model_dir = %ctx.model_dir.display(), "configuration");
     let result = match dispatch(&cli.command) {
         Dispatch::Light(run) => run(&ctx),
-        Dispatch::Engine(command) => cmd::run(&ctx, &cli, command),
+        Dispatch::Engine(command) | Dispatch::Either(_, command) => cmd::run(&ctx, &cli, command),
     };
     app::finish(result, exit::code_for)
 }

@@ -1,9 +1,11 @@
-"""Drives phototag's page in headless Chromium (Playwright, the system's Chromium):
-uploads a photo and reads the top-3 bars, searches the top class, opens the first result
-and reads its tags, and saves a screenshot. Prints what it saw as one JSON object.
+"""Drives phototag's page in headless Chromium (Playwright, the system's Chromium): the
+library it opens on (newest first, loaded a page at a time as it scrolls), the tag cloud,
+an upload and its top-3 bars, a search for the top class, the first result's photo view
+with its tags and "more like this", and the near-duplicates view; saves screenshots.
+Prints what it saw as one JSON object.
 
 Usage: web.py URL PHOTO SCREENSHOT CHROMIUM
-Run by tests/e2e_web.rs, which checks the JSON against the API.
+Run by tests/it/e2e_web.rs, which checks the JSON against the API.
 """
 import json
 import os
@@ -13,7 +15,7 @@ import time
 from playwright.sync_api import sync_playwright
 
 url, photo, screenshot, chromium = sys.argv[1:5]
-seen = {"errors": []}
+seen = {"errors": [], "library_requests": 0}
 TIMEOUT = 60_000
 
 
@@ -26,6 +28,16 @@ def wait_until(page, expression):
             raise TimeoutError(f"still false after {TIMEOUT} ms: {expression}")
         time.sleep(0.05)
 
+
+def shot(page, suffix):
+    path = screenshot.replace(".png", f"-{suffix}.png") if suffix else screenshot
+    page.screenshot(path=path, full_page=True)
+
+
+def images_loaded(selector):
+    return f"[...document.querySelectorAll('{selector}')].every(i => i.complete && i.naturalWidth > 0)"
+
+
 with sync_playwright() as p:
     args = ["--no-sandbox"] if os.geteuid() == 0 else []
     browser = p.chromium.launch(executable_path=chromium, headless=True, args=args)
@@ -33,14 +45,67 @@ with sync_playwright() as p:
     page = browser.new_page(viewport={"width": 412, "height": 915}, device_scale_factor=2)
     page.set_default_timeout(TIMEOUT)
     page.on("pageerror", lambda e: seen["errors"].append(f"page error: {e}"))
-    page.on("console", lambda m: m.type == "error" and seen["errors"].append(f"console: {m.text}"))
+    seen["busy_logged"] = 0
 
-    page.goto(url)
+    def console(m):
+        if m.type != "error":
+            return
+        # The browser logs every error status it gets; the one 503 below is made on purpose.
+        if "status of 503" in m.text:
+            seen["busy_logged"] += 1
+        else:
+            seen["errors"].append(f"console: {m.text}")
+
+    page.on("console", console)
+
+    def count_library(request):
+        if "/api/library" in request.url:
+            seen["library_requests"] += 1
+
+    page.on("request", count_library)
+
+    # The page opens on the library, two photos a page: it keeps loading pages while the
+    # end of the grid is in view, until the last one.
+    page.goto(url + "?page=2")
+    page.wait_for_selector("#library-grid a img")
+    wait_until(page, "document.getElementById('library-note').textContent.includes('photo')")
+    seen["first_view"] = page.evaluate(
+        "[...document.querySelectorAll('main > .view')].filter(v => !v.hidden).map(v => v.id)")
+    seen["library"] = page.eval_on_selector_all("#library-grid a", "els => els.map(e => e.dataset.hash)")
+    seen["library_note"] = page.text_content("#library-note")
+    wait_until(page, images_loaded("#library-grid img"))
+    seen["overflow_x_library"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    shot(page, "library")
+
+    # The tag cloud has a view of its own.
+    page.click("#nav a[href='#tags']")
     page.wait_for_selector("#cloud a")
     seen["cloud"] = page.eval_on_selector_all("#cloud a", "els => els.map(e => e.textContent)")
 
-    # Upload: the top-3 appear as bars.
+    # Upload: no preview (and no broken image) before. The first answer is a 503 with
+    # Retry-After (the server busy), which the page waits out and retries; then the photo
+    # and its top-3 as bars.
+    page.click("#nav a[href='#upload']")
+    seen["preview_hidden_before"] = page.evaluate("document.getElementById('upload-preview').hidden")
+    calls = []
+
+    def busy_once(route):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "1"}, content_type="application/json",
+                          body='{"error": "busy classifying other uploads; try again in a moment"}')
+        else:
+            route.continue_()
+
+    page.route("**/api/classify", busy_once)
     page.set_input_files("#file", photo)
+    seen["busy_status"] = ""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not seen["busy_status"]:
+        text = page.text_content("#upload-status") or ""
+        if "again" in text:
+            seen["busy_status"] = text
+        time.sleep(0.05)
     page.wait_for_selector("#classified:not([hidden]) #top3 li")
     seen["top3"] = page.eval_on_selector_all(
         "#top3 li",
@@ -49,6 +114,11 @@ with sync_playwright() as p:
                               width: e.querySelector('.fill').style.width}))""",
     )
     seen["model"] = page.text_content("#upload-status")
+    wait_until(page, "(() => { const i = document.getElementById('upload-preview'); return !i.hidden && i.naturalWidth > 0; })()")
+    shot(page, "upload")
+    seen["classify_calls"] = len(calls)
+    seen["retry_wait"] = calls[1] - calls[0] if len(calls) > 1 else None
+    page.unroute("**/api/classify")
 
     # Search the top class with the query language, in the search box.
     top = seen["top3"][0]["class"]
@@ -57,29 +127,50 @@ with sync_playwright() as p:
     page.wait_for_selector("#grid a img")
     seen["results_title"] = page.text_content("#results-title")
     seen["grid"] = page.eval_on_selector_all("#grid a", "els => els.map(e => e.dataset.hash)")
-    wait_until(
-        page, "[...document.querySelectorAll('#grid img')].every(i => i.complete && i.naturalWidth > 0)"
-    )
-
+    wait_until(page, images_loaded("#grid img"))
     seen["overflow_x"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-    page.screenshot(path=screenshot.replace(".png", "-search.png"), full_page=True)
+    shot(page, "search")
 
-    # Open the first result: the photo view with its tags.
+    # Open the first result: the photo view with its tags and more like it.
     page.click("#grid a >> nth=0")
     page.wait_for_selector("#viewer[open] #view-tags li")
     wait_until(
         page, "(() => { const i = document.getElementById('view-img'); return i.complete && i.naturalWidth > 0; })()"
     )
+    page.wait_for_selector("#view-similar a img")
+    wait_until(page, images_loaded("#view-similar img"))
     seen["hash"] = page.evaluate("new URLSearchParams(location.hash.slice(1)).get('photo')")
     seen["view_tags"] = page.eval_on_selector_all("#view-tags li", "els => els.map(e => e.dataset.class)")
     seen["view_title"] = page.text_content("#view-title")
     seen["view_paths"] = page.eval_on_selector_all("#view-paths li", "els => els.map(e => e.textContent)")
-    page.screenshot(path=screenshot, full_page=True)
+    seen["similar"] = page.eval_on_selector_all(
+        "#view-similar a", "els => els.map(e => ({hash: e.dataset.hash, score: Number(e.dataset.score)}))")
+    shot(page, "")
 
-    # Back closes the view and keeps the results.
+    # A photo in "more like this" opens in the same view.
+    first_similar = seen["similar"][0]["hash"]
+    page.click("#view-similar a >> nth=0")
+    wait_until(page, f"new URLSearchParams(location.hash.slice(1)).get('photo') === '{first_similar}'")
+    page.wait_for_selector("#viewer[open] #view-tags li")
+    seen["opened_similar"] = page.evaluate("new URLSearchParams(location.hash.slice(1)).get('photo')")
+
+    # Back twice closes the view and keeps the results.
+    page.go_back()
     page.go_back()
     wait_until(page, "!document.getElementById('viewer').open")
     seen["grid_after_back"] = len(page.query_selector_all("#grid a"))
+
+    # The near-duplicates view: groups, the best photo first.
+    page.click("#nav a[href='#dupes']")
+    page.wait_for_selector("#dupes-groups .dupe-group a img")
+    wait_until(page, images_loaded("#dupes-groups img"))
+    seen["dupes"] = page.eval_on_selector_all(
+        "#dupes-groups .dupe-group",
+        "gs => gs.map(g => [...g.querySelectorAll('a')].map(a => ({hash: a.dataset.hash, similarity: Number(a.dataset.similarity)})))",
+    )
+    seen["dupes_note"] = page.text_content("#dupes-note")
+    seen["overflow_x_dupes"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    shot(page, "dupes")
     browser.close()
 
 print(json.dumps(seen))

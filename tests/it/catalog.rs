@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use phototag_light::catalog::fixtures::{self, Place};
 use phototag_light::catalog::{
-    Catalog, CatalogError, Hash, Location, NewFile, NewImage, NewTag, SearchQuery,
-    SCHEMA_VERSION,
+    Catalog, CatalogError, Hash, Location, NewFile, NewImage, NewTag, SearchQuery, SCHEMA_VERSION,
 };
 
 fn h(n: u32) -> Hash {
@@ -127,6 +126,7 @@ fn migrations_apply_once_and_record_the_version() {
             "album_links",
             "albums",
             "class_lists",
+            "embeddings",
             "failures",
             "files",
             "images",
@@ -155,6 +155,7 @@ fn migrations_apply_once_and_record_the_version() {
                 "album_links",
                 "albums",
                 "claims",
+                "embeddings",
                 "failures",
                 "files",
                 "images",
@@ -199,7 +200,10 @@ fn postgres_newer_or_missing_catalogs_are_refused_untouched() {
     drop(fresh(&place));
     let newer = SCHEMA_VERSION + 1;
     db.client()
-        .execute("UPDATE phototag_schema SET version = $1", &[&(newer as i32)])
+        .execute(
+            "UPDATE phototag_schema SET version = $1",
+            &[&(newer as i32)],
+        )
         .unwrap();
     let tables = count_tables();
     for result in [
@@ -214,14 +218,21 @@ fn postgres_newer_or_missing_catalogs_are_refused_untouched() {
             other => panic!("expected TooNew, got {other:?}"),
         }
         let msg = err.to_string();
-        assert!(msg.contains("newer phototag") && msg.contains("postgresql://"), "{msg}");
+        assert!(
+            msg.contains("newer phototag") && msg.contains("postgresql://"),
+            "{msg}"
+        );
     }
     let v: i32 = db
         .client()
         .query_one("SELECT version FROM phototag_schema", &[])
         .unwrap()
         .get(0);
-    assert_eq!((v as u32, count_tables()), (newer, tables), "left as it was");
+    assert_eq!(
+        (v as u32, count_tables()),
+        (newer, tables),
+        "left as it was"
+    );
 }
 
 #[test]
@@ -318,50 +329,60 @@ fn non_utf8_paths_round_trip() {
 
 #[test]
 fn the_same_content_under_two_paths_is_one_image() {
-    each("the_same_content_under_two_paths_is_one_image", |_, cat, model, root| {
-        let mut w = cat.begin().unwrap();
-        w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
-            .unwrap();
-        w.put_file(&file(Path::new("/p/a.jpg"), root, h(1)))
-            .unwrap();
-        w.put_file(&file(Path::new("/p/copy/a.jpg"), root, h(1)))
-            .unwrap();
-        w.commit().unwrap();
-        assert_eq!(cat.image_hashes().unwrap().len(), 1);
-        let s = cat.stats().unwrap();
-        assert_eq!((s.files, s.images), (2, 1));
-        let hits = cat
-            .search(&SearchQuery {
-                classes: vec![1],
-                ..Default::default()
-            })
-            .unwrap();
-        let paths: Vec<_> = hits.iter().map(|h| h.path.clone()).collect();
-        assert_eq!(
-            paths,
-            [PathBuf::from("/p/a.jpg"), PathBuf::from("/p/copy/a.jpg")]
-        );
-        assert!(hits.iter().all(|h| h.hash == hits[0].hash));
-    });
+    each(
+        "the_same_content_under_two_paths_is_one_image",
+        |_, cat, model, root| {
+            let mut w = cat.begin().unwrap();
+            w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
+                .unwrap();
+            w.put_file(&file(Path::new("/p/a.jpg"), root, h(1)))
+                .unwrap();
+            w.put_file(&file(Path::new("/p/copy/a.jpg"), root, h(1)))
+                .unwrap();
+            w.commit().unwrap();
+            assert_eq!(cat.image_hashes().unwrap().len(), 1);
+            let s = cat.stats().unwrap();
+            assert_eq!((s.files, s.images), (2, 1));
+            let hits = cat
+                .search(&SearchQuery {
+                    classes: vec![1],
+                    ..Default::default()
+                })
+                .unwrap();
+            let paths: Vec<_> = hits.iter().map(|h| h.path.clone()).collect();
+            assert_eq!(
+                paths,
+                [PathBuf::from("/p/a.jpg"), PathBuf::from("/p/copy/a.jpg")]
+            );
+            assert!(hits.iter().all(|h| h.hash == hits[0].hash));
+        },
+    );
 }
 
 #[test]
 fn a_file_needs_its_image_and_a_dropped_writer_rolls_back() {
-    each("a_file_needs_its_image_and_a_dropped_writer_rolls_back", |_, cat, model, root| {
-        let mut w = cat.begin().unwrap();
-        let err = w
-            .put_file(&file(Path::new("/p/a.jpg"), root, h(9)))
-            .unwrap_err();
-        let msg = err.to_string().to_ascii_lowercase();
-        assert!(msg.contains("foreign key"), "{err}");
-        w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
-            .unwrap();
-        w.put_file(&file(Path::new("/p/b.jpg"), root, h(1)))
-            .unwrap();
-        drop(w);
-        assert!(cat.image(&h(1)).unwrap().is_none());
-        assert!(cat.file(Path::new("/p/b.jpg")).unwrap().is_none());
-    });
+    each(
+        "a_file_needs_its_image_and_a_dropped_writer_rolls_back",
+        |_, cat, model, root| {
+            let mut w = cat.begin().unwrap();
+            let err = w
+                .put_file(&file(Path::new("/p/a.jpg"), root, h(9)))
+                .unwrap_err();
+            let msg = err.to_string().to_ascii_lowercase();
+            assert!(msg.contains("foreign key"), "{err}");
+            // A failed statement ends PostgreSQL's transaction (SQLite's goes on): a writer
+            // that met an error is dropped, as the indexer's `?` drops it.
+            drop(w);
+            let mut w = cat.begin().unwrap();
+            w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
+                .unwrap();
+            w.put_file(&file(Path::new("/p/b.jpg"), root, h(1)))
+                .unwrap();
+            drop(w);
+            assert!(cat.image(&h(1)).unwrap().is_none());
+            assert!(cat.file(Path::new("/p/b.jpg")).unwrap().is_none());
+        },
+    );
 }
 
 #[test]
@@ -389,7 +410,7 @@ fn retag_replaces_tags_and_model() {
             .unwrap();
         w.commit().unwrap();
 
-        let stale = cat.images_not_by(new).unwrap();
+        let stale = cat.images_to_retag(new, false).unwrap();
         assert_eq!(stale.len(), 2);
         let a = stale.iter().find(|(hash, _)| *hash == h(1)).unwrap();
         assert_eq!(
@@ -414,9 +435,9 @@ fn retag_replaces_tags_and_model() {
             (img.model_id, img.model_name.as_str()),
             (new, "efficientnet-lite0")
         );
-        let stale = cat.images_not_by(new).unwrap();
+        let stale = cat.images_to_retag(new, false).unwrap();
         assert_eq!(stale, [(h(2), vec![PathBuf::from("/p/b.jpg")])]);
-        assert_eq!(cat.images_not_by(old).unwrap().len(), 1);
+        assert_eq!(cat.images_to_retag(old, false).unwrap().len(), 1);
         let s = cat.stats().unwrap();
         let per_model: Vec<(String, u64)> = s
             .models
@@ -435,40 +456,43 @@ fn retag_replaces_tags_and_model() {
 
 #[test]
 fn failures_count_attempts_and_clear_on_success() {
-    each("failures_count_attempts_and_clear_on_success", |_, cat, model, root| {
-        let bad = Path::new("/p/bad.jpg");
-        for now in [100, 200] {
+    each(
+        "failures_count_attempts_and_clear_on_success",
+        |_, cat, model, root| {
+            let bad = Path::new("/p/bad.jpg");
+            for now in [100, 200] {
+                let mut w = cat.begin().unwrap();
+                w.put_failure(bad, root, 10, 5, &format!("truncated at {now}"), now)
+                    .unwrap();
+                w.commit().unwrap();
+            }
+            let f = cat.failures_under(Path::new("/p")).unwrap();
+            let row = &f[bad];
+            assert_eq!((row.attempts, row.last_attempt), (2, 200));
+            assert_eq!(row.error, "truncated at 200");
+            assert_eq!((row.size, row.mtime_ns), (10, 5));
+            assert_eq!(cat.stats().unwrap().failures, 1);
+
+            // Fixed: tagged, and the failure is forgotten.
             let mut w = cat.begin().unwrap();
-            w.put_failure(bad, root, 10, 5, &format!("truncated at {now}"), now)
+            w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
+                .unwrap();
+            w.put_file(&file(bad, root, h(1))).unwrap();
+            w.commit().unwrap();
+            assert!(cat.failures_under(Path::new("/p")).unwrap().is_empty());
+
+            // Changed into garbage: the failure replaces the file row.
+            let mut w = cat.begin().unwrap();
+            w.put_failure(bad, root, 11, 6, "not an image", 300)
                 .unwrap();
             w.commit().unwrap();
-        }
-        let f = cat.failures_under(Path::new("/p")).unwrap();
-        let row = &f[bad];
-        assert_eq!((row.attempts, row.last_attempt), (2, 200));
-        assert_eq!(row.error, "truncated at 200");
-        assert_eq!((row.size, row.mtime_ns), (10, 5));
-        assert_eq!(cat.stats().unwrap().failures, 1);
-
-        // Fixed: tagged, and the failure is forgotten.
-        let mut w = cat.begin().unwrap();
-        w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
-            .unwrap();
-        w.put_file(&file(bad, root, h(1))).unwrap();
-        w.commit().unwrap();
-        assert!(cat.failures_under(Path::new("/p")).unwrap().is_empty());
-
-        // Changed into garbage: the failure replaces the file row.
-        let mut w = cat.begin().unwrap();
-        w.put_failure(bad, root, 11, 6, "not an image", 300)
-            .unwrap();
-        w.commit().unwrap();
-        assert!(cat.file(bad).unwrap().is_none());
-        assert_eq!(
-            cat.failures_under(Path::new("/p")).unwrap()[bad].attempts,
-            1
-        );
-    });
+            assert!(cat.file(bad).unwrap().is_none());
+            assert_eq!(
+                cat.failures_under(Path::new("/p")).unwrap()[bad].attempts,
+                1
+            );
+        },
+    );
 }
 
 #[test]
@@ -510,170 +534,179 @@ fn removing_files_then_orphans() {
 
 #[test]
 fn files_under_does_not_match_sibling_prefixes() {
-    each("files_under_does_not_match_sibling_prefixes", |_, cat, model, root| {
-        let mut w = cat.begin().unwrap();
-        w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
-            .unwrap();
-        for p in [
-            "/a/b/x.jpg",
-            "/a/b/c/y.jpg",
-            "/a/bc/z.jpg",
-            "/a/b.jpg",
-            "/a/b0.jpg",
-            "/a/x.jpg",
-        ] {
-            w.put_file(&file(Path::new(p), root, h(1))).unwrap();
-            w.put_failure(&PathBuf::from(format!("{p}.bad")), root, 1, 1, "bad", 1)
+    each(
+        "files_under_does_not_match_sibling_prefixes",
+        |_, cat, model, root| {
+            let mut w = cat.begin().unwrap();
+            w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
                 .unwrap();
-        }
-        w.commit().unwrap();
-        let mut under: Vec<PathBuf> = cat
-            .files_under(Path::new("/a/b"))
-            .unwrap()
-            .into_keys()
-            .collect();
-        under.sort();
-        assert_eq!(
-            under,
-            [PathBuf::from("/a/b/c/y.jpg"), PathBuf::from("/a/b/x.jpg")]
-        );
-        assert_eq!(cat.files_under(Path::new("/a/b/")).unwrap().len(), 2);
-        assert_eq!(cat.failures_under(Path::new("/a/b")).unwrap().len(), 2);
-        assert_eq!(cat.files_under(Path::new("/a")).unwrap().len(), 6);
-        assert_eq!(cat.files_under(Path::new("/")).unwrap().len(), 6);
-    });
+            for p in [
+                "/a/b/x.jpg",
+                "/a/b/c/y.jpg",
+                "/a/bc/z.jpg",
+                "/a/b.jpg",
+                "/a/b0.jpg",
+                "/a/x.jpg",
+            ] {
+                w.put_file(&file(Path::new(p), root, h(1))).unwrap();
+                w.put_failure(&PathBuf::from(format!("{p}.bad")), root, 1, 1, "bad", 1)
+                    .unwrap();
+            }
+            w.commit().unwrap();
+            let mut under: Vec<PathBuf> = cat
+                .files_under(Path::new("/a/b"))
+                .unwrap()
+                .into_keys()
+                .collect();
+            under.sort();
+            assert_eq!(
+                under,
+                [PathBuf::from("/a/b/c/y.jpg"), PathBuf::from("/a/b/x.jpg")]
+            );
+            assert_eq!(cat.files_under(Path::new("/a/b/")).unwrap().len(), 2);
+            assert_eq!(cat.failures_under(Path::new("/a/b")).unwrap().len(), 2);
+            assert_eq!(cat.files_under(Path::new("/a")).unwrap().len(), 6);
+            assert_eq!(cat.files_under(Path::new("/")).unwrap().len(), 6);
+        },
+    );
 }
 
 #[test]
 fn touch_files_updates_last_seen_only() {
-    each("touch_files_updates_last_seen_only", |_, cat, model, root| {
-        let mut w = cat.begin().unwrap();
-        w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
-            .unwrap();
-        w.put_file(&file(Path::new("/p/a.jpg"), root, h(1)))
-            .unwrap();
-        w.put_file(&file(Path::new("/p/b.jpg"), root, h(1)))
-            .unwrap();
-        w.commit().unwrap();
-        let mut w = cat.begin().unwrap();
-        w.touch_files(&[Path::new("/p/a.jpg"), Path::new("/p/unknown.jpg")], 42)
-            .unwrap();
-        w.set_root_state(root, "offline", 43).unwrap();
-        w.commit().unwrap();
-        let a = cat.file(Path::new("/p/a.jpg")).unwrap().unwrap();
-        let b = cat.file(Path::new("/p/b.jpg")).unwrap().unwrap();
-        assert_eq!((a.last_seen, b.last_seen), (42, 1_700_000_000));
-        assert_eq!(a.size, 12345);
-        let roots = cat.stats().unwrap().roots;
-        assert_eq!(roots.len(), 1);
-        assert_eq!(
-            (roots[0].state.as_str(), roots[0].last_scan),
-            ("offline", Some(43))
-        );
-    });
+    each(
+        "touch_files_updates_last_seen_only",
+        |_, cat, model, root| {
+            let mut w = cat.begin().unwrap();
+            w.put_image(&image(h(1), model, &[(1, "goldfish", 0.9)]))
+                .unwrap();
+            w.put_file(&file(Path::new("/p/a.jpg"), root, h(1)))
+                .unwrap();
+            w.put_file(&file(Path::new("/p/b.jpg"), root, h(1)))
+                .unwrap();
+            w.commit().unwrap();
+            let mut w = cat.begin().unwrap();
+            w.touch_files(&[Path::new("/p/a.jpg"), Path::new("/p/unknown.jpg")], 42)
+                .unwrap();
+            w.set_root_state(root, "offline", 43).unwrap();
+            w.commit().unwrap();
+            let a = cat.file(Path::new("/p/a.jpg")).unwrap().unwrap();
+            let b = cat.file(Path::new("/p/b.jpg")).unwrap().unwrap();
+            assert_eq!((a.last_seen, b.last_seen), (42, 1_700_000_000));
+            assert_eq!(a.size, 12345);
+            let roots = cat.stats().unwrap().roots;
+            assert_eq!(roots.len(), 1);
+            assert_eq!(
+                (roots[0].state.as_str(), roots[0].last_scan),
+                ("offline", Some(43))
+            );
+        },
+    );
 }
 
 #[test]
 fn search_orders_filters_and_matches_any_class() {
-    each("search_orders_filters_and_matches_any_class", |_, cat, model, root| {
-        let mut w = cat.begin().unwrap();
-        let images = [
-            // (n, path, tags)
-            (
-                1,
-                "/p/dog-weak.jpg",
-                vec![(999, "toilet tissue", 0.6), (207, "golden retriever", 0.3)],
-            ),
-            (
-                2,
-                "/p/dog-strong.jpg",
-                vec![
-                    (207, "golden retriever", 0.9),
-                    (208, "Labrador retriever", 0.05),
-                ],
-            ),
-            (
-                3,
-                "/p/lab.jpg",
-                vec![
-                    (208, "Labrador retriever", 0.7),
-                    (207, "golden retriever", 0.2),
-                ],
-            ),
-            (4, "/p/cat.jpg", vec![(281, "tabby", 0.8)]),
-        ];
-        for (n, p, t) in &images {
-            w.put_image(&image(h(*n), model, t)).unwrap();
-            w.put_file(&file(Path::new(p), root, h(*n))).unwrap();
-        }
-        // Same content, sorts before dog-strong by path at the same score.
-        w.put_file(&file(Path::new("/p/a-dog.jpg"), root, h(2)))
-            .unwrap();
-        w.commit().unwrap();
+    each(
+        "search_orders_filters_and_matches_any_class",
+        |_, cat, model, root| {
+            let mut w = cat.begin().unwrap();
+            let images = [
+                // (n, path, tags)
+                (
+                    1,
+                    "/p/dog-weak.jpg",
+                    vec![(999, "toilet tissue", 0.6), (207, "golden retriever", 0.3)],
+                ),
+                (
+                    2,
+                    "/p/dog-strong.jpg",
+                    vec![
+                        (207, "golden retriever", 0.9),
+                        (208, "Labrador retriever", 0.05),
+                    ],
+                ),
+                (
+                    3,
+                    "/p/lab.jpg",
+                    vec![
+                        (208, "Labrador retriever", 0.7),
+                        (207, "golden retriever", 0.2),
+                    ],
+                ),
+                (4, "/p/cat.jpg", vec![(281, "tabby", 0.8)]),
+            ];
+            for (n, p, t) in &images {
+                w.put_image(&image(h(*n), model, t)).unwrap();
+                w.put_file(&file(Path::new(p), root, h(*n))).unwrap();
+            }
+            // Same content, sorts before dog-strong by path at the same score.
+            w.put_file(&file(Path::new("/p/a-dog.jpg"), root, h(2)))
+                .unwrap();
+            w.commit().unwrap();
 
-        let search = |classes: Vec<usize>, min: f32, limit: Option<usize>| {
-            cat.search(&SearchQuery {
-                classes,
-                min_probability: min,
-                limit,
-            })
-            .unwrap()
-            .into_iter()
-            .map(|h| (h.path.to_string_lossy().into_owned(), h.score))
-            .collect::<Vec<_>>()
-        };
-        let s = |p: &str, score: f32| (p.to_string(), score);
-        assert_eq!(
-            search(vec![207], 0.0, None),
-            [
-                s("/p/a-dog.jpg", 0.9),
-                s("/p/dog-strong.jpg", 0.9),
-                s("/p/dog-weak.jpg", 0.3),
-                s("/p/lab.jpg", 0.2)
-            ]
-        );
-        assert_eq!(
-            search(vec![207], 0.3, None),
-            [
-                s("/p/a-dog.jpg", 0.9),
-                s("/p/dog-strong.jpg", 0.9),
-                s("/p/dog-weak.jpg", 0.3)
-            ],
-            "min_probability is inclusive"
-        );
-        // Any of several classes; the score is the best matching tag, one hit per file.
-        assert_eq!(
-            search(vec![207, 208], 0.0, None),
-            [
-                s("/p/a-dog.jpg", 0.9),
-                s("/p/dog-strong.jpg", 0.9),
-                s("/p/lab.jpg", 0.7),
-                s("/p/dog-weak.jpg", 0.3)
-            ]
-        );
-        assert_eq!(search(vec![207, 208], 0.0, Some(3)).len(), 3);
-        assert_eq!(
-            search(vec![207, 208], 0.0, Some(3))[2],
-            s("/p/lab.jpg", 0.7)
-        );
-        assert!(search(vec![], 0.0, None).is_empty());
-        assert!(search(vec![1], 0.0, None).is_empty());
+            let search = |classes: Vec<usize>, min: f32, limit: Option<usize>| {
+                cat.search(&SearchQuery {
+                    classes,
+                    min_probability: min,
+                    limit,
+                })
+                .unwrap()
+                .into_iter()
+                .map(|h| (h.path.to_string_lossy().into_owned(), h.score))
+                .collect::<Vec<_>>()
+            };
+            let s = |p: &str, score: f32| (p.to_string(), score);
+            assert_eq!(
+                search(vec![207], 0.0, None),
+                [
+                    s("/p/a-dog.jpg", 0.9),
+                    s("/p/dog-strong.jpg", 0.9),
+                    s("/p/dog-weak.jpg", 0.3),
+                    s("/p/lab.jpg", 0.2)
+                ]
+            );
+            assert_eq!(
+                search(vec![207], 0.3, None),
+                [
+                    s("/p/a-dog.jpg", 0.9),
+                    s("/p/dog-strong.jpg", 0.9),
+                    s("/p/dog-weak.jpg", 0.3)
+                ],
+                "min_probability is inclusive"
+            );
+            // Any of several classes; the score is the best matching tag, one hit per file.
+            assert_eq!(
+                search(vec![207, 208], 0.0, None),
+                [
+                    s("/p/a-dog.jpg", 0.9),
+                    s("/p/dog-strong.jpg", 0.9),
+                    s("/p/lab.jpg", 0.7),
+                    s("/p/dog-weak.jpg", 0.3)
+                ]
+            );
+            assert_eq!(search(vec![207, 208], 0.0, Some(3)).len(), 3);
+            assert_eq!(
+                search(vec![207, 208], 0.0, Some(3))[2],
+                s("/p/lab.jpg", 0.7)
+            );
+            assert!(search(vec![], 0.0, None).is_empty());
+            assert!(search(vec![1], 0.0, None).is_empty());
 
-        // Every hit carries all its image's tags, by rank.
-        let hits = cat
-            .search(&SearchQuery {
-                classes: vec![207],
-                min_probability: 0.25,
-                limit: Some(10),
-            })
-            .unwrap();
-        let weak = hits
-            .iter()
-            .find(|h| h.path == Path::new("/p/dog-weak.jpg"))
-            .unwrap();
-        let labels: Vec<_> = weak.tags.iter().map(|t| t.label.as_str()).collect();
-        assert_eq!(labels, ["toilet tissue", "golden retriever"]);
-    });
+            // Every hit carries all its image's tags, by rank.
+            let hits = cat
+                .search(&SearchQuery {
+                    classes: vec![207],
+                    min_probability: 0.25,
+                    limit: Some(10),
+                })
+                .unwrap();
+            let weak = hits
+                .iter()
+                .find(|h| h.path == Path::new("/p/dog-weak.jpg"))
+                .unwrap();
+            let labels: Vec<_> = weak.tags.iter().map(|t| t.label.as_str()).collect();
+            assert_eq!(labels, ["toilet tissue", "golden retriever"]);
+        },
+    );
 }
 
 #[test]
@@ -720,92 +753,98 @@ fn stats_counts() {
 /// reading never wait for the writer's lock.
 #[test]
 fn readers_see_whole_transactions_and_are_not_blocked() {
-    each("readers_see_whole_transactions_and_are_not_blocked", |place, cat, model, root| {
-        let path = place.location.clone();
-        let dog = SearchQuery {
-            classes: vec![207],
-            ..Default::default()
-        };
-        let mut w = cat.begin().unwrap();
-        w.put_image(&image(
-            h(1),
-            model,
-            &[
-                (207, "golden retriever", 0.9),
-                (208, "Labrador retriever", 0.05),
-                (1, "goldfish", 0.01),
-            ],
-        ))
-        .unwrap();
-        w.put_file(&file(Path::new("/p/dog.jpg"), root, h(1)))
+    each(
+        "readers_see_whole_transactions_and_are_not_blocked",
+        |place, cat, model, root| {
+            let path = place.location.clone();
+            let dog = SearchQuery {
+                classes: vec![207],
+                ..Default::default()
+            };
+            let mut w = cat.begin().unwrap();
+            w.put_image(&image(
+                h(1),
+                model,
+                &[
+                    (207, "golden retriever", 0.9),
+                    (208, "Labrador retriever", 0.05),
+                    (1, "goldfish", 0.01),
+                ],
+            ))
             .unwrap();
+            w.put_file(&file(Path::new("/p/dog.jpg"), root, h(1)))
+                .unwrap();
 
-        let started = Instant::now();
-        let reader = Catalog::open_readonly(&path).unwrap();
-        assert!(reader.search(&dog).unwrap().is_empty());
-        assert!(reader.image(&h(1)).unwrap().is_none());
-        assert!(reader.tags(&h(1)).unwrap().is_empty());
-        assert!(reader.file(Path::new("/p/dog.jpg")).unwrap().is_none());
-        assert_eq!(reader.stats().unwrap().images, 0);
-        let waited = started.elapsed();
-        assert!(
-            waited < Duration::from_secs(1),
-            "reader waited {waited:?} for the writer"
-        );
+            let started = Instant::now();
+            let reader = Catalog::open_readonly(&path).unwrap();
+            assert!(reader.search(&dog).unwrap().is_empty());
+            assert!(reader.image(&h(1)).unwrap().is_none());
+            assert!(reader.tags(&h(1)).unwrap().is_empty());
+            assert!(reader.file(Path::new("/p/dog.jpg")).unwrap().is_none());
+            assert_eq!(reader.stats().unwrap().images, 0);
+            let waited = started.elapsed();
+            assert!(
+                waited < Duration::from_secs(1),
+                "reader waited {waited:?} for the writer"
+            );
 
-        w.commit().unwrap();
-        let hits = reader.search(&dog).unwrap();
-        assert_eq!(hits.len(), 1);
-        assert_eq!(hits[0].tags.len(), 3);
-        assert!(reader.image(&h(1)).unwrap().is_some());
-    });
+            w.commit().unwrap();
+            let hits = reader.search(&dog).unwrap();
+            assert_eq!(hits.len(), 1);
+            assert_eq!(hits[0].tags.len(), 3);
+            assert!(reader.image(&h(1)).unwrap().is_some());
+        },
+    );
 }
 
 /// Under a writer committing one photo per transaction, a concurrent reader never finds a
 /// file whose image lacks any of its tags.
 #[test]
 fn concurrent_reader_never_sees_half_a_photo() {
-    each("concurrent_reader_never_sees_half_a_photo", |place, cat, model, root| {
-        let path = place.location.clone();
-        const N: u32 = 150;
-        let reader = std::thread::spawn(move || {
-            let reader = Catalog::open_readonly(&path).unwrap();
-            let q = SearchQuery {
-                classes: vec![5],
-                ..Default::default()
-            };
-            let mut seen = 0;
-            let mut rounds = 0;
-            while seen < N as usize {
-                let hits = reader.search(&q).unwrap();
-                for hit in &hits {
-                    assert_eq!(hit.tags.len(), 3, "half-written photo seen: {hit:?}");
+    each(
+        "concurrent_reader_never_sees_half_a_photo",
+        |place, cat, model, root| {
+            let path = place.location.clone();
+            const N: u32 = 150;
+            let reader = std::thread::spawn(move || {
+                let reader = Catalog::open_readonly(&path).unwrap();
+                let q = SearchQuery {
+                    classes: vec![5],
+                    ..Default::default()
+                };
+                let mut seen = 0;
+                let mut rounds = 0;
+                while seen < N as usize {
+                    let hits = reader.search(&q).unwrap();
+                    for hit in &hits {
+                        assert_eq!(hit.tags.len(), 3, "half-written photo seen: {hit:?}");
+                    }
+                    assert!(hits.len() >= seen, "a reader went back in time");
+                    seen = hits.len();
+                    rounds += 1;
                 }
-                assert!(hits.len() >= seen, "a reader went back in time");
-                seen = hits.len();
-                rounds += 1;
-            }
-            rounds
-        });
-        for n in 0..N {
-            let mut w = cat.begin().unwrap();
-            w.put_image(&image(
-                h(n),
-                model,
-                &[
-                    (5, "electric ray", 0.5),
-                    (6, "stingray", 0.3),
-                    (7, "cock", 0.1),
-                ],
-            ))
-            .unwrap();
-            w.put_file(&file(Path::new(&format!("/p/{n:04}.jpg")), root, h(n)))
+                rounds
+            });
+            for n in 0..N {
+                let mut w = cat.begin().unwrap();
+                w.put_image(&image(
+                    h(n),
+                    model,
+                    &[
+                        (5, "electric ray", 0.5),
+                        (6, "stingray", 0.3),
+                        (7, "cock", 0.1),
+                    ],
+                ))
                 .unwrap();
-            w.commit().unwrap();
-        }
-        let rounds = reader.join().unwrap();
-        assert!(rounds >= 1);
-    });
+                w.put_file(&file(Path::new(&format!("/p/{n:04}.jpg")), root, h(n)))
+                    .unwrap();
+                w.commit().unwrap();
+            }
+            let rounds = reader.join().unwrap();
+            assert!(rounds >= 1);
+        },
+    );
 }
 
 /// Prints the catalog size per 1,000 photos (3 tags and 1 file each).

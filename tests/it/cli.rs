@@ -14,7 +14,7 @@ use serde_json::Value;
 fn model_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep().join("models");
+        let dir = common::run_dir().join("cli-models");
         let out = phototag(
             &dir,
             &["model", "prepare", "resnet18-random", "--seed", "7"],
@@ -412,4 +412,102 @@ fn model_commands_go_through_the_engine_and_a_missing_engine_is_named() {
     assert_eq!(out.status.code(), Some(4), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("phototag-engine is missing"), "{err}");
+}
+
+#[test]
+fn threads_have_one_bound_on_the_command_line_and_in_the_config() {
+    let photo = common::fixture("photos/orange.jpg");
+    let photo = photo.to_str().unwrap();
+    // Beyond it: refused as bad usage before anything runs (was a stack overflow, exit 134).
+    for args in [
+        &["classify", "--threads", "100000", "--json", photo][..],
+        &["classify", "--threads", "20000", "--json", photo],
+        &["serve", "--threads", "100000", "--listen", "127.0.0.1:0"],
+        &["index", "--threads", "1025", "/nonexistent"],
+    ] {
+        let out = phototag(model_dir(), args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("0..=1024"), "{args:?}: {err}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("phototag.toml");
+    std::fs::write(&cfg, "[classify]\nthreads = 1025\n").unwrap();
+    let out = Command::new(common::bin())
+        .args(["--config", cfg.to_str().unwrap(), "model", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 1024"));
+    // Within it: as before.
+    let out = phototag(
+        model_dir(),
+        &[
+            "classify",
+            "--threads",
+            "2",
+            "--json",
+            "--model",
+            "resnet18-random",
+            photo,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out).len(), 1);
+}
+
+#[test]
+fn watch_roots_must_be_absolute_existing_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("a-file.jpg");
+    std::fs::write(&file, b"not a folder").unwrap();
+    let missing = tmp.path().join("missing");
+    let run = |config: &str, extra: &[&str]| {
+        let cfg = tmp.path().join("phototag.toml");
+        std::fs::write(&cfg, config).unwrap();
+        let out = Command::new(common::bin())
+            .args([
+                "--config",
+                cfg.to_str().unwrap(),
+                "watch",
+                "--model",
+                "resnet18-random",
+            ])
+            .args(extra)
+            .env("PHOTOTAG_MODEL_DIR", model_dir())
+            .env("PHOTOTAG_DB", tmp.path().join("catalog.db"))
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // In the file: the form is checked with file, line and key.
+    for (root, words) in [("", "empty path"), ("photos", "relative")] {
+        let (code, err) = run(&format!("[watch]\nroots = [\"{root}\"]\n"), &[]);
+        assert_eq!(code, Some(2), "{root:?}: {err}");
+        assert!(
+            err.contains(":2:") && err.contains("watch.roots") && err.contains(words),
+            "{err}"
+        );
+    }
+    // At start: each root is an existing folder.
+    let (code, err) = run(&format!("[watch]\nroots = [\"{}\"]\n", file.display()), &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("a-file.jpg") && err.contains("not a folder"),
+        "{err}"
+    );
+    let (code, err) = run("", &["--root", missing.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("missing"), "{err}");
+    // Nothing to watch at all: bad usage too (was exit 4).
+    let (code, err) = run("", &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing to watch"), "{err}");
 }

@@ -1,8 +1,11 @@
 //! The page in a real browser: headless Chromium (Debian's `chromium`) driven by Python
-//! Playwright (`tests/e2e/web.py`) against `phototag serve` over a small indexed catalog.
-//! It uploads a photo, sees the top-3, searches the top class, opens a result and reads
-//! its tags; screenshots go to `target/e2e/web.png` (the photo view) and
-//! `target/e2e/web-search.png` (upload and results), in a phone-sized window.
+//! Playwright (`tests/e2e/web.py`) against `phototag serve` over a small indexed catalog
+//! with a near copy of one photo. It opens on the library (newest first, a page at a
+//! time), shows the tag cloud, uploads a photo (its first answer a 503 with `Retry-After`,
+//! which the page waits out and retries) and sees the top-3, searches the top class,
+//! opens a result and reads its tags and "more like this", and lists the near-duplicate
+//! groups; screenshots go to `target/e2e/web.png` (the photo view) and `web-library.png`,
+//! `web-upload.png`, `web-search.png`, `web-dupes.png` beside it, in a phone-sized window.
 //!
 //! `scripts/e2e-setup.sh` installs Chromium (apt) and Playwright (PyPI) when missing; where
 //! that cannot be done the test prints `SKIPPED` and why. Set `PHOTOTAG_E2E_NO_INSTALL=1`
@@ -62,8 +65,25 @@ fn screenshot_path() -> PathBuf {
 #[test]
 fn upload_search_and_view_in_chromium() {
     let Some(env) = browser() else { return };
-    let lib = web::Library::new();
-    let server = lib.serve("", &[], "127.0.0.1:0");
+    // A near copy of the orange: half its size, re-encoded.
+    let orange = image::open(web::fixtures().join("orange.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let small = image::imageops::resize(
+        &orange,
+        orange.width() / 2,
+        orange.height() / 2,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 80)
+        .encode_image(&small)
+        .unwrap();
+    let lib = web::Library::with(&[("orange small.jpg", jpeg.into_inner())]);
+    // The seeded random model finds every photo alike (the squirrel scores ~0.97 against
+    // the orange), its near copy ~0.9999: a threshold between the two (the default is
+    // measured on the real EfficientNet-Lite0).
+    let server = lib.serve("[similar]\nnear_threshold = 0.995\n", &[], "127.0.0.1:0");
     server.wait_for_model();
 
     let photo = web::fixtures().join("orange.jpg");
@@ -91,6 +111,19 @@ fn upload_search_and_view_in_chromium() {
         seen["errors"],
         serde_json::json!([]),
         "no script errors in the page"
+    );
+
+    // A 503 with Retry-After: the page said so, waited as told, and tried again.
+    assert_eq!(seen["classify_calls"], 2, "one 503, then the retry: {seen}");
+    assert!(seen["busy_logged"].as_u64() <= Some(1), "{seen}");
+    let waited = seen["retry_wait"].as_f64().unwrap();
+    assert!(waited >= 0.9, "retried after {waited} s, not the 1 s asked");
+    assert!(
+        seen["busy_status"]
+            .as_str()
+            .unwrap()
+            .contains("again in 1 s"),
+        "{seen}"
     );
 
     // The bars show what the API answers for the same upload.
@@ -149,12 +182,99 @@ fn upload_search_and_view_in_chromium() {
     assert_eq!(seen["view_paths"], info["paths"]);
     assert_eq!(seen["grid_after_back"].as_u64(), Some(grid.len() as u64));
     assert!(!seen["cloud"].as_array().unwrap().is_empty());
-    assert!(
-        seen["overflow_x"].as_i64().unwrap() <= 0,
-        "no sideways scrolling on a phone: {seen}"
-    );
+    for key in ["overflow_x", "overflow_x_library", "overflow_x_dupes"] {
+        assert!(
+            seen[key].as_i64().unwrap() <= 0,
+            "no sideways scrolling on a phone ({key}): {seen}"
+        );
+    }
 
-    let png = std::fs::read(&shot).expect("a screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
-    eprintln!("screenshot: {}", shot.display());
+    // It opened on the library: every content once, newest first, as the API pages it,
+    // fetched a page (of two) at a time.
+    assert_eq!(seen["first_view"], serde_json::json!(["library"]));
+    let mut newest: Vec<String> = Vec::new();
+    for r in server.get("/api/library?limit=100").json()["results"]
+        .as_array()
+        .unwrap()
+    {
+        let h = r["hash"].as_str().unwrap().to_string();
+        if !newest.contains(&h) {
+            newest.push(h);
+        }
+    }
+    assert_eq!(
+        newest.len(),
+        3,
+        "orange (and its copy), its near copy, squirrel"
+    );
+    assert_eq!(seen["library"], serde_json::json!(newest));
+    assert!(
+        seen["library_requests"].as_u64().unwrap() >= 2,
+        "paged: {seen}"
+    );
+    assert_eq!(seen["library_note"], "3 photos");
+
+    // No broken image before an upload; the preview after.
+    assert_eq!(seen["preview_hidden_before"], true);
+
+    // "More like this" shows what the API ranks, best first, and opens a photo in place.
+    let api_similar = server
+        .get(&format!("/api/similar/{opened}?limit=12"))
+        .json();
+    let want: Vec<serde_json::Value> = api_similar["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!({"hash": r["hash"], "score": r["score"]}))
+        .collect();
+    assert_eq!(want.len(), 2, "every other photo: {api_similar}");
+    assert_eq!(seen["similar"], serde_json::json!(want));
+    assert_eq!(seen["opened_similar"], want[0]["hash"]);
+
+    // The near-duplicates view: the orange's group, the full-size orange first.
+    let api_dupes = server.get("/api/dupes").json();
+    let groups: Vec<Vec<(serde_json::Value, f64)>> = api_dupes["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            g["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["hash"].clone(), m["similarity"].as_f64().unwrap()))
+                .collect()
+        })
+        .collect();
+    // JavaScript prints 1.0 as 1: compare the numbers, not their JSON spelling.
+    let seen_groups: Vec<Vec<(serde_json::Value, f64)>> = seen["dupes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            g.as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["hash"].clone(), m["similarity"].as_f64().unwrap()))
+                .collect()
+        })
+        .collect();
+    assert_eq!(seen_groups, groups);
+    let small_path = api_dupes["groups"][0]["members"][1]["paths"][0]
+        .as_str()
+        .unwrap();
+    assert!(small_path.ends_with("orange small.jpg"), "{api_dupes}");
+    assert_eq!(
+        groups[0][0].0.as_str(),
+        Some(hash.as_str()),
+        "the larger first"
+    );
+    assert_eq!(groups.len(), 1, "the squirrel is like nothing: {api_dupes}");
+
+    for suffix in ["", "-library", "-upload", "-search", "-dupes"] {
+        let path = shot.with_file_name(format!("web{suffix}.png"));
+        let png = std::fs::read(&path).expect("a screenshot");
+        assert!(png.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
+    }
+    eprintln!("screenshots: {}", shot.parent().unwrap().display());
 }

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use phototag_engine::model::checkpoint::{fill_strict, read_state_dict};
 use phototag_engine::model::efficientnet::{efficientnet_lite0, ignored_key};
+use phototag_engine::model::prepare::{self, Recipe};
+use phototag_light::model_files::ModelStore;
 use tch::nn::{self, ModuleT};
 use tch::{CModule, Device, Kind, Tensor};
 
@@ -142,4 +144,33 @@ fn efficientnet_lite0_matches_pytorch_after_tracing() {
         Vec::<i64>::try_from(out.argmax(1, false)).unwrap(),
         Vec::<i64>::try_from(expected.argmax(1, false)).unwrap()
     );
+}
+
+#[test]
+fn prepared_efficientnet_lite0_gives_pytorchs_features() {
+    const TEST: &str =
+        "efficientnet_reference::prepared_efficientnet_lite0_gives_pytorchs_features";
+    let pth = match checkpoint() {
+        Ok(p) => p,
+        Err(why) => {
+            common::skip(TEST, &why);
+            return;
+        }
+    };
+    let Some(refs) = common::shared("models", TEST) else {
+        return;
+    };
+    let input = Tensor::read_npy(refs.join("efficientnet-lite0.input.npy")).unwrap();
+    let logits = Tensor::read_npy(refs.join("efficientnet-lite0.logits.npy")).unwrap();
+    let features = Tensor::read_npy(refs.join("efficientnet-lite0.features.npy")).unwrap();
+    assert_eq!(features.size(), [2, 1280]);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(tmp.path().join("models"));
+    let recipe = Recipe::EfficientNetLite0 {
+        from: Some(pth),
+        name: Some("lite0-test".into()),
+    };
+    let m = prepare::prepare(&store, tmp.path(), &recipe).unwrap();
+    assert_eq!(m.manifest.embedding_size, Some(1280));
+    common::assert_outputs_match(TEST, &m, &input, &logits, &features, TOLERANCE);
 }

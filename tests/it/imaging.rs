@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use image::metadata::Orientation;
 use image::{ImageFormat, Rgb, Rgba, RgbaImage};
 use phototag_engine::imaging::{
-    decode_bytes, decode_file, preprocess, DecodeError, Decoded, Format, LimitKind, Preprocess,
+    decode_bytes, decode_bytes_scaled, decode_file, preprocess, DecodeError, Decoded, Format,
+    LimitKind, Preprocess,
 };
 use phototag_light::limits::Limits;
 
@@ -169,10 +170,10 @@ fn non_images_and_broken_files_are_clean_errors() {
             "cut at {cut}: {r:?}"
         );
     }
-    // Cut inside the entropy-coded data, libjpeg-turbo decodes what is there (as browsers do, and
-    // PIL with LOAD_TRUNCATED_IMAGES); a partial photo is still worth tagging.
-    let partial = decode_bytes(&jpeg[..2000], &limits).map(|d| d.image.dimensions());
-    assert_eq!(partial.ok(), Some((128, 128)));
+    // Cut inside the entropy-coded data: refused as truncated, as PIL refuses it (see
+    // `truncated_files_are_refused_and_a_missing_end_marker_is_not`).
+    let partial = decode_bytes(&jpeg[..2000], &limits).unwrap_err();
+    assert!(partial.to_string().contains("truncated"), "{partial}");
 
     let missing = decode_file(Path::new("/no/such/photo.jpg"), &limits).unwrap_err();
     assert!(matches!(missing, DecodeError::Io { .. }), "{missing}");
@@ -230,7 +231,10 @@ fn limits_are_a_config_section() {
         (d.max_width, d.max_height, d.max_pixels),
         (30_000, 30_000, 89_478_485)
     );
-    assert_eq!((d.max_file_bytes, d.max_alloc_bytes), (256 << 20, 1 << 30));
+    assert_eq!(
+        (d.max_file_bytes, d.max_alloc_bytes),
+        (256 << 20, 512 << 20)
+    );
 }
 
 #[test]
@@ -394,6 +398,101 @@ fn cmyk_jpeg_has_the_colours_of_its_rgb_twin() {
         diff < 15.0,
         "CMYK JPEG colours are off by {diff:.1} levels on average"
     );
+}
+
+#[test]
+fn truncated_files_are_refused_and_a_missing_end_marker_is_not() {
+    let jpeg = std::fs::read(common::fixture("photos/orange.jpg")).unwrap();
+    assert!(jpeg.ends_with(&[0xFF, 0xD9]));
+    let limits = Limits::default();
+    // Cut short (as `head -c`): refused, as PIL refuses it, full size or scaled.
+    for cut in [2000, jpeg.len() / 2, jpeg.len() - 300] {
+        for r in [
+            decode_bytes(&jpeg[..cut], &limits),
+            decode_bytes_scaled(&jpeg[..cut], &limits, 32),
+        ] {
+            let e = r.unwrap_err();
+            assert!(matches!(e, DecodeError::Corrupt { .. }), "{cut}: {e}");
+            assert!(e.to_string().contains("truncated"), "{cut}: {e}");
+        }
+    }
+    // Only the end marker missing: the image is whole, and read.
+    let whole = decode_bytes(&jpeg, &limits).unwrap();
+    let unended = decode_bytes(&jpeg[..jpeg.len() - 2], &limits).unwrap();
+    assert_eq!(whole.image, unended.image);
+    // A PNG cut short says the same.
+    let png = std::fs::read(common::fixture("hopper.png")).unwrap();
+    let e = decode_bytes(&png[..png.len() / 2], &limits).unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
+
+    // Through `classify --json`: an error for the file, no tags (was "megalith 0.11%").
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("t.jpg");
+    std::fs::write(&t, &jpeg[..2000]).unwrap();
+    let out = common::phototag()
+        .args(["classify", "--json", "--model", "resnet18-random"])
+        .arg(&t)
+        .env("PHOTOTAG_MODEL_DIR", common::models(3))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["results"].is_null(), "{v}");
+    assert!(v["error"].as_str().unwrap().contains("truncated"), "{v}");
+}
+
+#[test]
+fn a_decode_is_bounded_in_memory() {
+    // 30000x2982, 16-bit RGB: within the pixel limit, but 537 MB decoded and 268 MB more
+    // as 8-bit RGB. Refused from its header.
+    let (w, h) = (30_000u32, 2982u32);
+    let png = common::png16(w, h);
+    let limits = Limits::default();
+    assert!(u64::from(w) * u64::from(h) <= limits.max_pixels);
+    let r = decode_bytes(&png, &limits);
+    let e = r.as_ref().unwrap_err().to_string();
+    assert_eq!(limit_broken(r), Some(LimitKind::AllocBytes), "{e}");
+    assert!(e.contains("max_alloc_bytes"), "{e}");
+    // The same picture in 8 bits, and turned a quarter: within the limit.
+    let small = Limits {
+        max_alloc_bytes: 2 * 3 * 1000 * 100,
+        ..limits
+    };
+    let eight = png_bytes(image::DynamicImage::ImageRgb8(image::RgbImage::new(
+        1000, 100,
+    )));
+    assert!(decode_bytes(&eight, &small).is_ok());
+    let sixteen = png_bytes(image::DynamicImage::ImageRgb16(image::ImageBuffer::new(
+        1000, 100,
+    )));
+    assert_eq!(
+        limit_broken(decode_bytes(&sixteen, &small)),
+        Some(LimitKind::AllocBytes),
+        "600 kB decoded + 300 kB converted"
+    );
+}
+
+#[test]
+fn a_decoder_panic_is_one_line_not_a_backtrace() {
+    // Bytes that make image-webp 0.2.4 panic (a mutated copy of Pillow's flower.webp).
+    let f = common::fixture("flower-mutated-panics.webp");
+    let r = decode_file(&f, &Limits::default());
+    assert!(r.unwrap_err().to_string().contains("crashed"));
+    let out = common::phototag()
+        .args(["classify", "--json", "--model", "resnet18-random"])
+        .arg(&f)
+        .env("PHOTOTAG_MODEL_DIR", common::models(3))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("crashed"), "{v}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("stack backtrace"), "{err}");
+    assert!(!err.contains("panicked at"), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("crashed")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
 }
 
 #[test]

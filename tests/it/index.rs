@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use phototag_engine::classify::{LazyClassifier, Settings};
 use phototag_engine::index::run::{self, IndexOptions};
-use phototag_engine::index::{Progress, Summary};
+use phototag_engine::index::{Progress, Summary, Turn};
 use phototag_engine::model::{Classifier, ClassifierOptions};
 use phototag_light::catalog::Catalog;
 use phototag_light::exclude::ExcludeConfig;
@@ -230,6 +230,107 @@ fn failures_are_recorded_and_not_retried_until_the_file_changes() {
     let s = index(&l, false);
     assert_eq!((s.new, s.failed, s.known_failures), (1, 0, 0), "{s:?}");
     assert_eq!(counts(&l), (2, 2, 0));
+}
+
+#[test]
+fn failures_of_deleted_files_go_like_their_file_rows() {
+    let l = lib();
+    photo(&l.root.join("good.png"), 3);
+    for i in 0..3 {
+        std::fs::write(
+            l.root.join(format!("bad{i}.jpg")),
+            b"\xff\xd8\xff not a jpeg",
+        )
+        .unwrap();
+    }
+    index(&l, false);
+    assert_eq!(counts(&l), (1, 1, 3));
+    for i in 0..2 {
+        std::fs::remove_file(l.root.join(format!("bad{i}.jpg"))).unwrap();
+    }
+    let s = index(&l, false);
+    assert_eq!(s.gone, 2, "{s:?}");
+    assert_eq!(counts(&l).2, 3, "without --prune nothing is removed");
+    index(&l, true);
+    assert_eq!(
+        counts(&l),
+        (1, 1, 1),
+        "the failures of deleted files went with --prune"
+    );
+}
+
+#[test]
+fn a_file_deleted_before_it_is_read_leaves_no_failure() {
+    use phototag_engine::index::execute::execute;
+    use phototag_engine::index::walk::Entry;
+    let l = lib();
+    photo(&l.root.join("here.png"), 7);
+    let entry = |name: &str| Entry {
+        path: l.root.join(name),
+        size: 100,
+        mtime_ns: 1,
+        dev: 0,
+        ino: 0,
+    };
+    // Listed by a walk (or queued by the daemon), then deleted before it was read.
+    let todo = vec![entry("here.png"), entry("deleted.png")];
+    let mut catalog = Catalog::open(&l.db).unwrap();
+    let mut w = catalog.begin().unwrap();
+    let root_id = w.root_id(&l.root).unwrap();
+    w.commit().unwrap();
+    let mut model = LazyClassifier::ready(classifier());
+    let roots = std::collections::HashMap::from([(l.root.clone(), root_id)]);
+    let settings = options(&[&l.root], false).settings;
+    let stop = AtomicBool::new(false);
+    let mut progress = 0;
+    let e = execute(
+        &mut catalog,
+        &mut model,
+        todo,
+        &roots,
+        &settings,
+        &stop,
+        &mut || Turn::Classify,
+        &mut |p| {
+            if let Progress::Done = p {
+                progress += 1;
+            }
+        },
+    )
+    .unwrap();
+    assert_eq!((e.new, e.failed, progress), (1, 0, 2), "{e:?}");
+    assert_eq!(counts(&l), (1, 1, 0), "no failure for a file that is gone");
+}
+
+#[test]
+fn a_catalog_inside_a_root_is_not_indexed() {
+    let l = lib();
+    photo(&l.root.join("a.png"), 8);
+    photo(&l.root.join("sub/b.png"), 9);
+    let db = l.root.join("catalog.db");
+    // The daemon's status record beside it, as a running daemon leaves it.
+    std::fs::write(l.root.join("catalog.db.status.json"), b"{}").unwrap();
+    let run = || {
+        let out = std::process::Command::new(common::bin())
+            .args(["-q", "index", "--model", "resnet18-random"])
+            .arg(&l.root)
+            .env("PHOTOTAG_MODEL_DIR", store().dir())
+            .env("PHOTOTAG_DB", &db)
+            .env("PHOTOTAG_CONFIG", "/dev/null")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run();
+    // Again, with the catalog (and its -wal and -shm while it is open) in the walk's way.
+    photo(&l.root.join("c.png"), 10);
+    run();
+    let s = Catalog::open_readonly(&db).unwrap().stats().unwrap();
+    assert_eq!((s.files, s.failures), (3, 0), "{s:?}");
 }
 
 #[test]

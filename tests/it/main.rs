@@ -28,5 +28,6 @@ mod search_cli;
 mod search_query;
 mod serve;
 mod shared_catalog;
+mod similar;
 mod walk;
 mod watch;

@@ -97,5 +97,5 @@ fn optimisation_can_be_turned_off() {
     let r = plain
         .classify(&[inputs(1, 224, 1)[0].as_slice()], 3)
         .unwrap();
-    assert_eq!(r[0].len(), 3);
+    assert_eq!(r[0].predictions.len(), 3);
 }

@@ -37,10 +37,12 @@ fn torchvision_checkpoint_traced_matches_pytorch_logits() {
         m.manifest.source
     );
 
-    // The saved TorchScript was traced at batch 1; run it at batch 2.
+    // The saved TorchScript was traced at batch 1; run it at batch 2. It returns the
+    // logits, then the pooled features (512).
     let module = CModule::load(m.model_file()).unwrap();
     let out = tch::no_grad(|| module.forward_ts(&[&input])).unwrap();
-    let diff = common::max_abs_diff(&out, &expected);
+    assert_eq!(out.size(), [2, 1000 + resnet::FEATURES]);
+    let diff = common::max_abs_diff(&out.narrow(1, 0, 1000), &expected);
     eprintln!("resnet18 traced (batch 2) vs torchvision: max abs diff {diff:.3e}");
     assert!(diff <= 1e-4, "max abs diff {diff}");
 }
@@ -148,4 +150,37 @@ fn eager_import_matches_before_tracing_too() {
     let diff = common::max_abs_diff(&out, &expected);
     eprintln!("resnet18 eager vs torchvision: max abs diff {diff:.3e}");
     assert!(diff <= 1e-4, "max abs diff {diff}");
+}
+
+#[test]
+fn prepared_model_gives_pytorchs_features_plain_and_optimised() {
+    let Some(dir) = common::shared("models", TEST) else {
+        return;
+    };
+    let input = Tensor::read_npy(dir.join("resnet18-tvformat-test.input.npy")).unwrap();
+    let logits = Tensor::read_npy(dir.join("resnet18-tvformat-test.logits.npy")).unwrap();
+    let features = Tensor::read_npy(dir.join("resnet18-tvformat-test.features.npy")).unwrap();
+    assert_eq!(features.size(), [2, 512]);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(tmp.path().join("models"));
+    let recipe = Recipe::Resnet18 {
+        from: Some(dir.join("resnet18-tvformat-test.pth")),
+        name: Some("tvformat-test".into()),
+        url: String::new(),
+    };
+    let m = prepare::prepare(&store, tmp.path(), &recipe).unwrap();
+    assert_eq!(m.manifest.embedding_size, Some(512));
+    let chw = common::chw_inputs(&input);
+    let refs: Vec<&[f32]> = chw.iter().map(Vec::as_slice).collect();
+    for (optimize, c) in common::assert_outputs_match(TEST, &m, &input, &logits, &features, 1e-4) {
+        assert_eq!(c.is_optimized(), optimize);
+        // What the classification flow stores comes from these features.
+        let answers = c.classify(&refs, 3).unwrap();
+        let first: Vec<f32> = Vec::try_from(features.get(0)).unwrap();
+        let stored = phototag_light::vectors::Embedding::quantize(&first).unwrap();
+        let got =
+            phototag_light::vectors::Embedding::quantize(answers[0].embedding.as_ref().unwrap())
+                .unwrap();
+        assert!(stored.as_ref().cosine(&got.as_ref()) > 0.9999);
+    }
 }

@@ -162,10 +162,10 @@ fn scaled_decode_keeps_the_real_models_answer() {
         let a = preprocess(&full.image, &p).unwrap().data;
         let b = preprocess(&scaled.image, &p).unwrap().data;
         let top = classifier.classify(&[&a, &b], 2).unwrap();
-        let (tf, ts) = (&top[0][0], &top[1][0]);
+        let (tf, ts) = (&top[0].predictions[0], &top[1].predictions[0]);
         // Where the full decode's top two classes are within one point, any change of decoder
         // (or of libjpeg version) may swap them; everywhere else the class must be the same.
-        let margin = (tf.probability - top[0][1].probability) * 100.0;
+        let margin = (tf.probability - top[0].predictions[1].probability) * 100.0;
         let diff = (tf.probability - ts.probability).abs() * 100.0;
         println!(
             "{} {:>5.1}% vs {:>5.1}% (lead {margin:.1}) {}",

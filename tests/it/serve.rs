@@ -4,6 +4,8 @@
 
 use crate::web;
 
+mod hostile;
+
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 

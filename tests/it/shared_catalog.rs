@@ -43,10 +43,17 @@ fn worker_config(dir: &Path, host: &str, claim_seconds: f64) -> PathBuf {
 /// `phototag index --json` of `roots` as one worker, started (not waited for).
 fn spawn_index(url: &str, config: &Path, roots: &[&Path]) -> Child {
     let mut c = phototag(url, config);
-    c.args(["index", "--json", "--model", "resnet18-random", "--batch-size", "4"])
-        .args(roots)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "index",
+        "--json",
+        "--model",
+        "resnet18-random",
+        "--batch-size",
+        "4",
+    ])
+    .args(roots)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     c.spawn().unwrap()
 }
 
@@ -98,7 +105,7 @@ fn three_workers_classify_each_content_once() {
     }
     let distinct = 48 + 3 * 6;
     // One process prepares the schema; the three start together.
-    Catalog::open(&Location::Postgres(PgTarget::new(&db.url))).unwrap();
+    Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
     let children: Vec<Child> = (0..3)
         .map(|i| {
             let config = worker_config(tmp.path(), &format!("host-{i}"), 5.0);
@@ -123,13 +130,20 @@ fn three_workers_classify_each_content_once() {
     assert_eq!(count(&db, "SELECT count(*) FROM images"), distinct as i64);
     assert_eq!(count(&db, "SELECT count(*) FROM tags"), 3 * distinct as i64);
     assert_eq!(count(&db, "SELECT count(*) FROM files"), 3 * 62);
-    assert_eq!(count(&db, "SELECT count(DISTINCT hash) FROM files"), distinct as i64);
-    assert_eq!(count(&db, "SELECT count(*) FROM roots"), 6, "own + shared, per host");
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT hash) FROM files"),
+        distinct as i64
+    );
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM roots"),
+        6,
+        "own + shared, per host"
+    );
     // Every file of every worker's roots is there, under its host.
     let mut c = db.client();
-    for i in 0..3 {
+    for (i, mine) in own.iter().enumerate() {
         let host = format!("host-{i}");
-        for dir in [&own[i], &shared] {
+        for dir in [mine, &shared] {
             for f in std::fs::read_dir(dir).unwrap() {
                 let p = f.unwrap().path().canonicalize().unwrap();
                 let bytes = p.as_os_str().as_encoded_bytes();
@@ -155,7 +169,10 @@ fn three_workers_classify_each_content_once() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("host-1:/") && text.contains("host-2:/"), "{text}");
+    assert!(
+        text.contains("host-1:/") && text.contains("host-2:/"),
+        "{text}"
+    );
 }
 
 /// A worker killed with SIGKILL mid-batch: the contents it had claimed and not written
@@ -173,7 +190,7 @@ fn a_killed_worker_loses_its_claims_when_they_expire() {
     let lease = 3.0;
     let killed = worker_config(tmp.path(), "doomed", lease);
     let survivor = worker_config(tmp.path(), "survivor", lease);
-    Catalog::open(&Location::Postgres(PgTarget::new(&db.url))).unwrap();
+    Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
     let orphans = |db: &test_server::Db<'_>| {
         count(
             db,
@@ -183,23 +200,32 @@ fn a_killed_worker_loses_its_claims_when_they_expire() {
     };
     let mut child = spawn_index(&db.url, &killed, &[&shared]);
     // Kill it once it has written something and holds claims on contents not yet written.
-    wait_for("the first worker to write and hold claims", Duration::from_secs(60), || {
-        count(&db, "SELECT count(*) FROM images") > 4 && orphans(&db) > 0
-    });
+    wait_for(
+        "the first worker to write and hold claims",
+        Duration::from_secs(60),
+        || count(&db, "SELECT count(*) FROM images") > 4 && orphans(&db) > 0,
+    );
     // SAFETY: kill(2) on our own child's pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
     child.wait().unwrap();
     // Its sessions end (their open transactions roll back) before anything is counted.
-    wait_for("the killed worker's sessions to end", Duration::from_secs(30), || {
-        count(
-            &db,
-            "SELECT count(*) FROM pg_stat_activity
+    wait_for(
+        "the killed worker's sessions to end",
+        Duration::from_secs(30),
+        || {
+            count(
+                &db,
+                "SELECT count(*) FROM pg_stat_activity
              WHERE application_name = 'phototag' AND datname = current_database()",
-        ) == 0
-    });
+            ) == 0
+        },
+    );
     let written = count(&db, "SELECT count(*) FROM images");
     let held = orphans(&db);
-    assert!(held > 0, "the killed worker held no claim on unwritten content");
+    assert!(
+        held > 0,
+        "the killed worker held no claim on unwritten content"
+    );
     assert!(written < 120, "killed too late: everything was written");
 
     let out = spawn_index(&db.url, &survivor, &[&shared])
@@ -215,7 +241,10 @@ fn a_killed_worker_loses_its_claims_when_they_expire() {
     );
     assert_eq!(count(&db, "SELECT count(*) FROM images"), 120);
     assert_eq!(count(&db, "SELECT count(*) FROM tags"), 360);
-    assert_eq!(count(&db, "SELECT count(*) FROM files WHERE host = 'survivor'"), 120);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM files WHERE host = 'survivor'"),
+        120
+    );
     assert_eq!(orphans(&db), 0);
 }
 
@@ -257,7 +286,9 @@ fn the_daemon_waits_out_a_server_restart() {
             .unwrap_or(-1)
     };
     photos(&root, 1, 6);
-    wait_for("the first photos", Duration::from_secs(60), || images(&db) == 6);
+    wait_for("the first photos", Duration::from_secs(60), || {
+        images(&db) == 6
+    });
 
     server.stop();
     photos(&root, 7, 10);
@@ -272,14 +303,24 @@ fn the_daemon_waits_out_a_server_restart() {
             .unwrap();
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
-    wait_for("status to say the server is away", Duration::from_secs(60), || {
-        let s = status();
-        s["daemon"]["catalog"]["state"] == "unreachable"
-            && s["daemon"]["catalog"]["waiting_files"].as_u64().unwrap_or(0) > 0
-    });
+    wait_for(
+        "status to say the server is away",
+        Duration::from_secs(60),
+        || {
+            let s = status();
+            s["daemon"]["catalog"]["state"] == "unreachable"
+                && s["daemon"]["catalog"]["waiting_files"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 0
+        },
+    );
     let s = status();
     assert!(
-        s["catalog_error"].as_str().unwrap().contains("cannot reach the catalog server"),
+        s["catalog_error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the catalog server"),
         "{s}"
     );
     let out = Command::new(common::bin())
@@ -290,12 +331,17 @@ fn the_daemon_waits_out_a_server_restart() {
         .unwrap();
     assert_eq!(out.status.code(), Some(4));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach the catalog server postgresql://"), "{err}");
+    assert!(
+        err.contains("cannot reach the catalog server postgresql://"),
+        "{err}"
+    );
 
     server.start_again().unwrap();
-    wait_for("the photos added while it was away", Duration::from_secs(90), || {
-        images(&db) == 16
-    });
+    wait_for(
+        "the photos added while it was away",
+        Duration::from_secs(90),
+        || images(&db) == 16,
+    );
     wait_for("status to clear", Duration::from_secs(30), || {
         status()["daemon"]["catalog"].is_null()
     });
@@ -317,7 +363,7 @@ fn passwords_come_from_the_environment_a_file_or_pgpass() {
     };
     let pw = test_server::SECRET_PASSWORD;
     // The catalog, made by the superuser, readable and writable by the password's role.
-    Catalog::open(&Location::Postgres(PgTarget::new(&db.url))).unwrap();
+    Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
     db.client()
         .batch_execute(
             "GRANT ALL ON ALL TABLES IN SCHEMA public TO phototag_secret;
@@ -330,7 +376,9 @@ fn passwords_come_from_the_environment_a_file_or_pgpass() {
     std::fs::write(&none, "").unwrap();
     let stats = |config: &Path, env: &[(&str, &str)]| {
         let mut c = phototag(&url, config);
-        c.arg("stats").env("HOME", tmp.path()).env_remove("PGPASSFILE");
+        c.arg("stats")
+            .env("HOME", tmp.path())
+            .env_remove("PGPASSFILE");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -357,14 +405,20 @@ fn passwords_come_from_the_environment_a_file_or_pgpass() {
     let with_file = tmp.path().join("file.toml");
     std::fs::write(
         &with_file,
-        format!("[postgresql]\npassword_file = {:?}\n", file.display().to_string()),
+        format!(
+            "[postgresql]\npassword_file = {:?}\n",
+            file.display().to_string()
+        ),
     )
     .unwrap();
     assert_eq!(stats(&with_file, &[]).0, Some(0));
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let (code, all) = stats(&with_file, &[]);
     assert_eq!(code, Some(2), "{all}");
-    assert!(all.contains("chmod 600") && all.contains("may be read by others"), "{all}");
+    assert!(
+        all.contains("chmod 600") && all.contains("may be read by others"),
+        "{all}"
+    );
     // ~/.pgpass (HOME is the temporary folder), private.
     let pgpass = tmp.path().join(".pgpass");
     std::fs::write(
@@ -382,12 +436,19 @@ fn passwords_come_from_the_environment_a_file_or_pgpass() {
         .env("HOME", tmp.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bad_db = with_pw.replace(&db.name, "no_such_database");
     let out = phototag(&bad_db, &none).arg("stats").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
-    assert!(err.contains("postgresql://phototag_secret@127.0.0.1"), "{err}");
+    assert!(
+        err.contains("postgresql://phototag_secret@127.0.0.1"),
+        "{err}"
+    );
     assert!(!err.contains(pw), "{err}");
 }
 
@@ -399,12 +460,16 @@ fn tls_modes() {
     let Some(db) = test_server::database(test) else {
         return;
     };
-    Catalog::open(&Location::Postgres(PgTarget::new(&db.url))).unwrap();
+    Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
     db.client()
         .batch_execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO phototag_tls;")
         .unwrap();
     let ca = db.server.ca_file();
-    let open = |query: &str| Catalog::open_readonly(&Location::Postgres(PgTarget::new(&db.url_as("phototag_tls", query))));
+    let open = |query: &str| {
+        Catalog::open_readonly(Location::Postgres(PgTarget::new(
+            &db.url_as("phototag_tls", query),
+        )))
+    };
     let err = open("sslmode=disable").unwrap_err().to_string();
     assert!(err.contains("cannot connect"), "{err}");
     for mode in ["sslmode=require", "sslmode=prefer", ""] {
@@ -459,6 +524,30 @@ fn catalog_copy_both_ways_and_resumed() {
             9,
         )
         .unwrap();
+        // Embeddings for 120 of the images (the others have none, as before schema 4).
+        let mut hashes: Vec<_> = cat.image_hashes().unwrap().into_iter().collect();
+        hashes.sort();
+        let images: Vec<_> = hashes
+            .iter()
+            .take(120)
+            .enumerate()
+            .map(|(i, h)| {
+                let mut img = w_image(&cat, h);
+                let x = i as f32;
+                img.embedding = phototag_light::vectors::Embedding::quantize(&[
+                    x.sin(),
+                    x.cos(),
+                    0.5,
+                    -x / 120.0,
+                ]);
+                img
+            })
+            .collect();
+        let mut w = cat.begin().unwrap();
+        for img in &images {
+            w.put_image(img).unwrap();
+        }
+        w.commit().unwrap();
         let hash = cat.image_hashes().unwrap().into_iter().next().unwrap();
         cat.record_links(&[phototag_light::catalog::LinkRow {
             path: "/albums/some/x.jpg".into(),
@@ -499,14 +588,19 @@ fn catalog_copy_both_ways_and_resumed() {
     let r = copy(&first_s, &url);
     assert_eq!(r["matches"], true, "{r}");
     let images = table(&r, "images");
-    assert_eq!((images["source_rows"].as_u64(), images["copied"].as_u64()), (Some(300), Some(300)));
+    assert_eq!(
+        (images["source_rows"].as_u64(), images["copied"].as_u64()),
+        (Some(300), Some(300))
+    );
     assert_eq!(table(&r, "files")["copied"], 343);
     for t in ["failures", "albums", "album_links", "models", "roots"] {
         assert_eq!(table(&r, t)["copied"], 1, "{t}: {r}");
     }
+    assert_eq!(table(&r, "embeddings")["copied"], 120, "{r}");
     let r = copy(&url, &back_s);
     assert_eq!(r["matches"], true, "{r}");
     assert_eq!(table(&r, "images")["copied"], 300);
+    assert_eq!(table(&r, "embeddings")["copied"], 120, "{r}");
     // The same searches on all three give the same hits.
     let cats = [
         Catalog::open_readonly(&first).unwrap(),
@@ -523,6 +617,23 @@ fn catalog_copy_both_ways_and_resumed() {
         }
     }
     assert_eq!(cats[0].stats().unwrap(), cats[2].stats().unwrap());
+    // The embeddings arrive as they were, each with its model.
+    let embeddings = |c: &Catalog| {
+        let names = c.model_names().unwrap();
+        let mut all = Vec::new();
+        c.scan_embeddings(&Default::default(), |h, m, e| {
+            let model = names.iter().find(|n| n.0 == m).unwrap().1.clone();
+            all.push((h.to_vec(), model, e.values.to_vec(), e.scale));
+        })
+        .unwrap();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    };
+    let want = embeddings(&cats[0]);
+    assert_eq!(want.len(), 120);
+    assert_eq!(embeddings(&cats[1]), want);
+    assert_eq!(embeddings(&cats[2]), want);
+    assert_eq!(cats[1].embedding_counts().unwrap().with_embedding(), 120);
     drop(cats);
     // Run again: nothing to copy. Rows gone from the target: only they are copied.
     let r = copy(&first_s, &url);
@@ -542,7 +653,7 @@ fn catalog_copy_both_ways_and_resumed() {
     pg.db()
         .unwrap()
         .client()
-        .batch_execute("UPDATE files SET size = size + 1 WHERE path = (SELECT min(path) FROM files)")
+        .batch_execute("UPDATE files SET size = size + 1 WHERE path = (SELECT path FROM files ORDER BY path LIMIT 1)")
         .unwrap();
     let out = common::phototag()
         .args(["catalog", "copy", "--from", &first_s, "--to", &url])
@@ -551,4 +662,29 @@ fn catalog_copy_both_ways_and_resumed() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("DIFFERS"), "{text}");
+}
+
+/// An image as stored, to write again (with an embedding).
+fn w_image(cat: &Catalog, h: &phototag_light::catalog::Hash) -> phototag_light::catalog::NewImage {
+    let img = cat.image(h).unwrap().unwrap();
+    phototag_light::catalog::NewImage {
+        hash: *h,
+        width: img.width,
+        height: img.height,
+        format: img.format,
+        model_id: img.model_id,
+        classified_at: img.classified_at,
+        tags: cat
+            .tags(h)
+            .unwrap()
+            .into_iter()
+            .map(|t| phototag_light::catalog::NewTag {
+                rank: t.rank,
+                class_index: t.class_index,
+                label: t.label,
+                probability: t.probability,
+            })
+            .collect(),
+        embedding: None,
+    }
 }

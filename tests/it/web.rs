@@ -26,7 +26,13 @@ pub struct Library {
 impl Library {
     /// `orange.jpg`, `squirrel_cls.jpg` and a copy of the orange, indexed.
     pub fn new() -> Library {
-        let tmp = tempfile::tempdir().unwrap();
+        Library::with(&[])
+    }
+
+    /// As [`Library::new`], with more files (name, bytes) indexed with them.
+    pub fn with(extra: &[(&str, Vec<u8>)]) -> Library {
+        // Under the run folder: gone at exit even when a static holds the library.
+        let tmp = common::tempdir();
         let root = tmp.path().join("photos");
         std::fs::create_dir_all(&root).unwrap();
         let fixtures = fixtures();
@@ -34,6 +40,9 @@ impl Library {
             std::fs::copy(fixtures.join(f), root.join(f)).unwrap();
         }
         std::fs::copy(fixtures.join("orange.jpg"), root.join("z orange copy.jpg")).unwrap();
+        for (name, bytes) in extra {
+            std::fs::write(root.join(name), bytes).unwrap();
+        }
         let lib = Library {
             root: root.canonicalize().unwrap(),
             db: tmp.path().join("catalog.db"),
@@ -79,40 +88,49 @@ impl Library {
 
     /// Starts `phototag serve` on a free loopback port with `config` as its config file.
     pub fn serve(&self, config: &str, env: &[(&str, &str)], listen: &str) -> Server {
+        Server::start(self.serve_command(config, env, listen))
+    }
+
+    /// The command [`Library::serve`] starts.
+    pub fn serve_command(&self, config: &str, env: &[(&str, &str)], listen: &str) -> Command {
         let cfg = self
             .tmp
             .path()
             .join(format!("serve-{}.toml", rand_suffix()));
         std::fs::write(&cfg, config).unwrap();
         let mut c = self.command();
-        c.env("PHOTOTAG_CONFIG", &cfg)
-            .args([
-                "serve",
-                "--model",
-                "resnet18-random",
-                "--threads",
-                "1",
-                "--listen",
-                listen,
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.env("PHOTOTAG_CONFIG", &cfg).args([
+            "serve",
+            "--model",
+            "resnet18-random",
+            "--threads",
+            "1",
+            "--listen",
+            listen,
+        ]);
         for (k, v) in env {
             c.env(k, v);
         }
-        let mut child = c.spawn().unwrap();
+        c
+    }
+}
+
+impl Server {
+    /// Starts a `phototag serve` command (killed with the test process, see
+    /// `common::spawn`) and reads the address it prints; its log goes to a file (a pipe
+    /// nobody reads would fill and stop the server).
+    pub fn start(mut c: Command) -> Server {
+        let log = common::run_dir().join(format!("serve-{}.log", rand_suffix()));
+        c.stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut child = common::spawn(c);
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
         if line.is_empty() {
-            let mut err = String::new();
-            child
-                .stderr
-                .take()
-                .unwrap()
-                .read_to_string(&mut err)
-                .unwrap();
+            let _ = child.wait();
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("phototag serve did not start: {err}");
         }
         let addr = line
@@ -120,7 +138,12 @@ impl Library {
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .replace("0.0.0.0:", "127.0.0.1:");
-        Server { child, addr }
+        Server { child, addr, log }
+    }
+
+    /// What the server has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 
@@ -139,6 +162,8 @@ pub struct Server {
     pub child: Child,
     /// `127.0.0.1:PORT`
     pub addr: String,
+    /// Its stderr.
+    log: PathBuf,
 }
 
 impl Drop for Server {
@@ -174,6 +199,54 @@ impl Answer {
     }
 }
 
+/// One request to `addr`, sent as written with `Host: host` (the address when `None`) and
+/// `Connection: close`; waits at most `wait` for the answer (an error when none came).
+pub fn send(
+    addr: &str,
+    host: Option<&str>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    wait: Duration,
+) -> std::io::Result<Answer> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(wait))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        host.unwrap_or(addr),
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes())?;
+    // A server may answer (413) before reading a large body, and close.
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    if !raw.windows(4).any(|w| w == b"\r\n\r\n") {
+        return Err(std::io::Error::other(format!(
+            "no HTTP answer: {:?}",
+            String::from_utf8_lossy(&raw)
+        )));
+    }
+    Ok(parse(&raw))
+}
+
+/// The multipart body and content type of an upload of `bytes` as the field `file`.
+pub fn multipart(name: &str, bytes: &[u8]) -> (Vec<u8>, String) {
+    let boundary = "phototag-test-boundary-7d1f";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (body, format!("multipart/form-data; boundary={boundary}"))
+}
+
 impl Server {
     /// One request, sent as written; `Connection: close`.
     pub fn request(
@@ -183,23 +256,16 @@ impl Server {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Answer {
-        let mut s = TcpStream::connect(&self.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        s.write_all(head.as_bytes()).unwrap();
-        // A server may answer (413) before reading a large body, and close.
-        let _ = s.write_all(body);
-        let mut raw = Vec::new();
-        let _ = s.read_to_end(&mut raw);
-        parse(&raw)
+        send(
+            &self.addr,
+            None,
+            method,
+            path,
+            headers,
+            body,
+            Duration::from_secs(120),
+        )
+        .unwrap()
     }
 
     pub fn get(&self, path: &str) -> Answer {
@@ -212,14 +278,7 @@ impl Server {
 
     /// `POST /api/classify` with `bytes` as the multipart field `file`.
     pub fn upload(&self, name: &str, bytes: &[u8], headers: &[(&str, &str)]) -> Answer {
-        let boundary = "phototag-test-boundary-7d1f";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let ct = format!("multipart/form-data; boundary={boundary}");
+        let (body, ct) = multipart(name, bytes);
         let mut h = vec![("Content-Type", ct.as_str())];
         h.extend_from_slice(headers);
         self.request("POST", "/api/classify", &h, &body)

@@ -16,7 +16,7 @@ pub fn code_for(e: &anyhow::Error) -> u8 {
 }
 
 fn model_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
-    if cause.is::<crate::serve::ServeError>() {
+    if cause.is::<crate::serve::ServeError>() || cause.is::<crate::watch::WatchError>() {
         return Some(USAGE);
     }
     if cause.is::<CheckpointError>() {

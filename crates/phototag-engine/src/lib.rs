@@ -7,8 +7,10 @@
 pub mod classify;
 pub mod cmd;
 pub mod exit;
+pub mod gate;
 pub mod imaging;
 pub mod index;
+pub mod memory;
 pub mod model;
 pub mod ordered;
 pub mod serve;

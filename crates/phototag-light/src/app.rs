@@ -70,6 +70,11 @@ pub fn finish(
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Partial | Outcome::NoMatch) => ExitCode::from(exit::PARTIAL),
         Ok(Outcome::Interrupted) => ExitCode::from(exit::INTERRUPTED),
+        Ok(Outcome::NeedsEngine) => {
+            // Only `phototag` acts on it (it execs the engine before calling this).
+            eprintln!("phototag: this command needs phototag-engine, which did not run it");
+            ExitCode::from(exit::OTHER)
+        }
         Err(e) => {
             eprintln!("phototag: {e:#}");
             ExitCode::from(code_for(&e))

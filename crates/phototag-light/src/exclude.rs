@@ -10,7 +10,9 @@
 //! Besides names, it holds a short list of folders excluded by path: the album folders
 //! (phototag's own links), so an album inside a watched root is never walked or watched.
 //! That list is shared by every clone of an [`Excluder`] and can be replaced while the
-//! daemon runs (an album added from the command line).
+//! daemon runs (an album added from the command line). A second, fixed list holds
+//! phototag's own files (the catalog, its `-wal`, `-shm` and `-journal`, the status
+//! record), so a catalog kept inside a root is never read as a photo.
 //!
 //! May not: touch the file system, or match patterns on paths (the walker asks about one
 //! name at a time; only the album folders are compared as whole paths).
@@ -57,6 +59,9 @@ pub struct ExcludeConfig {
     /// Folders left out by path (album folders), not read from the `[index]` section.
     #[serde(skip)]
     pub prune_dirs: Vec<PathBuf>,
+    /// phototag's own files and folders, left out by path ([`crate::paths::own_files`]).
+    #[serde(skip)]
+    pub own_files: Vec<PathBuf>,
 }
 
 impl Default for ExcludeConfig {
@@ -65,6 +70,7 @@ impl Default for ExcludeConfig {
             skip_hidden: true,
             patterns: DEFAULT_PATTERNS.iter().map(|p| p.to_string()).collect(),
             prune_dirs: Vec::new(),
+            own_files: Vec::new(),
         }
     }
 }
@@ -93,6 +99,7 @@ pub struct Excluder {
     skip_hidden: bool,
     set: GlobSet,
     pruned: Arc<RwLock<Vec<PathBuf>>>,
+    own: Arc<Vec<PathBuf>>,
 }
 
 impl Excluder {
@@ -123,6 +130,7 @@ impl Excluder {
             skip_hidden: cfg.skip_hidden,
             set,
             pruned: Arc::new(RwLock::new(cfg.prune_dirs.clone())),
+            own: Arc::new(cfg.own_files.clone()),
         })
     }
 
@@ -131,8 +139,12 @@ impl Excluder {
         *self.pruned.write().unwrap_or_else(|e| e.into_inner()) = dirs;
     }
 
-    /// Whether `path` is one of the folders excluded by path, or inside one.
+    /// Whether `path` is excluded by path: one of the folders excluded by path or inside
+    /// one, or one of phototag's own files.
     pub fn is_pruned(&self, path: &Path) -> bool {
+        if self.own.iter().any(|d| path.starts_with(d)) {
+            return true;
+        }
         let dirs = self.pruned.read().unwrap_or_else(|e| e.into_inner());
         !dirs.is_empty() && dirs.iter().any(|d| path.starts_with(d))
     }
@@ -157,6 +169,7 @@ mod tests {
             skip_hidden,
             patterns: patterns.iter().map(|p| p.to_string()).collect(),
             prune_dirs: Vec::new(),
+            own_files: Vec::new(),
         })
         .unwrap()
     }
@@ -252,6 +265,7 @@ mod tests {
                 skip_hidden: true,
                 patterns: vec!["ok".into(), pattern.into()],
                 prune_dirs: Vec::new(),
+                own_files: Vec::new(),
             };
             let err = Excluder::new(&cfg).unwrap_err().to_string();
             assert!(err.contains(&format!("{pattern:?}")), "{err}");

@@ -49,7 +49,10 @@ pub fn code_for_with(
         {
             return USAGE;
         }
-        if cause.is::<StoreError>() || cause.is::<ManifestError>() {
+        if cause.is::<StoreError>()
+            || cause.is::<ManifestError>()
+            || cause.is::<crate::model_files::manifest::NoEmbeddings>()
+        {
             return MODEL;
         }
     }

@@ -1,5 +1,7 @@
 //! Writing a file whole: the one atomic write every writer of phototag uses (model
-//! manifests, the daemon's status record, XMP sidecars, cached thumbnails).
+//! manifests, the daemon's status record, XMP sidecars, cached thumbnails); and the one
+//! way a file named by the catalog (or found by a walk) is opened for reading,
+//! [`open_regular`], which never blocks on a FIFO or a device.
 //!
 //! May not: know what the files hold.
 
@@ -8,6 +10,38 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Opens `path` for reading only if it is a regular file, without ever blocking: the open
+/// is non-blocking (`O_NONBLOCK`: opening a FIFO that has no writer would otherwise wait
+/// forever, and a device could hang), then the *open handle* is checked with `fstat` (no
+/// race with a path swapped between a check and the open), then blocking reads are
+/// restored. Anything else (a FIFO, socket, device or folder) is an `InvalidInput` error
+/// saying "not a regular file". Returns the file and its metadata.
+pub fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    // SAFETY: fcntl on a descriptor this function owns; only the status flags change.
+    let restored = unsafe {
+        let fd = file.as_raw_fd();
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if !restored {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((file, meta))
+}
 
 /// How [`write_atomic_with`] writes.
 #[derive(Debug, Clone, Copy)]
@@ -67,6 +101,34 @@ pub fn write_atomic_with(path: &Path, bytes: &[u8], how: Atomic) -> std::io::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_regular_files_open_and_a_fifo_never_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("photo.jpg");
+        std::fs::write(&f, b"bytes").unwrap();
+        let (mut file, meta) = open_regular(&f).unwrap();
+        assert_eq!(meta.len(), 5);
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut file, &mut s).unwrap();
+        assert_eq!(s, "bytes");
+        // A FIFO with no writer: a plain open would wait forever.
+        let fifo = d.path().join("fifo.jpg");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let started = std::time::Instant::now();
+        let e = open_regular(&fifo).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains("not a regular file"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
+        assert!(open_regular(d.path()).is_err(), "a folder");
+        assert!(open_regular(Path::new("/dev/null")).is_err(), "a device");
+        assert_eq!(
+            open_regular(&d.path().join("missing")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
 
     #[test]
     fn replaces_whole_with_the_mode_asked_and_leaves_no_temporary_file() {

@@ -15,7 +15,9 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Largest file accepted, in bytes; checked before the file is opened.
     pub max_file_bytes: u64,
-    /// Most bytes the decoder may allocate for the decoded image plus its working buffers.
+    /// Most bytes one decode may hold at once: the decoder's image and working buffers, and
+    /// the 8-bit RGB copy or turned copy made from it (checked from the header, before any
+    /// pixel is decoded).
     pub max_alloc_bytes: u64,
 }
 
@@ -30,15 +32,18 @@ impl Default for Limits {
     ///   past this is almost always a forged header; bounding it also bounds per-row buffers in
     ///   the decoders and the aspect ratio the preprocessing has to cope with.
     /// * `max_file_bytes` = 256 MiB: several times the largest JPEG/PNG a camera writes.
-    /// * `max_alloc_bytes` = 1 GiB: a `max_pixels` image as 16-bit RGBA is 716 MB, so any image
-    ///   within the pixel limit fits, while a bomb cannot take the machine down.
+    /// * `max_alloc_bytes` = 512 MiB: what one decode may hold at once. An 8-bit photo at
+    ///   `max_pixels` (268 MB as RGB) fits, turned a quarter too (two buffers: exactly 512 MiB);
+    ///   a 16-bit or RGBA image is counted with its conversion to 8-bit RGB, so a 16-bit PNG
+    ///   at the pixel limit (537 MB decoded + 268 MB converted) is refused unless this is
+    ///   raised. One decode stays under ~512 MB: the web server decodes uploads one at a time.
     fn default() -> Self {
         Limits {
             max_width: 30_000,
             max_height: 30_000,
             max_pixels: 89_478_485,
             max_file_bytes: 256 * 1024 * 1024,
-            max_alloc_bytes: 1024 * 1024 * 1024,
+            max_alloc_bytes: 512 * 1024 * 1024,
         }
     }
 }

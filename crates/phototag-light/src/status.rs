@@ -59,7 +59,12 @@ pub struct Status {
     pub state: String,
     pub started_unix: i64,
     pub updated_unix: i64,
+    /// The model the daemon classifies with.
     pub model: Option<String>,
+    /// Whether that model is in memory now: it is loaded when a photo needs it and
+    /// unloaded after `[watch] unload_after_seconds` without work.
+    #[serde(default)]
+    pub model_loaded: bool,
     pub roots: Vec<RootStatus>,
     /// Files waiting to be still before they are read.
     pub settling: usize,
@@ -69,6 +74,27 @@ pub struct Status {
     pub done: u64,
     /// Of which failed.
     pub failed: u64,
+    /// Photos recorded in the catalog whose classification waits (schedule windows, load).
+    #[serde(default)]
+    pub waiting: u64,
+    /// Why classification waits now, when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<String>,
+    /// The schedule windows (`always` when there are none).
+    #[serde(default)]
+    pub schedule: String,
+    /// When the next window opens (`HH:MM` local time), while the schedule is closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_window_in_seconds: Option<u64>,
+    /// Images classified per second over the last minutes, once measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// Seconds until what is queued and waiting is classified, at that rate, counting only
+    /// time inside the windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_seconds: Option<f64>,
     /// Albums, as last synced.
     #[serde(default)]
     pub albums: Vec<AlbumStatus>,
@@ -93,7 +119,13 @@ pub fn path_for(db: &Location) -> PathBuf {
             let rest = rest.split('?').next().unwrap_or(rest);
             let name: String = rest
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') { c } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             crate::paths::data_dir()
                 .join("status")
@@ -106,6 +138,10 @@ impl Status {
     /// Writes the record atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        // A PostgreSQL catalog's record is in the data folder, perhaps not made yet.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         crate::fsutil::write_atomic(path, &json)
     }
 
@@ -152,6 +188,7 @@ mod tests {
             started_unix: 1,
             updated_unix: 2,
             model: Some("m".into()),
+            model_loaded: true,
             roots: vec![RootStatus {
                 path: "/p".into(),
                 state: "watching".into(),
@@ -161,6 +198,13 @@ mod tests {
             queue: 3,
             done: 4,
             failed: 1,
+            waiting: 7,
+            paused: Some("outside the schedule windows".into()),
+            schedule: "01:00-07:00".into(),
+            next_window: Some("01:00".into()),
+            next_window_in_seconds: Some(3600),
+            rate: Some(4.5),
+            eta_seconds: Some(5000.0),
             albums: vec![AlbumStatus {
                 name: "Dogs".into(),
                 folder: "/a/dogs".into(),

@@ -2,6 +2,7 @@
 //! `phototag.toml`, catalog `catalog.db`, a stand-in systemd notify socket `notify.sock` and
 //! its log `daemon.log`. Killed when dropped, so a failing test leaves no daemon behind.
 
+use std::ffi::{OsStr, OsString};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -13,7 +14,8 @@ pub struct Daemon {
     models: PathBuf,
     batch_size: u16,
     /// `PHOTOTAG_DB`: `catalog.db` in the folder, or a PostgreSQL URL.
-    db: std::ffi::OsString,
+    db: OsString,
+    env: Vec<(String, OsString)>,
     pub tmp: tempfile::TempDir,
 }
 
@@ -22,7 +24,18 @@ impl Daemon {
     /// configuration already written in `tmp`, and waits for READY=1.
     pub fn start(tmp: tempfile::TempDir, models: &Path, batch_size: u16) -> Daemon {
         let db = tmp.path().join("catalog.db").into_os_string();
-        Daemon::start_on(tmp, models, batch_size, db)
+        Self::start_full(tmp, models, batch_size, db, &[])
+    }
+
+    /// As [`Daemon::start`], with more environment variables (`TZ`, `PHOTOTAG_LOADAVG`).
+    pub fn start_with_env(
+        tmp: tempfile::TempDir,
+        models: &Path,
+        batch_size: u16,
+        env: &[(&str, &OsStr)],
+    ) -> Daemon {
+        let db = tmp.path().join("catalog.db").into_os_string();
+        Self::start_full(tmp, models, batch_size, db, env)
     }
 
     /// As [`Daemon::start`], on the catalog `db` (a file or a PostgreSQL URL). Its data
@@ -32,15 +45,30 @@ impl Daemon {
         tmp: tempfile::TempDir,
         models: &Path,
         batch_size: u16,
-        db: std::ffi::OsString,
+        db: OsString,
     ) -> Daemon {
-        let (child, sock) = spawn(tmp.path(), models, batch_size, &db);
+        Self::start_full(tmp, models, batch_size, db, &[])
+    }
+
+    fn start_full(
+        tmp: tempfile::TempDir,
+        models: &Path,
+        batch_size: u16,
+        db: OsString,
+        env: &[(&str, &OsStr)],
+    ) -> Daemon {
+        let env: Vec<(String, OsString)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_os_string()))
+            .collect();
+        let (child, sock) = spawn(tmp.path(), models, batch_size, &db, &env);
         let d = Daemon {
             child,
             sock,
             models: models.to_path_buf(),
             batch_size,
             db,
+            env,
             tmp,
         };
         d.expect_notify("READY=1", Duration::from_secs(30));
@@ -51,7 +79,13 @@ impl Daemon {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, sock) = spawn(self.tmp.path(), &self.models, self.batch_size, &self.db);
+        let (child, sock) = spawn(
+            self.tmp.path(),
+            &self.models,
+            self.batch_size,
+            &self.db,
+            &self.env,
+        );
         self.child = child;
         self.sock = sock;
         self.expect_notify("READY=1", Duration::from_secs(30));
@@ -80,6 +114,21 @@ impl Daemon {
             }
         }
         panic!("no {prefix} from the daemon within {timeout:?}");
+    }
+
+    /// `phototag status --json` for this daemon's catalog.
+    pub fn status(&self) -> serde_json::Value {
+        let out = std::process::Command::new(super::bin())
+            .args(["status", "--json"])
+            .env("PHOTOTAG_DB", self.db())
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("daemon.log")).unwrap_or_default()
     }
 
     pub fn signal(&self, sig: i32) {
@@ -115,15 +164,16 @@ fn spawn(
     dir: &Path,
     models: &Path,
     batch_size: u16,
-    db: &std::ffi::OsStr,
+    db: &OsStr,
+    env: &[(String, OsString)],
 ) -> (Child, UnixDatagram) {
     let sock_path = dir.join("notify.sock");
     let _ = std::fs::remove_file(&sock_path);
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
-    let child = Command::new(super::bin())
-        .arg("--config")
+    let mut cmd = Command::new(super::bin());
+    cmd.arg("--config")
         .arg(dir.join("phototag.toml"))
         .args(["watch", "--model", "resnet18-random", "--batch-size"])
         .arg(batch_size.to_string())
@@ -132,9 +182,8 @@ fn spawn(
         .env("XDG_DATA_HOME", dir.join("data"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("RUST_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
-        .spawn()
-        .unwrap();
-    (child, sock)
+        .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap());
+    (super::spawn(cmd), sock)
 }

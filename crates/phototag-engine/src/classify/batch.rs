@@ -45,8 +45,15 @@ impl<T> Batch<T> {
         self.items.iter().map(|(t, _)| t)
     }
 
-    /// Runs the model once on the waiting inputs (top `top_k` classes each) and empties the
-    /// batch: every item, in push order, with its result. When the model fails, each input
+    /// Empties the batch without running the model: every item with its input, in push
+    /// order (classification was put off).
+    pub fn take(&mut self) -> Vec<(T, Result<Prepared, FileError>)> {
+        self.ready = 0;
+        std::mem::take(&mut self.items)
+    }
+
+    /// Runs the model once on the waiting inputs (top `top_k` classes each, and the
+    /// embedding when the model gives one) and empties the batch: every item, in push order, with its result. When the model fails, each input
     /// of the batch gets that error.
     pub fn run(
         &mut self,
@@ -71,8 +78,9 @@ impl<T> Batch<T> {
             .into_iter()
             .map(|(item, input)| {
                 let result = input.and_then(|p| match outputs.next() {
-                    Some(Ok(predictions)) => Ok(Classified {
-                        predictions,
+                    Some(Ok(answer)) => Ok(Classified {
+                        predictions: answer.predictions,
+                        embedding: answer.embedding,
                         warnings: p.warnings,
                         width: p.width,
                         height: p.height,

@@ -26,7 +26,7 @@ use crate::model::ClassifyError;
 pub use batch::Batch;
 pub use files::classify_files;
 pub use model::{LazyClassifier, ModelChoice};
-pub use prepare::{prepare_bytes, prepare_path, read_and_hash, Scale};
+pub use prepare::{prepare_bytes, prepare_path, read_and_hash, reread, Missed, Reread, Scale};
 
 /// How to classify: limits, the model's preprocessing, batching, top-k, decoders.
 #[derive(Debug, Clone)]
@@ -78,6 +78,9 @@ pub struct Prepared {
 #[derive(Debug, Clone)]
 pub struct Classified {
     pub predictions: Vec<Prediction>,
+    /// The model's pooled features (not normalised); None for a model prepared before
+    /// phototag kept them.
+    pub embedding: Option<Vec<f32>>,
     /// Non-fatal notes, e.g. an image smaller than the model's input.
     pub warnings: Vec<String>,
     pub width: u32,

@@ -8,7 +8,7 @@
 use anyhow::Context as _;
 
 use phototag_light::config::Config;
-use phototag_light::model_files::StoredModel;
+use phototag_light::model_files::{Manifest, StoredModel};
 
 use super::Settings;
 use crate::model::{Classifier, ClassifierOptions};
@@ -48,10 +48,13 @@ impl ModelChoice {
 type Load<'a> = Box<dyn FnMut() -> anyhow::Result<Classifier> + Send + 'a>;
 
 /// The classifier, loaded only when some file needs classifying: a run over an unchanged
-/// library never pays for loading the model.
+/// library never pays for loading the model, and the daemon unloads it when idle.
 pub struct LazyClassifier<'a> {
     load: Load<'a>,
     loaded: Option<Classifier>,
+    /// The model's name and manifest, known without loading it (for catalog rows of
+    /// content recorded while classification waits).
+    identity: Option<(String, Manifest)>,
 }
 
 impl<'a> LazyClassifier<'a> {
@@ -59,6 +62,18 @@ impl<'a> LazyClassifier<'a> {
         Self {
             load: Box::new(load),
             loaded: None,
+            identity: None,
+        }
+    }
+
+    /// Loads `stored` with `load` when needed; its name and manifest are known before.
+    pub fn for_model(
+        stored: &StoredModel,
+        load: impl FnMut() -> anyhow::Result<Classifier> + Send + 'a,
+    ) -> Self {
+        Self {
+            identity: Some((stored.name.clone(), stored.manifest.clone())),
+            ..Self::new(load)
         }
     }
 
@@ -66,6 +81,7 @@ impl<'a> LazyClassifier<'a> {
     pub fn ready(c: Classifier) -> Self {
         Self {
             load: Box::new(|| Err(anyhow::anyhow!("already loaded"))),
+            identity: Some((c.name().to_string(), c.manifest().clone())),
             loaded: Some(c),
         }
     }
@@ -73,7 +89,9 @@ impl<'a> LazyClassifier<'a> {
     /// The classifier, loading it first if it is not yet.
     pub fn get(&mut self) -> anyhow::Result<&Classifier> {
         if self.loaded.is_none() {
-            self.loaded = Some((self.load)()?);
+            let c = (self.load)()?;
+            self.identity = Some((c.name().to_string(), c.manifest().clone()));
+            self.loaded = Some(c);
         }
         Ok(self.loaded.as_ref().expect("loaded above"))
     }
@@ -81,5 +99,23 @@ impl<'a> LazyClassifier<'a> {
     /// The classifier if it is loaded.
     pub fn loaded(&self) -> Option<&Classifier> {
         self.loaded.as_ref()
+    }
+
+    /// The model's name and manifest, loading it only when they were not given.
+    pub fn identity(&mut self) -> anyhow::Result<(String, Manifest)> {
+        if self.identity.is_none() {
+            self.get()?;
+        }
+        Ok(self.identity.clone().expect("known above"))
+    }
+
+    /// Drops the loaded model and hands the freed heap back to the system; the next
+    /// [`LazyClassifier::get`] loads it again. Returns whether one was loaded.
+    pub fn unload(&mut self) -> bool {
+        let was = self.loaded.take().is_some();
+        if was {
+            crate::model::optimized::release_free_heap();
+        }
+        was
     }
 }

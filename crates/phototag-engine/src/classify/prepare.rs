@@ -7,9 +7,10 @@
 //! May not: run the model.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use phototag_light::catalog::Hash;
+use phototag_light::fsutil::open_regular;
 
 use super::{FileError, Prepared, Settings};
 use crate::imaging::{self, DecodeError, Decoded, LimitKind};
@@ -55,8 +56,8 @@ fn preprocess(d: &Decoded, s: &Settings) -> Result<Prepared, FileError> {
 
 /// Reads a file (refusing it over `max` bytes) and hashes it (BLAKE3).
 pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), FileError> {
-    let f = std::fs::File::open(path).map_err(FileError::Read)?;
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let (f, meta) = open_regular(path).map_err(FileError::Read)?;
+    let len = meta.len();
     if len > max {
         return Err(DecodeError::TooLarge {
             limit: LimitKind::FileBytes,
@@ -72,4 +73,42 @@ pub fn read_and_hash(path: &Path, max: u64) -> Result<(Vec<u8>, Hash), FileError
         .map_err(FileError::Read)?;
     let hash = *blake3::hash(&bytes).as_bytes();
     Ok((bytes, hash))
+}
+
+/// Content known by its hash, read again from the first of its paths that still holds it
+/// (the bytes decoded are the bytes hashed): `retag` and the queue both work this way.
+pub enum Reread {
+    /// This path still holds the content: its decode, sized for classification.
+    Found(PathBuf, Result<Prepared, FileError>),
+    /// No path holds it. The last path that was there but did not do: its bytes changed, or
+    /// it could not be read; `None` when every path is simply gone.
+    Gone(Option<Missed>),
+}
+
+/// Why a path that still exists did not give the content back.
+pub enum Missed {
+    Changed,
+    Unreadable(FileError),
+}
+
+/// Reads `paths` in order until one still holds `hash`, and decodes that one.
+pub fn reread<P: AsRef<Path>>(
+    hash: &Hash,
+    paths: impl IntoIterator<Item = P>,
+    s: &Settings,
+) -> Reread {
+    let mut missed = None;
+    for p in paths {
+        let p = p.as_ref();
+        match read_and_hash(p, s.limits.max_file_bytes) {
+            Ok((bytes, h)) if h == *hash => {
+                let prepared = prepare_bytes(&bytes, s, Scale::Reduced);
+                return Reread::Found(p.to_path_buf(), prepared);
+            }
+            Ok(_) => missed = Some(Missed::Changed),
+            Err(FileError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => missed = Some(Missed::Unreadable(e)),
+        }
+    }
+    Reread::Gone(missed)
 }

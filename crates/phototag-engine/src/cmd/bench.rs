@@ -1,8 +1,10 @@
 //! `phototag bench`: model load and warm-up time, ms/image at each batch size on random
 //! input, and for a folder: end-to-end images/s (decode, preprocess, inference, as
 //! `classify` and `index` run them), inference-only images/s for the same model, threads and
-//! batch size on the folder's preprocessed images, their ratio, and peak RSS. Figures go to
-//! stdout, as text or one JSON object.
+//! batch size on the folder's preprocessed images, their ratio, where the resident memory
+//! goes (libtorch, the model, warm-up, inference, decoding, each peak on its own), and with
+//! `--library-size N` how long N photos like these take (inside the schedule windows too).
+//! Figures go to stdout, as text or one JSON object.
 //!
 //! May not: assert anything; it prints figures.
 
@@ -17,22 +19,24 @@ use super::ModelContext;
 use crate::classify::ModelChoice;
 use crate::classify::{self, prepare_path, Scale};
 use crate::index::walk::walk;
+use crate::memory;
 use crate::model::Classifier;
 use phototag_light::cli::BenchArgs;
 use phototag_light::cmd::{Context, Outcome};
 use phototag_light::exclude::Excluder;
-
-/// A line of /proc/self/status in MiB (VmRSS, VmHWM), when available.
-fn proc_status_mib(key: &str) -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
+use phototag_light::schedule::human_duration;
 
 fn mib(v: Option<f64>) -> String {
     v.map(|m| format!("{m:.0} MiB"))
         .unwrap_or_else(|| "n/a".into())
+}
+
+/// `b - a` in MiB, signed, or `n/a`.
+fn plus(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.0} MiB", b - a),
+        _ => "n/a".into(),
+    }
 }
 
 /// CPU seconds (user + system) the process has used so far, all threads.
@@ -59,6 +63,63 @@ struct RandomInput {
     batch: usize,
     ms_per_image: f64,
     passes: usize,
+}
+
+/// Where the resident memory goes, phase by phase (each peak measured on its own).
+#[derive(Debug, Default, Serialize)]
+struct Memory {
+    /// Before the model: phototag and libtorch (code pages of the libraries, and what
+    /// their static initialisers allocate, e.g. libtorch's operator registry).
+    start_mib: Option<f64>,
+    /// Of which mapped from files (the libraries' code and data).
+    start_file_mib: Option<f64>,
+    /// With the model loaded (weights, frozen and optimised), and the peak while loading.
+    loaded_mib: Option<f64>,
+    load_peak_mib: Option<f64>,
+    /// After warm-up (oneDNN's kernels and primitive caches for the batch sizes).
+    warm_mib: Option<f64>,
+    /// Peak of the timed passes on random input (activations and scratch of a batch).
+    inference_peak_mib: Option<f64>,
+    /// Peak of the end-to-end run over the folder.
+    end_to_end_peak_mib: Option<f64>,
+    /// Peak decoding the folder alone, with the same decoders and queues, no model run.
+    decode_only_peak_mib: Option<f64>,
+    /// After the folder runs, and after handing free heap back to the system (the
+    /// difference is what the allocator kept).
+    after_mib: Option<f64>,
+    after_trim_mib: Option<f64>,
+}
+
+/// The peak of the whole run: the highest of the phases' peaks (each was measured after
+/// resetting the kernel's high-water mark) and of what is resident now.
+fn whole_run_peak(m: &Memory) -> Option<f64> {
+    [
+        m.start_mib,
+        m.loaded_mib,
+        m.load_peak_mib,
+        m.warm_mib,
+        m.inference_peak_mib,
+        m.end_to_end_peak_mib,
+        m.decode_only_peak_mib,
+        m.after_mib,
+        memory::peak_mib(),
+    ]
+    .into_iter()
+    .flatten()
+    .reduce(f64::max)
+}
+
+/// How long a library of `photos` photos like the folder's takes.
+#[derive(Debug, Serialize)]
+struct Library {
+    photos: u64,
+    /// Classifying at the end-to-end rate, plus one model load and warm-up.
+    seconds: f64,
+    /// The same counting only time inside the `[schedule] windows` (from now).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    with_windows_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    windows: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -96,6 +157,9 @@ struct Report {
     random_input: Vec<RandomInput>,
     folder: Option<Folder>,
     peak_rss_mib: Option<f64>,
+    memory: Memory,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    library: Option<Library>,
 }
 
 /// Most preprocessed images held for the inference-only figure (each is 600 KB at 224x224).
@@ -124,11 +188,25 @@ fn inference_only(
     Ok(images as f64 / t.elapsed().as_secs_f64().max(1e-9))
 }
 
+/// Decodes and preprocesses `files` as the end-to-end run does (same decoders, same queue
+/// depth), without running the model; returns how many decoded.
+fn decode_only(files: Vec<PathBuf>, settings: &classify::Settings) -> usize {
+    let (workers, depth) = settings.decoders();
+    crate::ordered::map(
+        files,
+        workers,
+        depth,
+        |p| prepare_path(&p, settings, Scale::Reduced).is_ok(),
+        |results| results.filter(|ok| *ok).count(),
+    )
+}
+
 fn folder(
     ctx: &Context,
     choice: &ModelChoice,
     classifier: &Classifier,
     dir: &Path,
+    mem: &mut Memory,
 ) -> anyhow::Result<Folder> {
     let files = files_under(ctx, dir)?;
     let settings = choice.settings(&ctx.config);
@@ -138,6 +216,8 @@ fn folder(
     let (mut ok, mut refused) = (0usize, 0usize);
     let count = files.len();
     let sample: Vec<PathBuf> = files.iter().take(INFERENCE_INPUTS * 4).cloned().collect();
+    let all = files.clone();
+    memory::reset_peak();
     let cpu = cpu_seconds();
     let t = Instant::now();
     classify::classify_files(classifier, files, &settings, |_, r| match r {
@@ -146,7 +226,11 @@ fn folder(
     });
     let seconds = t.elapsed().as_secs_f64();
     let e2e_cpu = (cpu_seconds() - cpu) * 1e3 / ok.max(1) as f64;
-    let e2e_peak = proc_status_mib("VmHWM:");
+    let e2e_peak = memory::peak_mib();
+    mem.end_to_end_peak_mib = e2e_peak;
+    memory::reset_peak();
+    decode_only(all, &settings);
+    mem.decode_only_peak_mib = memory::peak_mib();
     let end_to_end = ok as f64 / seconds.max(1e-9);
     let inputs: Vec<Vec<f32>> = sample
         .iter()
@@ -180,12 +264,20 @@ fn folder(
 }
 
 pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
-    let rss_start = proc_status_mib("VmRSS:");
+    let mut mem = Memory {
+        start_mib: memory::rss_mib(),
+        start_file_mib: memory::status_mib("RssFile:"),
+        ..Default::default()
+    };
+    let rss_start = mem.start_mib;
+    memory::reset_peak();
     let t = Instant::now();
     let choice = ctx.model(&args.run)?;
     let classifier = choice.load()?;
     let load = t.elapsed();
-    let rss_loaded = proc_status_mib("VmRSS:");
+    let rss_loaded = memory::rss_mib();
+    mem.loaded_mib = rss_loaded;
+    mem.load_peak_mib = memory::peak_mib();
     let sizes: Vec<usize> = args
         .batch_sizes
         .iter()
@@ -193,6 +285,8 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
         .filter(|&n| n > 0)
         .collect();
     let warm = classifier.warm_up(&sizes)?;
+    mem.warm_mib = memory::rss_mib();
+    memory::reset_peak();
     let size = classifier.manifest().input_size as usize;
     let iterations = args.iterations.max(1);
     let mut random_input = Vec::new();
@@ -214,9 +308,28 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
             passes: iterations,
         });
     }
+    mem.inference_peak_mib = memory::peak_mib();
     let folder = match &args.dir {
-        Some(dir) => Some(folder(ctx, &choice, &classifier, dir)?),
+        Some(dir) => Some(folder(ctx, &choice, &classifier, dir, &mut mem)?),
         None => None,
+    };
+    mem.after_mib = memory::rss_mib();
+    crate::model::optimized::release_free_heap();
+    mem.after_trim_mib = memory::rss_mib();
+    let library = match (args.library_size, &folder) {
+        (Some(n), Some(f)) if f.end_to_end_images_per_second > 0.0 => {
+            let seconds = n as f64 / f.end_to_end_images_per_second + (load + warm).as_secs_f64();
+            let schedule = ctx.config.schedule.schedule();
+            let windowed = (!schedule.is_always())
+                .then(|| schedule.finish_in(phototag_light::schedule::local_now(), seconds));
+            Some(Library {
+                photos: n,
+                seconds,
+                with_windows_seconds: windowed,
+                windows: windowed.map(|_| schedule.to_string()),
+            })
+        }
+        _ => None,
     };
     let report = Report {
         model: classifier.name().to_string(),
@@ -230,7 +343,9 @@ pub fn run(ctx: &Context, args: &BenchArgs) -> anyhow::Result<Outcome> {
         rss_loaded_mib: rss_loaded,
         random_input,
         folder,
-        peak_rss_mib: proc_status_mib("VmHWM:"),
+        peak_rss_mib: whole_run_peak(&mem),
+        memory: mem,
+        library,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -295,5 +410,59 @@ fn print_text(r: &Report, sizes: &[usize]) {
         );
         println!("peak rss end to end\t{}", mib(f.end_to_end_peak_rss_mib));
     }
-    println!("peak rss\t{}", mib(r.peak_rss_mib));
+    print_memory(&r.memory, r.batch_size);
+    if let Some(l) = &r.library {
+        let windows = match (l.with_windows_seconds, &l.windows) {
+            (Some(w), Some(ws)) => format!(
+                "; inside the schedule windows ({ws}) from now: done in {}",
+                human_duration(w)
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "library\t{} photos like these: about {} of classification{windows}",
+            l.photos,
+            human_duration(l.seconds)
+        );
+    }
+}
+
+/// Where the resident memory goes (each step's peak measured on its own).
+fn print_memory(m: &Memory, batch: usize) {
+    let file = m
+        .start_file_mib
+        .map(|f| format!(", {f:.0} MiB of it mapped from the libraries' files"))
+        .unwrap_or_default();
+    println!(
+        "memory\t{} phototag and libtorch before the model{file}",
+        mib(m.start_mib)
+    );
+    println!(
+        "memory\t{} the model loaded, frozen and optimised ({} at the peak of loading)",
+        plus(m.start_mib, m.loaded_mib),
+        plus(m.start_mib, m.load_peak_mib)
+    );
+    println!(
+        "memory\t{} warm-up (oneDNN kernels and caches)",
+        plus(m.loaded_mib, m.warm_mib)
+    );
+    println!(
+        "memory\t{} at the peak of inference alone (activations and scratch; batch sizes timed above)",
+        plus(m.warm_mib, m.inference_peak_mib)
+    );
+    if m.end_to_end_peak_mib.is_some() {
+        println!(
+            "memory\t{} at the peak of decoding alone (decoders and their queues)",
+            plus(m.warm_mib, m.decode_only_peak_mib)
+        );
+        println!(
+            "memory\t{} peak end to end (batch {batch}, decoding and inference together)",
+            mib(m.end_to_end_peak_mib)
+        );
+    }
+    println!(
+        "memory\t{} after the runs, {} once free heap is handed back",
+        mib(m.after_mib),
+        mib(m.after_trim_mib)
+    );
 }

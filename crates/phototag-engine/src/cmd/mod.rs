@@ -9,6 +9,7 @@ pub mod classify;
 pub mod index;
 pub mod prepare;
 pub mod serve;
+pub mod similar;
 pub mod watch;
 
 use phototag_light::cli::Cli;
@@ -29,6 +30,7 @@ pub fn run(ctx: &Context, cli: &Cli, command: EngineCommand<'_>) -> anyhow::Resu
         EngineCommand::Watch(a) => watch::run(ctx, cli, a),
         EngineCommand::Bench(a) => bench::run(ctx, a),
         EngineCommand::Serve(a) => serve::run(ctx, a),
+        EngineCommand::Similar(a) => similar::run(ctx, a),
     }
 }
 

@@ -1,5 +1,5 @@
 //! `phototag serve`: wires the configuration, the model thread and the HTTP server, and
-//! stops on SIGINT/SIGTERM after the requests in flight.
+//! stops on SIGINT/SIGTERM after the requests in flight (a few seconds at most).
 //!
 //! May not: hold server logic (see `serve`).
 
@@ -23,7 +23,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
     };
     let listen = args.listen.as_deref().unwrap_or(&cfg.listen);
     let addr = serve::check_listen(listen, token.as_ref())?;
-    let settings = Settings {
+    let mut settings = Settings {
         db: ctx.db.clone(),
         limits: ctx.config.limits,
         max_upload_bytes: cfg.max_upload_bytes,
@@ -31,6 +31,11 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
         thumb_size: cfg.thumb_size,
         preview_size: cfg.preview_size,
         token,
+        near_threshold: ctx.config.similar.near_threshold,
+        listen: addr,
+        hosts: cfg.hosts.clone(),
+        max_connections: cfg.max_connections,
+        timeout: std::time::Duration::from_secs_f64(cfg.timeout_seconds),
     };
     let load_ctx = ctx.clone();
     let run_args = args.run.clone();
@@ -41,15 +46,17 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
     .context("starting the classifier thread")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(serve::RUNTIME_BLOCKING_THREADS)
         .thread_name("serve")
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let bound = listener.local_addr()?;
+        settings.listen = bound;
         tracing::info!(
             catalog = %settings.db,
             thumbs = %settings.thumb_dir.display(),
@@ -62,9 +69,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let _ = out.flush();
         let state = AppState::new(settings, worker);
         serve::serve(listener, state, shutdown_signal()).await?;
-        tracing::info!("stopped");
         anyhow::Ok(())
-    })?;
+    });
+    // Connections still open after the grace period are dropped with the runtime; a
+    // blocking job still running (a slow disk) is not waited for.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    served?;
+    tracing::info!("stopped");
     Ok(Outcome::Success)
 }
 

@@ -20,7 +20,6 @@
 //! full image (the torchvision-reference path).
 
 use std::fmt;
-use std::fs::File;
 use std::io::{self, BufRead, Cursor, Read, Seek};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
@@ -41,6 +40,7 @@ const SUPPORTED: [ImageFormat; 6] = {
     use ImageFormat::*;
     [Jpeg, Png, WebP, Gif, Bmp, Tiff]
 };
+use phototag_light::fsutil::open_regular;
 use phototag_light::limits::Limits;
 
 /// A decoded image, upright and in 8-bit RGB. (`Debug` shows the size, not the pixels.)
@@ -128,16 +128,12 @@ fn read_file(path: &Path, limits: &Limits) -> Result<Vec<u8>, DecodeError> {
         path: Some(path.to_path_buf()),
         source,
     };
-    let meta = std::fs::metadata(path).map_err(io_err)?;
-    if !meta.is_file() {
-        let not_file = io::Error::new(io::ErrorKind::InvalidInput, "not a regular file");
-        return Err(io_err(not_file));
-    }
+    // Opened without blocking and checked on the handle: a FIFO is refused, never waited on.
+    let (file, meta) = open_regular(path).map_err(io_err)?;
     over_limits(
         &[(LimitKind::FileBytes, meta.len(), limits.max_file_bytes)],
         None,
     )?;
-    let file = File::open(path).map_err(io_err)?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     // A file that grew since the stat is still cut at the limit.
     file.take(limits.max_file_bytes + 1)
@@ -195,7 +191,7 @@ fn decode_slice(
         };
         let f = Format::from_image(format).expect("SUPPORTED formats all have a Format");
         // The tiff crate (0.11.3) fails an assertion on a valid tiled, planar, 16-bit TIFF
-        // from Pillow's test suite. (The panic hook still prints the panic to stderr.)
+        // from Pillow's test suite.
         (f, catching(f, || decode_known(reader, f, limits, path)))
     };
     result.map(|mut d| {
@@ -204,12 +200,44 @@ fn decode_slice(
     })
 }
 
-/// Runs `decode`, turning a panic into a `Corrupt` error for `format`.
+thread_local! {
+    /// Set while this thread runs a decoder under [`catching`].
+    static DECODING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that reports a decoder's panic, which [`catching`] turns
+/// into that file's error, as one log line instead of the default message and backtrace
+/// (`RUST_BACKTRACE` set); every other panic goes to the hook that was there before.
+fn quiet_decoder_panics() {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !DECODING.with(|d| d.get()) {
+                return previous(info);
+            }
+            let what = (info.payload().downcast_ref::<&str>().copied())
+                .or(info.payload().downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("unknown panic");
+            let at = info
+                .location()
+                .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::warn!("a decoder crashed{at}: {what} (caught: the file gets an error)");
+        }));
+    });
+}
+
+/// Runs `decode`, turning a panic into a `Corrupt` error for `format` (reported as one line).
 fn catching(
     format: Format,
     decode: impl FnOnce() -> Result<Decoded, DecodeError>,
 ) -> Result<Decoded, DecodeError> {
-    panic::catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|payload| {
+    quiet_decoder_panics();
+    let was = DECODING.with(|d| d.replace(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(decode));
+    DECODING.with(|d| d.set(was));
+    result.unwrap_or_else(|payload| {
         let what = (payload.downcast_ref::<&str>().copied())
             .or(payload.downcast_ref::<String>().map(String::as_str))
             .unwrap_or("unknown panic");
@@ -233,8 +261,8 @@ fn decode_jpeg(
         DecodeError::Corrupt { message, .. } => DecodeError::Corrupt { format, message },
         other => other,
     };
-    let pixels = jpeg::decode(bytes, limits, min_side).map_err(relabel)?;
     let orientation = orientation.unwrap_or_else(|| jpeg::orientation(bytes));
+    let pixels = jpeg::decode(bytes, limits, min_side, turns(orientation)).map_err(relabel)?;
     let mut upright = DynamicImage::ImageRgb8(pixels.image);
     upright.apply_orientation(orientation);
     Ok(Decoded {
@@ -244,6 +272,23 @@ fn decode_jpeg(
         source_width: pixels.header.width,
         source_height: pixels.header.height,
     })
+}
+
+/// Whether applying `o` makes a new buffer (a quarter turn) rather than flipping in place.
+fn turns(o: Orientation) -> bool {
+    use Orientation::*;
+    matches!(o, Rotate90 | Rotate270 | Rotate90FlipH | Rotate270FlipH)
+}
+
+/// The most memory a decode holds at once, for [`Limits::max_alloc_bytes`]: the decoder's
+/// buffer (`buffer` bytes), plus the 8-bit RGB copy made from it when it is another colour
+/// type (`converts`), or two 8-bit RGB buffers while a quarter turn copies one (`turns`).
+/// (A 16-bit RGB image at the pixel limit holds 537 MB decoded and 268 MB converted.)
+pub(super) fn peak_bytes(buffer: u64, pixels: u64, converts: bool, turns: bool) -> u64 {
+    let rgb8 = pixels.saturating_mul(3);
+    let converted = buffer.saturating_add(if converts { rgb8 } else { 0 });
+    let turned = if turns { rgb8.saturating_mul(2) } else { 0 };
+    converted.max(turned)
 }
 
 /// HEIF/HEIC or AVIF through libheif, which applies the container's rotation and mirroring.
@@ -280,14 +325,22 @@ fn decode_known<R: BufRead + Seek>(
             message: format!("the header says the image is {width}x{height}"),
         });
     }
-    // The size check, before any pixel buffer exists.
+    // A broken EXIF block must not cost the photo: decode it unrotated instead.
+    let orientation = decoder.orientation().unwrap_or_else(|e| {
+        tracing::debug!("ignoring unreadable EXIF orientation: {e}");
+        Orientation::NoTransforms
+    });
+    // The size check, before any pixel buffer exists: the decoder's buffer, and the most
+    // this decode holds at once after it (see `peak_bytes`).
     let buffer_bytes = decoder.total_bytes();
     let pixels = u64::from(width) * u64::from(height);
+    let converts = decoder.color_type() != image::ColorType::Rgb8;
+    let peak = peak_bytes(buffer_bytes, pixels, converts, turns(orientation));
     let checks = [
         (LimitKind::Pixels, pixels, limits.max_pixels),
         (LimitKind::Width, width.into(), limits.max_width.into()),
         (LimitKind::Height, height.into(), limits.max_height.into()),
-        (LimitKind::AllocBytes, buffer_bytes, limits.max_alloc_bytes),
+        (LimitKind::AllocBytes, peak, limits.max_alloc_bytes),
     ];
     over_limits(&checks, Some((width, height)))?;
     // Stage 2: the strict width/height limits, and what is left of the memory budget once the
@@ -297,11 +350,6 @@ fn decode_known<R: BufRead + Seek>(
     image_limits.reserve(buffer_bytes).map_err(map)?;
     decoder.set_limits(image_limits).map_err(map)?;
 
-    // A broken EXIF block must not cost the photo: decode it unrotated instead.
-    let orientation = decoder.orientation().unwrap_or_else(|e| {
-        tracing::debug!("ignoring unreadable EXIF orientation: {e}");
-        Orientation::NoTransforms
-    });
     let image = DynamicImage::from_decoder(decoder).map_err(map)?;
     let mut upright = DynamicImage::ImageRgb8(to_rgb8_over_white(image));
     upright.apply_orientation(orientation);
@@ -360,7 +408,7 @@ fn map_image_error(
             _ => corrupt(format!("the decoder refused the image: {e}")),
         },
         ImageError::IoError(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            corrupt("the file ends before the image data does (truncated?)".into())
+            corrupt(super::error::TRUNCATED.into())
         }
         // Reading from memory cannot fail, so any I/O error there is the decoder's way of saying
         // the data is bad; from a file, InvalidData means the same.

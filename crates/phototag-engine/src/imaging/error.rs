@@ -12,6 +12,9 @@ use super::format::Format;
 pub const SUPPORTED_LIST: &str =
     "JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF/HEIC, AVIF and camera raws with a JPEG preview";
 
+/// The message of a file whose data ends before its image does.
+pub const TRUNCATED: &str = "the file ends before the image data does (truncated)";
+
 /// Which limit an image broke.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {

@@ -10,8 +10,9 @@
 //!
 //! It may not: allocate the output before [`Limits`] are checked against the header, panic, or
 //! do colour management (ICC profiles are ignored, as PIL's `convert("RGB")` ignores them).
-//! libjpeg warnings (a truncated file, extraneous bytes) keep the image, as PIL does with
-//! `LOAD_TRUNCATED_IMAGES`; errors refuse it.
+//! A file whose data ends before the image does (truncated) is refused, as PIL refuses it
+//! (without `LOAD_TRUNCATED_IMAGES`); one missing only its end marker is read. Other libjpeg
+//! warnings (extraneous bytes between markers) keep the image, as PIL keeps it; errors refuse it.
 
 use std::ffi::CStr;
 
@@ -81,15 +82,14 @@ impl Handle {
         s.to_string_lossy().trim().to_string()
     }
 
-    /// After a call returned -1: `Ok(())` when it was only a warning (the image is complete
-    /// enough to use), the error otherwise.
-    fn warning_or_error(&self) -> Result<(), DecodeError> {
+    /// After a call returned -1: the (first) warning's message when it was only a warning,
+    /// the error otherwise.
+    fn warning_or_error(&self) -> Result<String, DecodeError> {
         // SAFETY: as above.
         let code = unsafe { tj::tj3GetErrorCode(self.0) };
         let message = self.message();
         if code == tj::TJERR_TJERR_WARNING as libc::c_int {
-            tracing::debug!("libjpeg-turbo warning, image kept: {message}");
-            Ok(())
+            Ok(message)
         } else {
             Err(corrupt(message))
         }
@@ -154,13 +154,48 @@ pub(super) fn scale_for(width: u32, height: u32, min_side: u32) -> u32 {
         .unwrap_or(8)
 }
 
+/// libjpeg's warning when the data ran out before the decoder was done (JWRN_JPEG_EOF).
+const RAN_OUT: &str = "Premature end of JPEG file";
+
 /// Decodes `jpeg` to RGB. With `min_side`, lossy images are decoded at the smallest DCT scale
-/// whose shorter side is still at least `min_side` pixels.
+/// whose shorter side is still at least `min_side` pixels. A file whose data ends before
+/// the image does is refused as truncated. `turns`: the caller will turn the image a
+/// quarter (a second buffer, counted against the memory limit).
 pub(super) fn decode(
     jpeg: &[u8],
     limits: &Limits,
     min_side: Option<u32>,
+    turns: bool,
 ) -> Result<Pixels, DecodeError> {
+    match decode_once(jpeg, limits, min_side, turns)? {
+        (pixels, None) => Ok(pixels),
+        (pixels, Some(warning)) if !warning.contains(RAN_OUT) => {
+            tracing::debug!("libjpeg-turbo warning, image kept: {warning}");
+            Ok(pixels)
+        }
+        (pixels, Some(_)) => {
+            // The data ran out: was only the end marker missing (the image is whole), or the
+            // image itself cut short? With the marker added, a whole image decodes cleanly and
+            // a cut one meets the marker inside its data.
+            drop(pixels);
+            let mut ended = Vec::with_capacity(jpeg.len() + 2);
+            ended.extend_from_slice(jpeg);
+            ended.extend_from_slice(&[0xFF, 0xD9]);
+            match decode_once(&ended, limits, min_side, turns)? {
+                (pixels, None) => Ok(pixels),
+                (_, Some(_)) => Err(corrupt(super::error::TRUNCATED.into())),
+            }
+        }
+    }
+}
+
+/// One decode, with libjpeg's (first) warning if it gave one.
+fn decode_once(
+    jpeg: &[u8],
+    limits: &Limits,
+    min_side: Option<u32>,
+    turns: bool,
+) -> Result<(Pixels, Option<String>), DecodeError> {
     let h = Handle::new()?;
     let header = h.read_header(jpeg)?;
     let (width, height) = (header.width, header.height);
@@ -185,8 +220,12 @@ pub(super) fn decode(
     let channels: u64 = if cmyk { 4 } else { 3 };
     let sample_bytes: u64 = if header.precision > 8 { 2 } else { 1 };
     let out_bytes = u64::from(w) * u64::from(h_out) * channels * sample_bytes;
+    // 12/16-bit samples and CMYK are converted to 8-bit RGB: one more buffer.
+    let converts = cmyk || sample_bytes > 1;
+    let out_pixels = u64::from(w) * u64::from(h_out);
+    let peak = super::decode::peak_bytes(out_bytes, out_pixels, converts, turns);
     over_limits(
-        &[(LimitKind::AllocBytes, out_bytes, limits.max_alloc_bytes)],
+        &[(LimitKind::AllocBytes, peak, limits.max_alloc_bytes)],
         dims,
     )?;
     // libjpeg's own working memory (progressive coefficient buffers, ...), in MiB: what is
@@ -216,6 +255,7 @@ pub(super) fn decode(
     } as libc::c_int;
     let pitch = (w as usize * channels as usize) as libc::c_int;
     let len = w as usize * h_out as usize * channels as usize;
+    let mut warning = None;
     let samples: Vec<u8> = match header.precision {
         ..=8 => {
             let mut buf = vec![0u8; len];
@@ -231,7 +271,7 @@ pub(super) fn decode(
                 )
             };
             if res != 0 {
-                h.warning_or_error()?;
+                warning = Some(h.warning_or_error()?);
             }
             buf
         }
@@ -249,7 +289,7 @@ pub(super) fn decode(
                 )
             };
             if res != 0 {
-                h.warning_or_error()?;
+                warning = Some(h.warning_or_error()?);
             }
             let max = (1u32 << header.precision) - 1;
             let to8 = |v: i16| ((v.max(0) as u32).min(max) * 255 + max / 2) / max;
@@ -269,7 +309,7 @@ pub(super) fn decode(
                 )
             };
             if res != 0 {
-                h.warning_or_error()?;
+                warning = Some(h.warning_or_error()?);
             }
             let max = (1u64 << header.precision.min(16)) - 1;
             let to8 = |v: u16| ((u64::from(v).min(max) * 255 + max / 2) / max) as u8;
@@ -283,7 +323,7 @@ pub(super) fn decode(
     };
     let image = RgbImage::from_raw(w, h_out, rgb)
         .ok_or_else(|| corrupt("the decoded image has the wrong size".into()))?;
-    Ok(Pixels { image, header })
+    Ok((Pixels { image, header }, warning))
 }
 
 /// CMYK → RGB as Pillow converts: `R = (255 - C)(255 - K) / 255`. Photoshop (which writes an

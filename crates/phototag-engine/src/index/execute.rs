@@ -2,6 +2,10 @@
 //! (hashed and decoded on worker threads while the model runs on batches), content already
 //! in the catalog or claimed by another file of the run only gets a file row, and
 //! everything is written in short transactions so an interrupted run loses nothing.
+//! The model is loaded when the first photo needs it, while the decoders go on decoding.
+//! Before each batch the caller's [`Turn`] says whether to classify, wait, or only record
+//! the rest: new content is then hashed and written as queued (`Writer::put_queued`, no
+//! decoding), for `queue::classify_queued` to classify later.
 //!
 //! On a shared (PostgreSQL) catalog, a content new to the catalog is claimed before it is
 //! decoded (`catalog::Claimer`): content another worker classified meanwhile only gets a
@@ -20,21 +24,23 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::walk::Entry;
-use super::{IndexError, Progress, Summary};
+use super::{IndexError, Progress, Summary, Turn};
 use crate::classify::{
-    prepare_bytes, read_and_hash, Batch, Classified, LazyClassifier, Prepared, Scale, Settings,
+    prepare_bytes, read_and_hash, Batch, Classified, FileError, LazyClassifier, Prepared, Scale,
+    Settings,
 };
-use crate::model::Classifier;
 use phototag_light::catalog::{
     unix_now, Catalog, CatalogError, Claim, Claimer, Hash, NewFile, NewImage, NewTag, Writer,
 };
 use phototag_light::paths::root_holding;
+use phototag_light::vectors::Embedding;
 
 enum Item {
+    /// Content nobody has: decoded, or `None` when only recording (classification waits).
     New {
         entry: Entry,
         hash: Hash,
-        ready: Prepared,
+        ready: Option<Prepared>,
     },
     Duplicate {
         entry: Entry,
@@ -53,14 +59,20 @@ enum Item {
         hash: Option<Hash>,
     },
     /// Content another worker sharing the catalog is classifying now: for later.
-    Elsewhere { entry: Entry, hash: Hash },
+    Elsewhere {
+        entry: Entry,
+        hash: Hash,
+    },
     /// The catalog could not be asked (its server is away): the run stops.
     Unavailable(CatalogError),
+    /// Gone before it could be read: nothing is written.
+    Vanished,
     /// Not done: the run was stopped.
     Stopped,
 }
 
-/// The catalog rows for an image once the model has spoken.
+/// The catalog rows for an image once the model has spoken: its tags, and its embedding
+/// in the stored form when the model gives one.
 pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImage {
     NewImage {
         hash,
@@ -79,23 +91,31 @@ pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImag
                 probability: p.probability,
             })
             .collect(),
+        embedding: c.embedding.as_deref().and_then(Embedding::quantize),
     }
 }
 
 /// Reads, hashes and (for content neither in the catalog nor claimed by another file of
-/// this run, nor by another worker) decodes one file.
+/// this run, nor by another worker, while `decode` is set) decodes one file.
 fn produce_one(
     entry: Entry,
     known: &HashSet<Hash>,
     claimed: &Mutex<HashSet<Hash>>,
     claimer: Option<&Claimer>,
     s: &Settings,
+    decode: &AtomicBool,
     stop: &AtomicBool,
 ) -> Item {
     if stop.load(Ordering::Relaxed) {
         return Item::Stopped;
     }
     match read_and_hash(&entry.path, s.limits.max_file_bytes) {
+        // Deleted since the walk (or while it waited in the daemon's queue): nothing to
+        // tag, and no failure to remember; its rows go when the deletion is noticed.
+        Err(FileError::Read(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::debug!(file = %entry.path.display(), "gone before it was read");
+            Item::Vanished
+        }
         Err(error) => Item::Failed {
             entry,
             error: error.to_string(),
@@ -107,6 +127,13 @@ fn produce_one(
             if !first {
                 return Item::Copy { entry, hash };
             }
+            if !decode.load(Ordering::Relaxed) {
+                return Item::New {
+                    entry,
+                    hash,
+                    ready: None,
+                };
+            }
             if let Some(c) = claimer {
                 match c.claim(&hash) {
                     Ok(Claim::Mine) => {}
@@ -116,7 +143,11 @@ fn produce_one(
                 }
             }
             match prepare_bytes(&bytes, s, Scale::Reduced) {
-                Ok(ready) => Item::New { entry, hash, ready },
+                Ok(ready) => Item::New {
+                    entry,
+                    hash,
+                    ready: Some(ready),
+                },
                 Err(error) => {
                     if let Some(c) = claimer {
                         c.release(&hash);
@@ -134,8 +165,10 @@ fn produce_one(
 
 /// The writer side: batches new images for the model and writes everything in short
 /// transactions.
-struct Sink<'a> {
-    classifier: &'a Classifier,
+struct Sink<'a, 'm> {
+    model: &'a mut LazyClassifier<'m>,
+    /// False once the caller said to only record: decoders stop decoding.
+    decode: &'a AtomicBool,
     model_id: i64,
     top_k: usize,
     /// Roots and their catalog ids.
@@ -157,7 +190,7 @@ struct Sink<'a> {
     summary: Summary,
 }
 
-impl Sink<'_> {
+impl Sink<'_, '_> {
     fn root_id(&self, path: &Path) -> i64 {
         root_holding(self.roots.iter().map(|(r, _)| *r), path).map_or(0, |i| self.roots[i].1)
     }
@@ -178,16 +211,18 @@ impl Sink<'_> {
         self.batch.items().any(|(_, h)| h == hash)
     }
 
+    /// Takes one item; true when a batch is full (time to ask for a [`Turn`]).
     fn accept(
         &mut self,
         w: &mut Writer<'_>,
         item: Item,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), CatalogError> {
+    ) -> Result<bool, IndexError> {
         let now = unix_now();
         match item {
             Item::Stopped => {}
-            Item::Unavailable(e) => return Err(e),
+            Item::Vanished => progress(Progress::Done),
+            Item::Unavailable(e) => return Err(e.into()),
             Item::Elsewhere { entry, hash } => {
                 self.foreign.insert(hash);
                 self.elsewhere.push(entry);
@@ -197,12 +232,27 @@ impl Sink<'_> {
             Item::Copy { entry, hash } if self.foreign.contains(&hash) => {
                 self.elsewhere.push(entry);
             }
-            Item::New { entry, hash, ready } => {
+            Item::New {
+                entry,
+                hash,
+                ready: Some(ready),
+            } if self.decode.load(Ordering::Relaxed) => {
                 if let Some(copies) = self.awaiting.remove(&hash) {
                     self.deferred.extend(copies.into_iter().map(|e| (e, hash)));
                 }
-                if self.batch.push((entry, hash), Ok(ready)) {
-                    self.flush(w, progress)?;
+                // The first photo to classify loads the model; the decoders go on meanwhile.
+                self.model
+                    .get()
+                    .map_err(|e| IndexError::Model(format!("{e:#}")))?;
+                return Ok(self.batch.push((entry, hash), Ok(ready)));
+            }
+            Item::New { entry, hash, .. } => {
+                self.queue(w, &entry, hash, now)?;
+                progress(Progress::Done);
+                for copy in self.awaiting.remove(&hash).unwrap_or_default() {
+                    w.put_file(&self.file(&copy, hash, now))?;
+                    self.summary.duplicates += 1;
+                    progress(Progress::Done);
                 }
             }
             Item::Copy { entry, hash } => match self.settled.get(&hash) {
@@ -243,6 +293,44 @@ impl Sink<'_> {
                 }
             }
         }
+        Ok(false)
+    }
+
+    /// Records new content as waiting for classification, with its file row.
+    fn queue(
+        &mut self,
+        w: &mut Writer<'_>,
+        entry: &Entry,
+        hash: Hash,
+        now: i64,
+    ) -> Result<(), CatalogError> {
+        w.put_queued(&hash, self.model_id)?;
+        w.put_file(&self.file(entry, hash, now))?;
+        // Recorded: a claim on it (when decoding had begun) ends with the commit.
+        self.uncommitted.push(hash);
+        self.settled.insert(hash, None);
+        self.summary.queued += 1;
+        Ok(())
+    }
+
+    /// Classification waits from now on: the decoders stop decoding, and the batch and
+    /// what waited for it are recorded as queued.
+    fn record_rest(
+        &mut self,
+        w: &mut Writer<'_>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), CatalogError> {
+        self.decode.store(false, Ordering::Relaxed);
+        let now = unix_now();
+        for ((entry, hash), _) in self.batch.take() {
+            self.queue(w, &entry, hash, now)?;
+            progress(Progress::Done);
+        }
+        for (entry, hash) in std::mem::take(&mut self.deferred) {
+            w.put_file(&self.file(&entry, hash, now))?;
+            self.summary.duplicates += 1;
+            progress(Progress::Done);
+        }
         Ok(())
     }
 
@@ -265,13 +353,17 @@ impl Sink<'_> {
         &mut self,
         w: &mut Writer<'_>,
         progress: &mut dyn FnMut(Progress),
-    ) -> Result<(), CatalogError> {
+    ) -> Result<(), IndexError> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        let classifier = self
+            .model
+            .get()
+            .map_err(|e| IndexError::Model(format!("{e:#}")))?;
         let now = unix_now();
         let mut written = HashSet::new();
-        for ((entry, hash), result) in self.batch.run(self.classifier, self.top_k) {
+        for ((entry, hash), result) in self.batch.run(classifier, self.top_k) {
             match result {
                 Ok(c) => {
                     w.put_image(&image_row(hash, self.model_id, now, &c))?;
@@ -320,7 +412,7 @@ impl Sink<'_> {
     }
 }
 
-impl Sink<'_> {
+impl Sink<'_, '_> {
     /// Commits the open transaction; the images in it are done (their claims end).
     fn commit(&mut self, w: Writer<'_>) -> Result<(), CatalogError> {
         w.commit()?;
@@ -345,10 +437,18 @@ pub struct Executed {
     /// again in a moment (they then get a file row, or are classified here if that
     /// worker died).
     pub elsewhere: Vec<Entry>,
+    /// New content recorded for later classification.
+    pub queued: usize,
 }
+
+/// How long a [`Turn::Wait`] sleeps before asking again.
+const WAIT_STEP: Duration = Duration::from_secs(1);
 
 /// Reads, hashes and classifies `todo` (content already in the catalog only gets a file
 /// row), committing about every second. `root_ids` maps each root to its catalog id.
+/// `turn` is asked before each batch (and once before anything is decoded): classify,
+/// wait (what is done is committed meanwhile), or record the rest as queued.
+#[allow(clippy::too_many_arguments)]
 pub fn execute(
     catalog: &mut Catalog,
     model: &mut LazyClassifier<'_>,
@@ -356,20 +456,23 @@ pub fn execute(
     root_ids: &HashMap<PathBuf, i64>,
     settings: &Settings,
     stop: &AtomicBool,
+    turn: &mut dyn FnMut() -> Turn,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Executed, IndexError> {
     if todo.is_empty() {
         return Ok(Executed::default());
     }
-    let classifier = model
-        .get()
+    let (name, manifest) = model
+        .identity()
         .map_err(|e| IndexError::Model(format!("{e:#}")))?;
-    let m = classifier.manifest();
-    let model_id = catalog.register_model(classifier.name(), &m.sha256, &m.architecture)?;
+    let model_id = catalog.register_model(&name, &manifest.sha256, &manifest.architecture)?;
     let known = catalog.image_hashes()?;
     let claimer = catalog.claimer()?;
+    // Asked once before anything is decoded: outside a window, nothing is.
+    let decode = AtomicBool::new(ask(turn, stop));
     let mut sink = Sink {
-        classifier,
+        model,
+        decode: &decode,
         model_id,
         top_k: settings.top_k,
         roots: root_ids.iter().map(|(r, id)| (r.as_path(), *id)).collect(),
@@ -385,29 +488,72 @@ pub fn execute(
     };
     let claimed = Mutex::new(HashSet::new());
     let (workers, depth) = settings.decoders();
-    let result: Result<(), CatalogError> = crate::ordered::map(
-        todo,
-        workers,
-        depth,
-        |entry| produce_one(entry, &known, &claimed, claimer.as_ref(), settings, stop),
-        |items| {
-            let mut w = catalog.begin()?;
-            let mut last_commit = Instant::now();
-            for item in items {
-                if matches!(item, Item::Stopped) {
-                    break;
+    // Leases are renewed by a thread of their own while the run lasts, so that a long
+    // model load or batch never lets a claim this worker still holds expire.
+    let running = AtomicBool::new(true);
+    let result: Result<(), IndexError> = std::thread::scope(|scope| {
+        if let Some(c) = claimer.as_ref() {
+            let running = &running;
+            scope.spawn(move || keep_claims(c, running));
+        }
+        let result = crate::ordered::map(
+            todo,
+            workers,
+            depth,
+            |entry| {
+                produce_one(
+                    entry,
+                    &known,
+                    &claimed,
+                    claimer.as_ref(),
+                    settings,
+                    &decode,
+                    stop,
+                )
+            },
+            |items| {
+                let mut w = catalog.begin()?;
+                let mut last_commit = Instant::now();
+                // `None` ends the items: the last batch is settled like a full one.
+                for item in items.map(Some).chain(std::iter::once(None)) {
+                    let (full, end) = match item {
+                        None | Some(Item::Stopped) => (true, true),
+                        Some(item) => (sink.accept(&mut w, item, progress)?, false),
+                    };
+                    // A full batch, or the last: classify it, wait, or record it.
+                    while full && !sink.batch.is_empty() {
+                        let t = if decode.load(Ordering::Relaxed) {
+                            turn()
+                        } else {
+                            Turn::Record
+                        };
+                        match t {
+                            Turn::Wait if !stop.load(Ordering::Relaxed) => {
+                                // What is done is visible while waiting; the lock is let go.
+                                sink.commit(w)?;
+                                std::thread::sleep(WAIT_STEP);
+                                w = catalog.begin()?;
+                                last_commit = Instant::now();
+                            }
+                            Turn::Classify => sink.flush(&mut w, progress)?,
+                            Turn::Wait | Turn::Record => sink.record_rest(&mut w, progress)?,
+                        }
+                    }
+                    if end {
+                        break;
+                    }
+                    if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                        sink.commit(w)?;
+                        w = catalog.begin()?;
+                        last_commit = Instant::now();
+                    }
                 }
-                sink.accept(&mut w, item, progress)?;
-                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
-                    sink.commit(w)?;
-                    w = catalog.begin()?;
-                    last_commit = Instant::now();
-                }
-            }
-            sink.flush(&mut w, progress)?;
-            sink.commit(w)
-        },
-    );
+                Ok(sink.commit(w)?)
+            },
+        );
+        running.store(false, Ordering::Relaxed);
+        result
+    });
     if let Some(c) = &claimer {
         // Claims of contents never written (a stop, an error): free for others at once.
         c.release_held();
@@ -418,5 +564,32 @@ pub fn execute(
         duplicates: sink.summary.duplicates,
         failed: sink.summary.failed,
         elsewhere: sink.elsewhere,
+        queued: sink.summary.queued,
     })
+}
+
+/// Renews this worker's claims (when a third of a lease has passed) until `running` is
+/// cleared. A renewal that fails is tried again; the claims expire only if it keeps
+/// failing for a whole lease (the server away), as they would for a worker that died.
+fn keep_claims(c: &Claimer, running: &AtomicBool) {
+    let step = (c.lease() / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    while running.load(Ordering::Relaxed) {
+        if let Err(e) = c.renew_held() {
+            tracing::debug!("claims not renewed yet: {e}");
+        }
+        std::thread::sleep(step);
+    }
+}
+
+/// Asks `turn` until it says to classify (true) or to record (false); while it says to
+/// wait, sleeps. A stop while waiting means record.
+pub(super) fn ask(turn: &mut dyn FnMut() -> Turn, stop: &AtomicBool) -> bool {
+    loop {
+        match turn() {
+            Turn::Classify => return true,
+            Turn::Record => return false,
+            Turn::Wait if stop.load(Ordering::Relaxed) => return false,
+            Turn::Wait => std::thread::sleep(WAIT_STEP),
+        }
+    }
 }

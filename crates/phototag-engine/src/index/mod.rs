@@ -1,10 +1,12 @@
 //! `phototag index`: walks photo folders (`walk`), compares them with the catalog and skips
 //! what has not changed (`plan`), reads, hashes and classifies only content the catalog has
 //! never seen (`execute`), in one run over some roots (`run`; the daemon's worker calls
-//! `plan` and `execute` itself). What they share (the summary, progress, errors) is here.
+//! `plan` and `execute` itself), and classifies photos recorded while classification
+//! waited (`queue`). What they share (the summary, progress, turns, errors) is here.
 
 pub mod execute;
 pub mod plan;
+pub mod queue;
 pub mod run;
 pub mod walk;
 
@@ -25,6 +27,12 @@ pub struct Summary {
     pub duplicates: usize,
     /// Files that failed in this run (recorded; retried only when they change).
     pub failed: usize,
+    /// Photos recorded whose classification still waits when the run ends (outside the
+    /// schedule windows, or the machine busy): `index --now`, the daemon inside a window,
+    /// or the next run in a window classifies them.
+    pub queued: usize,
+    /// Photos that waited in the queue and were classified in this run.
+    pub from_queue: usize,
     /// Files skipped because they failed before and have not changed.
     pub known_failures: usize,
     /// Files in the catalog that the walk no longer found.
@@ -43,11 +51,24 @@ pub struct Summary {
     pub interrupted: bool,
 }
 
+/// What to do with the next batch, asked before each (see `crate::gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Turn {
+    /// Run the model on it.
+    Classify,
+    /// Not now, but soon: commit what is done, sleep a moment, ask again.
+    Wait,
+    /// Not in this run: record the rest as queued.
+    Record,
+}
+
 /// Progress reports, for a bar or log lines.
 #[derive(Debug, Clone, Copy)]
 pub enum Progress {
     /// The walk and the comparison are done: `total` files need reading.
     Planned { total: usize, unchanged: usize },
+    /// `n` more to do (photos that waited in the queue).
+    More(usize),
     /// One more of them is done.
     Done,
 }

@@ -22,8 +22,8 @@ pub struct Plan {
     pub todo: Vec<Entry>,
     /// Unchanged files (already touched in the catalog).
     pub unchanged: Vec<PathBuf>,
-    /// Files in the catalog the walk did not find (never for offline roots, folders the
-    /// walk could not read, or a stopped walk).
+    /// Files in the catalog (file or failure rows) the walk did not find (never for
+    /// offline roots, folders the walk could not read, or a stopped walk).
     pub gone: Vec<PathBuf>,
     /// Catalog ids of the roots planned.
     pub root_ids: HashMap<PathBuf, i64>,
@@ -82,11 +82,14 @@ pub fn plan(
         }
         // A stopped walk is incomplete, and so is what lies under a folder it could not read:
         // files it did not list there are not gone.
+        // A failure of a file that is gone goes like a file row: it is not a failure of
+        // anything any more.
         if !walked.stopped {
             let blind: Vec<&Path> = walked.problems.iter().map(|p| p.path()).collect();
             plan.gone.extend(
                 known
                     .keys()
+                    .chain(failures.keys())
                     .filter(|p| !found.contains(p.as_path()))
                     .filter(|p| !blind.iter().any(|b| p.starts_with(b)))
                     .cloned(),

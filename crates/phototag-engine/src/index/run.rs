@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use super::execute::execute;
 use super::plan::plan;
-use super::{IndexError, Progress, Summary};
+use super::queue::classify_queued;
+use super::{IndexError, Progress, Summary, Turn};
 use crate::classify::{LazyClassifier, Settings};
 use phototag_light::catalog::{Catalog, CatalogError};
 use phototag_light::exclude::{ExcludeConfig, Excluder};
@@ -70,12 +71,31 @@ fn pause(stop: &AtomicBool, d: Duration) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// Runs one indexing pass. `stop` ends it early (after committing what was done).
+/// Runs one indexing pass, always classifying. `stop` ends it early (after committing
+/// what was done).
 pub fn run(
     catalog: &mut Catalog,
     model: &mut LazyClassifier<'_>,
     opts: &IndexOptions,
     stop: &AtomicBool,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Summary, IndexError> {
+    run_with_turns(catalog, model, opts, stop, &mut || Turn::Classify, progress)
+}
+
+/// Queued photos classified per call of `classify_queued` (the queue is read in slices).
+const QUEUE_SLICE: usize = 512;
+
+/// Runs one indexing pass, asking `turn` before each batch (see `crate::gate`): new photos
+/// are classified, or recorded as queued when it says so; then photos that waited in the
+/// queue are classified while it allows. `stop` ends it early (after committing what was
+/// done).
+pub fn run_with_turns(
+    catalog: &mut Catalog,
+    model: &mut LazyClassifier<'_>,
+    opts: &IndexOptions,
+    stop: &AtomicBool,
+    turn: &mut dyn FnMut() -> Turn,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<Summary, IndexError> {
     let start = Instant::now();
@@ -95,11 +115,13 @@ pub fn run(
             &plan.root_ids,
             &opts.settings,
             stop,
+            turn,
             progress,
         )?;
         summary.new += done.new;
         summary.duplicates += done.duplicates;
         summary.failed += done.failed;
+        summary.queued += done.queued;
         // Content another worker sharing the catalog is classifying: look again once it
         // has written it (or its claim expired, if it died).
         todo = done.elsewhere;
@@ -111,6 +133,29 @@ pub fn run(
             "another worker is classifying the same content: waiting for it"
         );
     }
+    // Then what waited in the queue (from this run or earlier ones), while allowed.
+    let mut waiting = catalog.queued_count()?;
+    if waiting > 0 && summary.queued == 0 && !stop.load(Ordering::Relaxed) {
+        progress(Progress::More(waiting as usize));
+        while waiting > 0 && !stop.load(Ordering::Relaxed) {
+            let d = classify_queued(
+                catalog,
+                model,
+                &opts.settings,
+                QUEUE_SLICE,
+                stop,
+                turn,
+                progress,
+            )?;
+            summary.from_queue += d.classified;
+            summary.failed += d.failed;
+            if d.classified + d.failed == 0 || d.left >= waiting {
+                break;
+            }
+            waiting = d.left;
+        }
+    }
+    summary.queued = catalog.queued_count()? as usize;
     if opts.prune && !plan.gone.is_empty() && !stop.load(Ordering::Relaxed) {
         let mut w = catalog.begin()?;
         let paths: Vec<&Path> = plan.gone.iter().map(PathBuf::as_path).collect();
@@ -120,6 +165,7 @@ pub fn run(
     }
     summary.interrupted = stop.load(Ordering::Relaxed);
     summary.seconds = start.elapsed().as_secs_f64();
-    summary.images_per_second = summary.new as f64 / summary.seconds.max(1e-9);
+    summary.images_per_second =
+        (summary.new + summary.from_queue) as f64 / summary.seconds.max(1e-9);
     Ok(summary)
 }

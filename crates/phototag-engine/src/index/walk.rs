@@ -133,8 +133,7 @@ pub fn walk(
         .into_iter()
         .filter_entry(|e| {
             let out = e.depth() > 0
-                && (excluder.excludes_name(e.file_name())
-                    || (e.file_type().is_dir() && excluder.is_pruned(e.path())));
+                && (excluder.excludes_name(e.file_name()) || excluder.is_pruned(e.path()));
             if !out {
                 true
             } else {

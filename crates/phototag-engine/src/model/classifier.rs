@@ -1,6 +1,7 @@
 //! Runs a prepared TorchScript classifier: loads it once (after checking its hash), optimises
 //! it for inference when it can (falling back to the plain module with a warning), warms up
-//! the batch sizes it will use, and turns preprocessed images into top-k classes.
+//! the batch sizes it will use, and turns preprocessed images into top-k classes and, for a
+//! model that returns them (manifest `embedding_size`), the pooled features after the logits.
 //!
 //! May not: decode or preprocess images (see `imaging`), or load pickled weights.
 
@@ -43,12 +44,12 @@ pub enum ClassifyError {
         #[source]
         source: ShimError,
     },
-    #[error("model `{model}` returned shape {shape:?}, expected [{batch}, {classes}]: is the manifest right for this TorchScript file?")]
+    #[error("model `{model}` returned shape {shape:?}, expected [{batch}, {width}]: is the manifest right for this TorchScript file?")]
     BadOutput {
         model: String,
         shape: Vec<i64>,
         batch: usize,
-        classes: usize,
+        width: usize,
     },
     #[error("input {index} has {len} values, expected 3x{size}x{size}")]
     BadInput { index: usize, len: usize, size: u32 },
@@ -98,6 +99,15 @@ impl std::fmt::Debug for Classifier {
             .field("optimized", &self.is_optimized())
             .finish()
     }
+}
+
+/// The model's answer for one input: its top classes, and its pooled features when the
+/// model returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub predictions: Vec<Prediction>,
+    /// The pooled features as the model computed them (not normalised).
+    pub embedding: Option<Vec<f32>>,
 }
 
 /// Forward passes per batch size in `warm_up`.
@@ -189,13 +199,19 @@ impl Classifier {
         for &n in batch_sizes.iter().filter(|&&n| n > 0) {
             let x = Tensor::zeros([n as i64, 3, size, size], (Kind::Float, self.device));
             for _ in 0..WARM_UP_PASSES {
-                let _ = self.logits(&x, n)?;
+                let _ = self.forward(&x, n)?;
             }
         }
         Ok(start.elapsed())
     }
 
-    fn logits(&self, x: &Tensor, batch: usize) -> Result<Tensor, ClassifyError> {
+    /// Width of the pooled features the model returns after its logits (0: none).
+    pub fn embedding_size(&self) -> usize {
+        self.manifest.embedding_size.unwrap_or(0) as usize
+    }
+
+    /// The whole output, `[batch, num_classes + embedding_size]`.
+    fn forward(&self, x: &Tensor, batch: usize) -> Result<Tensor, ClassifyError> {
         let out = match &self.engine {
             Engine::Plain(m) => {
                 tch::no_grad(|| m.forward_ts(&[x])).map_err(|source| ClassifyError::Forward {
@@ -213,13 +229,13 @@ impl Classifier {
                     })?
             }
         };
-        let classes = self.manifest.num_classes;
-        if out.size() != [batch as i64, classes as i64] {
+        let width = self.manifest.num_classes + self.embedding_size();
+        if out.size() != [batch as i64, width as i64] {
             return Err(ClassifyError::BadOutput {
                 model: self.name.clone(),
                 shape: out.size(),
                 batch,
-                classes,
+                width,
             });
         }
         Ok(out)
@@ -231,9 +247,29 @@ impl Classifier {
         Ok(self.raw_logits(inputs)?.softmax(-1, Kind::Float))
     }
 
-    /// The model's raw outputs, `[inputs.len(), num_classes]` on the CPU, for CHW inputs as
-    /// made by `imaging::preprocess` with this model's parameters.
+    /// The model's raw class outputs, `[inputs.len(), num_classes]` on the CPU, for CHW
+    /// inputs as made by `imaging::preprocess` with this model's parameters.
     pub fn raw_logits(&self, inputs: &[&[f32]]) -> Result<Tensor, ClassifyError> {
+        Ok(self.raw_outputs(inputs)?.0)
+    }
+
+    /// The logits, `[inputs.len(), num_classes]`, and the pooled features,
+    /// `[inputs.len(), embedding_size]` (None for a model that returns none), on the CPU.
+    pub fn raw_outputs(
+        &self,
+        inputs: &[&[f32]],
+    ) -> Result<(Tensor, Option<Tensor>), ClassifyError> {
+        let out = self.raw_output(inputs)?;
+        let classes = self.manifest.num_classes as i64;
+        let logits = out.narrow(1, 0, classes);
+        let features = match self.embedding_size() as i64 {
+            0 => None,
+            d => Some(out.narrow(1, classes, d)),
+        };
+        Ok((logits, features))
+    }
+
+    fn raw_output(&self, inputs: &[&[f32]]) -> Result<Tensor, ClassifyError> {
         let size = self.manifest.input_size;
         let per = 3 * (size as usize) * (size as usize);
         let mut flat = Vec::with_capacity(per * inputs.len());
@@ -251,21 +287,43 @@ impl Classifier {
         let x = Tensor::from_slice(&flat)
             .view([n as i64, 3, size as i64, size as i64])
             .to_device(self.device);
-        Ok(self.logits(&x, n)?.to_device(Device::Cpu))
+        Ok(self.forward(&x, n)?.to_device(Device::Cpu))
     }
 
-    /// The top `k` classes of each input, most likely first.
-    pub fn classify(
-        &self,
-        inputs: &[&[f32]],
-        k: usize,
-    ) -> Result<Vec<Vec<Prediction>>, ClassifyError> {
+    /// The top `k` classes of each input, most likely first, and its pooled features when
+    /// the model returns them: both from one forward pass.
+    pub fn classify(&self, inputs: &[&[f32]], k: usize) -> Result<Vec<Answer>, ClassifyError> {
         if inputs.is_empty() {
             return Ok(Vec::new());
         }
-        let probs = self.probabilities(inputs)?;
-        Ok(top_k(&probs, k))
+        let (logits, features) = self.raw_outputs(inputs)?;
+        let top = top_k(&logits.softmax(-1, Kind::Float), k);
+        let mut features = match features {
+            Some(f) => rows(&f).into_iter().map(Some).collect(),
+            None => vec![None; top.len()],
+        }
+        .into_iter();
+        Ok(top
+            .into_iter()
+            .map(|predictions| Answer {
+                predictions,
+                embedding: features.next().flatten(),
+            })
+            .collect())
     }
+}
+
+/// The rows of a `[N, D]` float tensor.
+fn rows(t: &Tensor) -> Vec<Vec<f32>> {
+    let (n, d) = match t.size().as_slice() {
+        [n, d] => (*n as usize, *d as usize),
+        _ => return Vec::new(),
+    };
+    let flat: Vec<f32> = Vec::try_from(t.contiguous().flatten(0, -1)).unwrap_or_default();
+    if flat.len() != n * d || d == 0 {
+        return Vec::new();
+    }
+    flat.chunks_exact(d).map(<[f32]>::to_vec).collect()
 }
 
 /// Top-k of each row of a `[N, C]` probability tensor.

@@ -16,6 +16,8 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
+use super::network::Network;
+
 /// The reference's `global_params.image_size` for `efficientnet-lite0`: every static padding
 /// below is derived from it.
 const IMAGE_SIZE: i64 = 224;
@@ -209,9 +211,10 @@ fn mbconv(p: nn::Path, s: &BlockSpec) -> impl ModuleT {
 }
 
 /// EfficientNet-Lite0 (`EfficientNet.from_name('efficientnet-lite0', num_classes=...)`);
-/// input N x 3 x 224 x 224, output N x num_classes logits. The pretrained weights expect
+/// input N x 3 x 224 x 224, output N x num_classes logits ([`Network::features_t`]: the
+/// pooled head features, N x 1280, before dropout and `_fc`). The pretrained weights expect
 /// input scaled as `(pixel - 127) / 128`, not ImageNet mean/std.
-pub fn efficientnet_lite0(p: &nn::Path, num_classes: i64) -> impl ModuleT {
+pub fn efficientnet_lite0(p: &nn::Path, num_classes: i64) -> Network {
     let mut image_size = IMAGE_SIZE;
     // Stem: 3x3 stride 2 on 224 pads (0, 1) on each axis (TensorFlow "SAME").
     let conv_stem = conv(p / "_conv_stem", 3, STEM_FILTERS, 3, 2, 1, image_size);
@@ -259,7 +262,7 @@ pub fn efficientnet_lite0(p: &nn::Path, num_classes: i64) -> impl ModuleT {
     );
     let bn1 = bn(p / "_bn1", HEAD_FILTERS);
     let fc = nn::linear(p / "_fc", HEAD_FILTERS, num_classes, Default::default());
-    nn::func_t(move |xs: &Tensor, train| {
+    let body = nn::func_t(move |xs: &Tensor, train| {
         xs.apply(&conv_stem)
             .apply_t(&bn0, train)
             .relu6()
@@ -269,9 +272,8 @@ pub fn efficientnet_lite0(p: &nn::Path, num_classes: i64) -> impl ModuleT {
             .relu6()
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
-            .dropout(DROPOUT_RATE, train)
-            .apply(&fc)
-    })
+    });
+    Network::new(body, fc, DROPOUT_RATE, HEAD_FILTERS)
 }
 
 /// Checkpoint keys that have no VarStore counterpart in this architecture.
@@ -315,5 +317,9 @@ mod tests {
             )
         });
         assert_eq!(out.size(), vec![2, 1000]);
+        let both = tch::no_grad(|| {
+            net.traced_output(&Tensor::zeros([1, 3, 224, 224], (Kind::Float, Device::Cpu)))
+        });
+        assert_eq!(both.size(), vec![1, 1000 + HEAD_FILTERS]);
     }
 }

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod efficientnet;
 pub mod fetch;
+pub mod network;
 pub mod optimized;
 pub mod prepare;
 pub mod resnet;

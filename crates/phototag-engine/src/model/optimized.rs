@@ -51,10 +51,9 @@ fn message(buf: &[c_char; ERR_LEN]) -> String {
     }
 }
 
-/// Hands the heap freed by freezing and optimising (copies of every weight) back to the
-/// system, so it does not count in the resident size for the rest of the run.
-#[cfg_attr(not(phototag_shim), allow(dead_code))]
-fn release_free_heap() {
+/// Hands freed heap back to the system, so it does not count in the resident size: after
+/// freezing and optimising (copies of every weight), and after a model is unloaded.
+pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory.
     unsafe {

@@ -1,18 +1,20 @@
 //! `phototag model prepare`: turns weights into a TorchScript model folder. Builds the
 //! architecture with `tch`, fills it strictly from a state dict (or seeded random weights),
-//! traces it at batch 1, checks the traced module against the eager one at batch 2, and
-//! writes `model.pt` and `manifest.toml` into the store atomically.
+//! traces it at batch 1 (returning the logits and the pooled features side by side: see
+//! `network`), checks the traced module against the eager one at batch 2, and writes
+//! `model.pt` and `manifest.toml` (with the features' width) into the store atomically.
 //!
 //! May not: run at classification time, or replace a prepared model until the new one is
 //! complete and checked.
 
 use std::path::{Path, PathBuf};
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{CModule, Device, Kind, Tensor};
 
 use super::checkpoint::{self, CheckpointError};
 use super::fetch::{self, FetchError};
+use super::network::Network;
 use super::{efficientnet, resnet};
 use phototag_light::model_files::manifest::{
     self, LabelSet, Manifest, ManifestError, MANIFEST_FILE, MANIFEST_VERSION, MODEL_FILE,
@@ -97,7 +99,7 @@ pub fn prepare(
 ) -> Result<StoredModel, PrepareError> {
     let _guard = tch::no_grad_guard();
     let mut vs = nn::VarStore::new(Device::Cpu);
-    let (spec, net): (Spec, Box<dyn ModuleT>) = match recipe {
+    let (spec, net): (Spec, Network) = match recipe {
         Recipe::Resnet18 { from, name, url } => {
             let (path, official) = match from {
                 Some(p) => {
@@ -137,7 +139,7 @@ pub fn prepare(
                 mean: IMAGENET_MEAN,
                 std: IMAGENET_STD,
             };
-            (spec, Box::new(net))
+            (spec, net)
         }
         Recipe::EfficientNetLite0 { from, name } => {
             let path = match from {
@@ -172,7 +174,7 @@ pub fn prepare(
                 mean: LITE_MEAN,
                 std: LITE_STD,
             };
-            (spec, Box::new(net))
+            (spec, net)
         }
         Recipe::Resnet18Random { seed, name } => {
             let name = name.clone().unwrap_or_else(|| RESNET18_RANDOM.into());
@@ -189,16 +191,16 @@ pub fn prepare(
                 mean: IMAGENET_MEAN,
                 std: IMAGENET_STD,
             };
-            (spec, Box::new(net))
+            (spec, net)
         }
     };
     // Tracing records parameters as constants only when they do not require gradients.
     vs.freeze();
-    save(store, spec, net.as_ref())
+    save(store, spec, &net)
 }
 
 /// Traces `net` at batch 1, checks it at batch 2, and writes the model folder.
-fn save(store: &ModelStore, spec: Spec, net: &dyn ModuleT) -> Result<StoredModel, PrepareError> {
+fn save(store: &ModelStore, spec: Spec, net: &Network) -> Result<StoredModel, PrepareError> {
     check_name(&spec.name)?;
     std::fs::create_dir_all(store.dir()).map_err(io_err(store.dir()))?;
     let tmp = store
@@ -225,10 +227,10 @@ fn save(store: &ModelStore, spec: Spec, net: &dyn ModuleT) -> Result<StoredModel
     Ok(store.get(&spec.name)?)
 }
 
-fn write_model_dir(dir: &Path, spec: &Spec, net: &dyn ModuleT) -> Result<(), PrepareError> {
+fn write_model_dir(dir: &Path, spec: &Spec, net: &Network) -> Result<(), PrepareError> {
     const SIZE: i64 = 224;
     let example = Tensor::rand([1, 3, SIZE, SIZE], (Kind::Float, Device::Cpu));
-    let mut forward = |inputs: &[Tensor]| vec![net.forward_t(&inputs[0], false)];
+    let mut forward = |inputs: &[Tensor]| vec![net.traced_output(&inputs[0])];
     let traced =
         CModule::create_by_tracing("PhototagClassifier", "forward", &[example], &mut forward)
             .map_err(PrepareError::Trace)?;
@@ -239,7 +241,7 @@ fn write_model_dir(dir: &Path, spec: &Spec, net: &dyn ModuleT) -> Result<(), Pre
     let loaded = CModule::load(&file).map_err(PrepareError::Trace)?;
     let x = Tensor::rand([2, 3, SIZE, SIZE], (Kind::Float, Device::Cpu));
     let traced_out = loaded.forward_ts(&[&x]).map_err(PrepareError::Trace)?;
-    let eager_out = net.forward_t(&x, false);
+    let eager_out = net.traced_output(&x);
     let diff = if traced_out.size() == eager_out.size() {
         (traced_out - eager_out).abs().max().double_value(&[])
     } else {
@@ -263,6 +265,7 @@ fn write_model_dir(dir: &Path, spec: &Spec, net: &dyn ModuleT) -> Result<(), Pre
         mean: spec.mean,
         std: spec.std,
         num_classes: 1000,
+        embedding_size: Some(net.embedding_size() as u32),
         labels: LabelSet::Imagenet1k,
         sha256,
         created_unix: std::time::SystemTime::now()

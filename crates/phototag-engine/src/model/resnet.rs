@@ -7,6 +7,11 @@
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
+use super::network::Network;
+
+/// Width of ResNet-18's pooled features (the flattened `avgpool` output `fc` consumes).
+pub const FEATURES: i64 = 512;
+
 fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64) -> nn::Conv2D {
     let cfg = nn::ConvConfig {
         stride,
@@ -56,16 +61,17 @@ fn layer(p: nn::Path, c_in: i64, c_out: i64, stride: i64) -> impl ModuleT {
         .add(basic_block(&p / "1", c_out, c_out, 1))
 }
 
-/// torchvision's `resnet18(num_classes)`; input N x 3 x H x W, output N x num_classes logits.
-pub fn resnet18(p: &nn::Path, num_classes: i64) -> impl ModuleT {
+/// torchvision's `resnet18(num_classes)`; input N x 3 x H x W, output N x num_classes logits
+/// ([`Network::features_t`]: the flattened `avgpool` output, N x 512).
+pub fn resnet18(p: &nn::Path, num_classes: i64) -> Network {
     let conv1 = conv(p / "conv1", 3, 64, 7, 2, 3);
     let bn1 = bn(p / "bn1", 64);
     let layer1 = layer(p / "layer1", 64, 64, 1);
     let layer2 = layer(p / "layer2", 64, 128, 2);
     let layer3 = layer(p / "layer3", 128, 256, 2);
     let layer4 = layer(p / "layer4", 256, 512, 2);
-    let fc = nn::linear(p / "fc", 512, num_classes, Default::default());
-    nn::func_t(move |xs: &Tensor, train| {
+    let fc = nn::linear(p / "fc", FEATURES, num_classes, Default::default());
+    let body = nn::func_t(move |xs: &Tensor, train| {
         xs.apply(&conv1)
             .apply_t(&bn1, train)
             .relu()
@@ -76,8 +82,8 @@ pub fn resnet18(p: &nn::Path, num_classes: i64) -> impl ModuleT {
             .apply_t(&layer4, train)
             .adaptive_avg_pool2d([1, 1])
             .flatten(1, -1)
-            .apply(&fc)
-    })
+    });
+    Network::new(body, fc, 0.0, FEATURES)
 }
 
 /// Checkpoint keys that have no VarStore counterpart in this architecture.

@@ -4,14 +4,23 @@
 //! (the token itself is never stored in the browser). Comparisons are constant-time: both
 //! sides are hashed to 32 bytes with BLAKE3 and compared with its constant-time equality.
 //!
+//! Guesses are throttled for the whole server, not per connection: every attempt that
+//! names a token (a login, a bearer header) takes one of [`Throttle::BURST`] places, which
+//! come back one every [`Throttle::EVERY`] (a right token gives its place back). With none
+//! left the answer is 429 with `Retry-After`, whatever the token: so a flood of parallel
+//! guesses learns nothing. The session cookie (256 bits derived from the token) cannot be
+//! guessed and is not throttled.
+//!
 //! May not: log or echo a token.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use super::error::ApiError;
 use super::AppState;
 
 /// The name of the login cookie.
@@ -61,40 +70,131 @@ impl Token {
         blake3::hash(candidate.as_bytes()) == self.cookie_hash
     }
 
-    /// Whether a request's headers carry the token or the session cookie.
-    pub fn allows(&self, headers: &HeaderMap) -> bool {
-        let bearer = headers
+    /// Whether a request carries the session cookie.
+    fn has_cookie(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+            .any(|v| self.cookie_matches(v))
+    }
+
+    /// The bearer tokens a request names (`Authorization: Bearer ...`).
+    fn bearers(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+        headers
             .get_all(header::AUTHORIZATION)
             .iter()
             .filter_map(|v| v.to_str().ok())
             .filter_map(|v| v.strip_prefix("Bearer "))
-            .any(|t| self.matches(t.trim()));
-        bearer
-            || headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .filter_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-                .any(|v| self.cookie_matches(v))
+            .map(str::trim)
+    }
+
+    /// Whether a request's headers carry the token or the session cookie (unthrottled:
+    /// for tests and callers that throttle themselves).
+    pub fn allows(&self, headers: &HeaderMap) -> bool {
+        Token::bearers(headers).any(|t| self.matches(t)) || self.has_cookie(headers)
     }
 }
 
-/// Whether the request may see data: no token is configured, or it carries it.
-pub fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
-    state
-        .settings
-        .token
-        .as_ref()
-        .is_none_or(|t| t.allows(headers))
+/// Failed token attempts for the whole server (see the module documentation).
+#[derive(Debug)]
+pub struct Throttle {
+    /// Places left (fractional: they come back continuously), and when that was counted.
+    state: Mutex<(f64, Instant)>,
 }
 
-/// Middleware for the data routes: 401 with a JSON error unless authorized.
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle {
+            state: Mutex::new((Throttle::BURST, Instant::now())),
+        }
+    }
+}
+
+impl Throttle {
+    /// Attempts allowed at once.
+    pub const BURST: f64 = 10.0;
+    /// One place comes back this often.
+    pub const EVERY: Duration = Duration::from_secs(2);
+
+    fn refill(state: &mut (f64, Instant)) {
+        let now = Instant::now();
+        let back = now.duration_since(state.1).as_secs_f64() / Throttle::EVERY.as_secs_f64();
+        *state = ((state.0 + back).min(Throttle::BURST), now);
+    }
+
+    /// Takes a place for one attempt; `Err(seconds)` to wait when none is left.
+    pub fn take(&self) -> Result<(), u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Throttle::refill(&mut s);
+        if s.0 >= 1.0 {
+            s.0 -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - s.0) * Throttle::EVERY.as_secs_f64();
+            Err(wait.ceil().max(1.0) as u64)
+        }
+    }
+
+    /// Gives the place back: the attempt named the right token.
+    pub fn give_back(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = (s.0 + 1.0).min(Throttle::BURST);
+    }
+}
+
+/// What a request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Granted,
+    Denied,
+    /// Too many failed attempts: try again after this many seconds.
+    Throttled(u64),
+}
+
+/// Whether the request may see data: no token is configured, it carries the session
+/// cookie, or it names the token (a bearer header, throttled).
+pub fn access(state: &AppState, headers: &HeaderMap) -> Access {
+    let Some(token) = &state.settings.token else {
+        return Access::Granted;
+    };
+    if token.has_cookie(headers) {
+        return Access::Granted;
+    }
+    if Token::bearers(headers).next().is_none() {
+        return Access::Denied;
+    }
+    if let Err(wait) = state.throttle.take() {
+        return Access::Throttled(wait);
+    }
+    if Token::bearers(headers).any(|t| token.matches(t)) {
+        state.throttle.give_back();
+        Access::Granted
+    } else {
+        Access::Denied
+    }
+}
+
+/// 429 with `Retry-After`: too many failed attempts.
+pub fn throttled(wait: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many wrong tokens; try again in {wait} s"),
+    )
+    .retry_after(wait)
+}
+
+/// Middleware for the data routes: 401 with a JSON error unless authorized (429 while
+/// wrong tokens are throttled).
 pub async fn require(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    if authorized(&state, req.headers()) {
-        return next.run(req).await;
+    match access(&state, req.headers()) {
+        Access::Granted => return next.run(req).await,
+        Access::Throttled(wait) => return throttled(wait).into_response(),
+        Access::Denied => {}
     }
-    let mut r = super::error::ApiError::new(
+    let mut r = ApiError::new(
         StatusCode::UNAUTHORIZED,
         "an access token is needed: log in on the page, or send `Authorization: Bearer TOKEN`",
     )
@@ -116,6 +216,20 @@ mod tests {
             h.append(k.clone(), v.parse().unwrap());
         }
         h
+    }
+
+    #[test]
+    fn the_throttle_allows_a_burst_then_says_when() {
+        let t = Throttle::default();
+        for _ in 0..Throttle::BURST as usize {
+            assert_eq!(t.take(), Ok(()));
+        }
+        let wait = t.take().unwrap_err();
+        assert!((1..=2).contains(&wait), "{wait}");
+        // A right token gives its place back.
+        t.give_back();
+        assert_eq!(t.take(), Ok(()));
+        assert!(t.take().is_err());
     }
 
     #[test]

@@ -11,18 +11,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use phototag_light::catalog::{Catalog, CatalogError, FileRow, Hash, ImageRow};
-
-/// A hash as 64 hex digits (either case); anything else is `None`.
-pub fn parse_hash(s: &str) -> Option<Hash> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut h = [0u8; 32];
-    for (i, byte) in h.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(h)
-}
+use phototag_light::fsutil::open_regular;
 
 /// A known content: its image row and its file rows.
 #[derive(Debug)]
@@ -56,11 +45,8 @@ pub fn read_content(files: &[FileRow], hash: &Hash, max: u64) -> Option<(PathBuf
 }
 
 fn read_if_same(path: &Path, row: &FileRow, hash: &Hash, max: u64) -> Result<Vec<u8>, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
+    // Never blocks: a FIFO put at a catalogued path is refused, not waited on.
+    let (file, meta) = open_regular(path).map_err(|e| e.to_string())?;
     let mtime_ns = meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128;
     if meta.len() != row.size || mtime_ns != row.mtime_ns as i128 {
         return Err("changed since it was indexed".into());
@@ -94,25 +80,6 @@ pub fn media_type(format: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_64_hex_digits_are_a_hash() {
-        let hex = "00ff".repeat(16);
-        let h = parse_hash(&hex).unwrap();
-        assert_eq!((h[0], h[1], h[31]), (0x00, 0xff, 0xff));
-        assert_eq!(parse_hash(&hex.to_uppercase()), Some(h));
-        for bad in [
-            "",
-            "../../etc/passwd",
-            &hex[..63],
-            &format!("{hex}0"),
-            &format!("{}/..", &hex[..61]),
-            &format!("{}g", &hex[..63]),
-            &format!("{}é", &hex[..62]),
-        ] {
-            assert_eq!(parse_hash(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn a_changed_file_is_not_served() {

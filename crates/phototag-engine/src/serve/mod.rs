@@ -1,38 +1,51 @@
 //! `phototag serve`: the web page and its JSON API over HTTP (axum on tokio).
 //!
-//! Layout, one job per file: `routes` (the router, errors, login, uploads), `views` (search,
-//! tag cloud, photo record, thumbnails, originals), `auth` (the access
-//! token: bearer header or login cookie, compared in constant time), `worker` (the one
-//! thread that owns the model and classifies uploads in memory), `files` (catalog hash →
-//! a file on disk whose bytes still have that hash), `thumbs` (JPEG thumbnails made on
-//! demand, cached by content hash), `assets` (the page, compiled into the binary).
+//! Layout, one job per file: `server` (connections: the accept loop, the connection limit,
+//! header, idle and body timeouts, shutdown), `guard` (the Host and Origin allow-list, JSON
+//! for every error), `routes` (the router, login, uploads), `views` (search, tag cloud,
+//! photo record, thumbnails, originals), `library` (the library newest first, "more like
+//! this", near-duplicate groups), `auth` (the access token: bearer header or login
+//! cookie, compared in constant time; failed attempts throttled), `blocking` (the bounded
+//! pool every blocking job runs on), `worker` (the one thread that owns the model and
+//! classifies uploads in memory), `files` (catalog hash → a file on disk whose bytes still
+//! have that hash), `thumbs` (JPEG thumbnails made on demand, cached by content hash),
+//! `assets` (the page, compiled into the binary).
 //!
 //! May not: let anything from a request name a file (only hashes the catalog knows map to
-//! paths, and those paths come from the catalog), write uploads to disk, or write to the
-//! catalog (it opens it read-only, per request, so a running daemon is never blocked).
+//! paths, and those paths come from the catalog), write uploads to disk, write to the
+//! catalog (it opens it read-only, per request, so a running daemon is never blocked), or
+//! block the async runtime's threads (blocking work goes to `blocking`).
 
 mod assets;
 pub mod auth;
+mod blocking;
 mod error;
 mod files;
+mod guard;
+mod library;
 mod routes;
+mod server;
 mod thumbs;
 mod views;
 pub mod worker;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use phototag_light::limits::Limits;
 
 pub use auth::Token;
 pub use routes::router;
+pub use server::{serve, RUNTIME_BLOCKING_THREADS};
 pub use worker::Worker;
 
 /// Thumbnails decoded at once, at most (fewer on fewer cores).
 const MAX_THUMB_DECODES: usize = 4;
+/// Bytes of uploads held in memory at once, in units of the largest upload: a third
+/// upload waits (briefly, then 503) until one of two is classified.
+const UPLOADS_IN_MEMORY: u64 = 2;
 
 /// Why the server will not start.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +73,16 @@ pub struct Settings {
     pub preview_size: u32,
     /// The access token, when one is required.
     pub token: Option<Token>,
+    /// Similarity from which the near-duplicates view groups photos (`similar.near_threshold`).
+    pub near_threshold: f32,
+    /// The address listened on (its IP is one of the hosts the server answers to).
+    pub listen: SocketAddr,
+    /// Further host names it answers to (`serve.hosts`).
+    pub hosts: Vec<String>,
+    /// Most connections at once (`serve.max_connections`; fewer with few file descriptors).
+    pub max_connections: usize,
+    /// Header, idle and body-stall timeout (`serve.timeout_seconds`).
+    pub timeout: Duration,
 }
 
 /// Everything the handlers share.
@@ -69,16 +92,31 @@ pub struct AppState {
     pub worker: Worker,
     /// Bounds how many thumbnails are decoded at once (each may hold a large image).
     thumb_permits: tokio::sync::Semaphore,
+    /// The pool every blocking job (SQLite, search, decoding, file reads) runs on.
+    blocking: blocking::Pool,
+    /// Upload bytes held in memory, in KiB: bounded as a whole, not only per upload.
+    upload_kib: tokio::sync::Semaphore,
+    /// Failed logins and wrong bearer tokens, throttled for the whole server.
+    throttle: auth::Throttle,
+    /// The hosts the server answers to.
+    hosts: guard::Hosts,
 }
 
 impl AppState {
     pub fn new(settings: Settings, worker: Worker) -> Arc<AppState> {
         // A photo at the pixel limit decodes to ~270 MB: a few at a time at most.
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let upload_kib = (settings.max_upload_bytes.saturating_mul(UPLOADS_IN_MEMORY))
+            .div_ceil(1024)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS as u64);
         Arc::new(AppState {
+            hosts: guard::Hosts::new(settings.listen, &settings.hosts),
             settings,
             worker,
             thumb_permits: tokio::sync::Semaphore::new(cores.min(MAX_THUMB_DECODES)),
+            blocking: blocking::Pool::new(blocking::size()),
+            upload_kib: tokio::sync::Semaphore::new(upload_kib as usize),
+            throttle: auth::Throttle::default(),
         })
     }
 }
@@ -93,18 +131,6 @@ pub fn check_listen(addr: &str, token: Option<&Token>) -> Result<SocketAddr, Ser
         return Err(ServeError::NeedsToken { addr });
     }
     Ok(addr)
-}
-
-/// Serves the page and API on `listener` until `shutdown` completes, then finishes the
-/// requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

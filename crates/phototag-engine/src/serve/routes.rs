@@ -1,7 +1,14 @@
 //! The router: the page (no token needed: it holds no data), the login, and the data
 //! routes behind the token: `POST /api/classify`, `GET /api/search`, `GET /api/labels`,
-//! `GET /api/photos/{hash}`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
-//! `{"error": ...}` with a 4xx status for what the client did wrong.
+//! `GET /api/photos/{hash}`, `GET /api/library`, `GET /api/similar/{hash}`, `GET
+//! /api/dupes`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
+//! `{"error": ...}` with a 4xx status for what the client did wrong, 503 with `Retry-After`
+//! while the server is busy. Every request first passes `guard` (its host and origin).
+//!
+//! Uploads are held in memory, bounded as a whole: an upload reserves its size (from
+//! `Content-Length`, else the largest allowed) from a budget of two largest uploads before
+//! its body is read, and keeps it until it is classified; one that cannot reserve in time
+//! is answered 503 with `Retry-After`.
 //!
 //! May not: touch a file whose path did not come from the catalog (see `files`), or run
 //! blocking work (SQLite, decoding, reading files) on the async runtime's threads.
@@ -10,8 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -20,8 +28,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{rejected, ApiError};
+use super::server::too_slow;
 use super::worker::WorkError;
-use super::{assets, auth, views, AppState};
+use super::{assets, auth, blocking, guard, library, views, AppState};
 use crate::classify::FileError;
 use crate::imaging::DecodeError;
 
@@ -41,6 +50,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/search", get(views::search))
         .route("/api/labels", get(views::labels))
         .route("/api/photos/{hash}", get(views::photo_info))
+        .route("/api/library", get(library::library))
+        .route("/api/similar/{hash}", get(library::similar))
+        .route("/api/dupes", get(library::dupes))
         .route("/thumb/{hash}", get(views::thumb))
         .route("/photo/{hash}", get(views::photo))
         .route_layer(middleware::from_fn_with_state(
@@ -56,6 +68,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/logout", post(logout))
         .merge(data)
         .fallback(not_found)
+        .layer(middleware::map_response(guard::json_errors))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            guard::check_host,
+        ))
         .layer(middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(64 * 1024))
         .with_state(state)
@@ -87,12 +104,24 @@ async fn not_found(method: Method, uri: Uri) -> ApiError {
 
 // ---- session ----
 
-async fn session(State(state): State<Arc<AppState>>, headers: header::HeaderMap) -> Json<Value> {
+async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json<Value> {
     Json(json!({
         "token_required": state.settings.token.is_some(),
-        "authorized": auth::authorized(&state, &headers),
+        "authorized": auth::access(&state, &headers) == auth::Access::Granted,
         "model": state.worker.model(),
     }))
+}
+
+/// A body that could not be read: 408 when it came too slowly, else the rejection's own
+/// status, as JSON.
+fn body_rejected(e: JsonRejection) -> ApiError {
+    if too_slow(&e) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            super::server::TooSlow.to_string(),
+        );
+    }
+    rejected(e)
 }
 
 #[derive(Deserialize)]
@@ -102,26 +131,26 @@ struct Login {
 
 async fn login(
     State(state): State<Arc<AppState>>,
-    body: Option<Json<Login>>,
+    body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Some(token) = &state.settings.token else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    match body {
-        Some(Json(l)) if token.matches(l.token.trim()) => {
-            let cookie = format!(
-                "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
-                auth::COOKIE,
-                token.cookie_value()
-            );
-            Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
-        }
-        _ => {
-            // Slows down guessing.
-            tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-            Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"))
-        }
+    let Json(login) = body.map_err(body_rejected)?;
+    // Throttled for the whole server: a flood of parallel guesses gets 429s.
+    state.throttle.take().map_err(auth::throttled)?;
+    if !token.matches(login.token.trim()) {
+        // Slows down guessing one at a time (the throttle bounds guessing in parallel).
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong token"));
     }
+    state.throttle.give_back();
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=2592000",
+        auth::COOKIE,
+        token.cookie_value()
+    );
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
 async fn logout() -> Response {
@@ -151,14 +180,14 @@ fn input_status(e: &FileError) -> StatusCode {
     }
 }
 
-/// The status for an upload the model could not take.
-fn work_status(e: &WorkError) -> StatusCode {
+/// The answer for an upload the model could not take: 503 with `Retry-After` for what
+/// passes (the model loading, a full queue), plain 503 for no model at all.
+fn work_error(e: WorkError) -> ApiError {
     match e {
-        WorkError::Input(e) => input_status(e),
-        WorkError::Stopped => StatusCode::INTERNAL_SERVER_ERROR,
-        WorkError::Loading | WorkError::NoModel(_) | WorkError::Busy => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        WorkError::Input(f) => ApiError::new(input_status(&f), f.to_string()),
+        WorkError::Stopped => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        WorkError::Loading | WorkError::Busy => ApiError::busy(e.to_string()),
+        WorkError::NoModel(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }
 }
 
@@ -166,10 +195,21 @@ fn work_status(e: &WorkError) -> StatusCode {
 /// prints it (`file` is the upload's name). The upload stays in memory.
 async fn classify(
     State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
     let mut form = form.map_err(rejected)?;
     let max = state.settings.max_upload_bytes;
+    // Reserve the memory the upload may take before reading it (held until classified).
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let expect = declared.unwrap_or(max).min(max);
+    let kib = u32::try_from(expect.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let _memory = tokio::time::timeout(blocking::WAIT, state.upload_kib.acquire_many(kib))
+        .await
+        .map_err(|_| ApiError::busy("busy with other uploads; try again in a moment"))?
+        .map_err(ApiError::internal)?;
     let too_big = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -179,7 +219,12 @@ async fn classify(
         )
     };
     let form_error = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if too_slow(&e) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                super::server::TooSlow.to_string(),
+            )
+        } else if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_big()
         } else {
             ApiError::new(e.status(), format!("bad upload: {}", e.body_text()))
@@ -191,7 +236,7 @@ async fn classify(
             continue;
         }
         let name = field.file_name().unwrap_or("upload").to_string();
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(expect as usize);
         while let Some(chunk) = field.chunk().await.map_err(form_error)? {
             if (bytes.len() + chunk.len()) as u64 > max {
                 return Err(too_big());
@@ -223,6 +268,6 @@ async fn classify(
             input_status(&e),
             output::file_error_json(file, &e),
         )),
-        Err(e) => Err(ApiError::new(work_status(&e), e.to_string())),
+        Err(e) => Err(work_error(e)),
     }
 }

@@ -1,5 +1,7 @@
 //! The catalog views: search, the tag cloud, a photo's record, its thumbnails and its
-//! original. Every one reads a per-request read-only catalog connection off the runtime.
+//! original. Every one reads a per-request read-only catalog connection on the bounded
+//! blocking pool, never on the runtime's threads; so does compiling a search (its
+//! suggestions cost an edit distance per name).
 //!
 //! May not: turn anything in a request into a path (hashes are parsed, sizes are chosen
 //! from the configuration; paths come from the catalog through `files`).
@@ -17,9 +19,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::{rejected, ApiError};
-use super::files::{self, parse_hash};
+use super::files;
 use super::{thumbs, AppState};
-use phototag_light::catalog::{hex, Catalog};
+use phototag_light::catalog::{hex, parse_hash, Catalog};
 use phototag_light::search::{Query as SearchQuery, Request};
 
 /// Search results returned when the request names no limit, and the most it may ask for.
@@ -38,7 +40,7 @@ pub(super) struct SearchParams {
 }
 
 /// Thumbnail, preview and original addresses of a content.
-fn links(hash: &str) -> Value {
+pub(super) fn links(hash: &str) -> Value {
     json!({
         "thumb": format!("/thumb/{hash}"),
         "preview": format!("/thumb/{hash}?size=large"),
@@ -47,7 +49,7 @@ fn links(hash: &str) -> Value {
     })
 }
 
-fn merge(mut v: Value, extra: Value) -> Value {
+pub(super) fn merge(mut v: Value, extra: Value) -> Value {
     if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
         o.extend(e);
     }
@@ -76,32 +78,39 @@ pub(super) async fn search(
         ));
     }
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
-    let query = SearchQuery::compile(&text, min_prob / 100.0)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
-    let unknown: Vec<Value> = query
-        .unknown()
-        .map(|t| json!({ "term": t.text, "suggestions": t.suggestions }))
-        .collect();
-    let compiled = query.compiled;
-    let runnable = !compiled.classes().is_empty() || compiled.matches_untagged();
-    let hits = if runnable {
-        with_catalog(&state, move |catalog, _| {
-            Ok(catalog.find(&Request {
-                query: compiled,
-                under: Vec::new(),
-                mtime_ns: None,
-                limit: Some(limit),
-                with_tags: true,
-            })?)
+    let q = text.clone();
+    let st = Arc::clone(&state);
+    let (unknown, results) = state
+        .blocking
+        .run(move || {
+            // Bounded (length, terms, nesting, suggested terms) in `search`, and off the runtime.
+            let query = SearchQuery::compile(&q, min_prob / 100.0)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+            let unknown: Vec<Value> = query
+                .unknown()
+                .map(|t| json!({ "term": t.text, "suggestions": t.suggestions }))
+                .collect();
+            let compiled = query.compiled;
+            let runnable = !compiled.classes().is_empty() || compiled.matches_untagged();
+            let hits = if runnable {
+                let catalog = Catalog::open_readonly(&st.settings.db)?;
+                catalog.find(&Request {
+                    query: compiled,
+                    under: Vec::new(),
+                    mtime_ns: None,
+                    limit: Some(limit),
+                    with_tags: true,
+                })?
+            } else {
+                Vec::new()
+            };
+            let results: Vec<Value> = hits
+                .iter()
+                .map(|h| merge(output::hit_json(h), links(&hex(&h.hash))))
+                .collect();
+            Ok((unknown, results))
         })
-        .await?
-    } else {
-        Vec::new()
-    };
-    let results: Vec<Value> = hits
-        .iter()
-        .map(|h| merge(output::hit_json(h), links(&hex(&h.hash))))
-        .collect();
+        .await?;
     Ok(Json(json!({
         "query": text,
         "count": results.len(),
@@ -256,17 +265,19 @@ pub(super) async fn photo(
     Ok(r)
 }
 
-/// Runs `f` on a read-only catalog connection opened for this request, off the runtime.
-async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
+/// Runs `f` on a read-only catalog connection opened for this request, on the bounded
+/// blocking pool.
+pub(super) async fn with_catalog<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&Catalog, &AppState) -> Result<T, ApiError> + Send + 'static,
 {
-    let state = Arc::clone(state);
-    tokio::task::spawn_blocking(move || {
-        let catalog = Catalog::open_readonly(&state.settings.db)?;
-        f(&catalog, &state)
-    })
-    .await
-    .map_err(ApiError::internal)?
+    let st = Arc::clone(state);
+    state
+        .blocking
+        .run(move || {
+            let catalog = Catalog::open_readonly(&st.settings.db)?;
+            f(&catalog, &st)
+        })
+        .await
 }

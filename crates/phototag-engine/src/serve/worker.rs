@@ -1,23 +1,24 @@
 //! The model's thread: owns the [`Classifier`] (libtorch runs one forward at a time here),
 //! loads it once at start, and classifies uploads held in memory: decode with the usual
 //! limits, preprocess for the model, top-k. Requests wait in a short bounded queue; when it
-//! is full the caller is told the server is busy rather than piling up uploads in memory.
+//! stays full the caller is told the server is busy (503, `Retry-After`) rather than piling
+//! up uploads in memory.
 //!
 //! The model is loaded at start, in the background: the page and the catalog views work
 //! at once (and without any model prepared), and the first upload does not pay the load.
 //!
 //! May not: write anything to disk, or block the async runtime (callers await a reply).
 
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::classify::{prepare_bytes, Batch, Classified, FileError, Scale, Settings};
 use crate::model::Classifier;
 
-/// Uploads waiting for the model at most.
-const QUEUE: usize = 4;
+/// Uploads waiting for the model at most (their memory is bounded by the upload budget;
+/// one that finds the queue full waits [`super::blocking::WAIT`] for a place, then gets 503).
+const QUEUE: usize = 16;
 
 /// Why an upload got no classes.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +58,7 @@ enum ModelState {
 /// The handle the handlers hold.
 #[derive(Debug)]
 pub struct Worker {
-    tx: mpsc::SyncSender<Job>,
+    tx: mpsc::Sender<Job>,
     state: Arc<Mutex<ModelState>>,
 }
 
@@ -69,7 +70,7 @@ impl Worker {
     where
         L: FnOnce() -> anyhow::Result<(Classifier, Settings)> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         let state = Arc::new(Mutex::new(ModelState::Loading));
         let shared = Arc::clone(&state);
         let set = move |s: ModelState| *shared.lock().unwrap_or_else(|e| e.into_inner()) = s;
@@ -95,13 +96,13 @@ impl Worker {
                         tracing::warn!("uploads cannot be classified: {msg}");
                         set(ModelState::Failed(msg));
                         // Keep answering, so each upload gets the reason.
-                        for job in rx {
+                        while let Some(job) = rx.blocking_recv() {
                             let _ = job.reply.send(Err(WorkError::Stopped));
                         }
                         return;
                     }
                 };
-                for job in rx {
+                while let Some(job) = rx.blocking_recv() {
                     let answer = classify(&classifier, &job.bytes, &settings)
                         .map(|c| (classifier.name().to_string(), c));
                     let _ = job.reply.send(answer);
@@ -118,10 +119,11 @@ impl Worker {
             ModelState::Ready(_) => {}
         }
         let (reply, answer) = oneshot::channel();
-        match self.tx.try_send(Job { bytes, reply }) {
+        let job = Job { bytes, reply };
+        match self.tx.send_timeout(job, super::blocking::WAIT).await {
             Ok(()) => {}
-            Err(mpsc::TrySendError::Full(_)) => return Err(WorkError::Busy),
-            Err(mpsc::TrySendError::Disconnected(_)) => return Err(WorkError::Stopped),
+            Err(mpsc::error::SendTimeoutError::Timeout(_)) => return Err(WorkError::Busy),
+            Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(WorkError::Stopped),
         }
         answer.await.unwrap_or(Err(WorkError::Stopped))
     }

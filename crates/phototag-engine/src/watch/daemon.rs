@@ -1,7 +1,10 @@
 //! The daemon's event loop (`phototag watch`): sets up watches (inotify on local disks,
 //! polling on network mounts or when inotify runs out), settles changed files, hands them
 //! to the worker, delays deletions by a grace period, guards against unmounted roots,
-//! reloads on SIGHUP, stops cleanly on SIGTERM, and talks to systemd.
+//! reloads on SIGHUP, classifies the queue at once on SIGUSR1 (whatever the schedule and
+//! load), stops cleanly on SIGTERM, and talks to systemd. The status record it writes
+//! says what the worker does: the model loaded or not, the queue, why classification
+//! waits, the next window, the measured rate and the time left.
 //!
 //! May not: touch the catalog or the model (the worker does), or spin: with nothing
 //! changing it wakes about once a second for a few stats.
@@ -19,7 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use super::roots::{secs, watch_tree, Events, Mode, Root};
 use super::sdnotify;
 use super::settle::Settler;
-use super::{Job, Outputs, Shared};
+use super::{Job, Outputs, Policy, Shared};
 use crate::index::plan::Plan;
 use crate::index::walk::Entry;
 use phototag_light::config::WatchConfig;
@@ -35,6 +38,8 @@ pub struct Settings {
     pub watch: WatchConfig,
     /// Albums and sidecars, for the worker.
     pub outputs: Outputs,
+    /// Schedule, load limit and idle unload, for the worker.
+    pub policy: Policy,
 }
 
 /// Everything the loop needs.
@@ -280,6 +285,35 @@ impl Loop {
 
     fn status(&self, state: &str) -> Status {
         let s = &self.p.shared;
+        let schedule = self.p.settings.policy.schedule.schedule();
+        let now = phototag_light::schedule::local_now();
+        let opens_in = schedule.opens_in(now);
+        let forced = s.force.load(Ordering::Relaxed);
+        let (queue, waiting) = (
+            s.queue.load(Ordering::Relaxed),
+            s.waiting.load(Ordering::Relaxed),
+        );
+        let rate = s
+            .rate
+            .lock()
+            .ok()
+            .and_then(|mut r| r.per_second(Instant::now()));
+        let eta = rate.filter(|r| *r > 0.0).map(|r| {
+            let work = (queue as u64 + waiting) as f64 / r;
+            if forced {
+                work
+            } else {
+                schedule.finish_in(now, work)
+            }
+        });
+        let next = (opens_in > 0 && !forced).then(|| {
+            let at = (now + opens_in) % phototag_light::schedule::DAY;
+            let hm = format!("{:02}:{:02}", at / 3600, (at / 60) % 60);
+            match at % 60 {
+                0 => hm,
+                s => format!("{hm}:{s:02}"),
+            }
+        });
         Status {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -287,11 +321,23 @@ impl Loop {
             started_unix: self.started,
             updated_unix: phototag_light::catalog::unix_now(),
             model: s.model.lock().map(|m| m.clone()).unwrap_or(None),
+            model_loaded: s.model_loaded.load(Ordering::Relaxed),
             roots: self.roots.iter().map(Root::status).collect(),
             settling: self.settler.len(),
-            queue: s.queue.load(Ordering::Relaxed),
+            queue,
             done: s.done.load(Ordering::Relaxed),
             failed: s.failed.load(Ordering::Relaxed),
+            waiting,
+            paused: if forced {
+                None
+            } else {
+                s.paused.lock().map(|p| p.clone()).unwrap_or(None)
+            },
+            schedule: schedule.to_string(),
+            next_window_in_seconds: next.as_ref().map(|_| opens_in as u64),
+            next_window: next,
+            rate,
+            eta_seconds: eta,
             albums: s.albums.lock().map(|a| a.clone()).unwrap_or_default(),
             catalog: s.catalog.lock().map(|c| c.clone()).unwrap_or_default(),
         }
@@ -312,12 +358,15 @@ impl Loop {
             None => String::new(),
         };
         let line = format!(
-            "{} root(s) ({offline} offline), {} settling, {} queued, {} done, {} failed{away}",
+            "{} root(s) ({offline} offline), {} settling, {} queued, {} waiting, {} done, {} failed, model {}{}{away}",
             st.roots.len(),
             st.settling,
             st.queue,
+            st.waiting,
             st.done,
-            st.failed
+            st.failed,
+            if st.model_loaded { "loaded" } else { "not loaded" },
+            st.paused.as_deref().map(|p| format!("; paused: {p}")).unwrap_or_default()
         );
         if force
             || line != self.last_line
@@ -333,6 +382,12 @@ impl Loop {
     }
 
     fn apply_settings(&mut self, s: Settings) {
+        let changed = changes(&self.p.settings, &s);
+        if changed.is_empty() {
+            tracing::info!("configuration reloaded: nothing changed");
+        } else {
+            tracing::info!("configuration reloaded: {}", changed.join("; "));
+        }
         let old: Vec<PathBuf> = self.roots.iter().map(|r| r.path.clone()).collect();
         self.roots.retain(|r| s.roots.contains(&r.path));
         for r in &old {
@@ -356,9 +411,80 @@ impl Loop {
         }
         self.settler.set_settle(secs(s.watch.settle_seconds));
         let _ = self.p.jobs.send(Job::Outputs(s.outputs.clone()));
+        let _ = self.p.jobs.send(Job::Policy(s.policy.clone()));
         self.p.settings = s;
         self.reconcile(added);
     }
+}
+
+/// What a reload changes, one phrase each: roots added and removed, `[watch]` keys, albums.
+fn changes(old: &Settings, new: &Settings) -> Vec<String> {
+    let mut out = Vec::new();
+    let list = |paths: Vec<&PathBuf>| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&PathBuf> = new
+        .roots
+        .iter()
+        .filter(|r| !old.roots.contains(r))
+        .collect();
+    let removed: Vec<&PathBuf> = old
+        .roots
+        .iter()
+        .filter(|r| !new.roots.contains(r))
+        .collect();
+    if !added.is_empty() {
+        out.push(format!("roots added: {}", list(added)));
+    }
+    if !removed.is_empty() {
+        out.push(format!("roots no longer watched: {}", list(removed)));
+    }
+    let (o, n) = (&old.watch, &new.watch);
+    for (key, a, b) in [
+        ("settle_seconds", o.settle_seconds, n.settle_seconds),
+        (
+            "poll_interval_seconds",
+            o.poll_interval_seconds,
+            n.poll_interval_seconds,
+        ),
+        (
+            "delete_grace_seconds",
+            o.delete_grace_seconds,
+            n.delete_grace_seconds,
+        ),
+        (
+            "album_delay_seconds",
+            o.album_delay_seconds,
+            n.album_delay_seconds,
+        ),
+    ] {
+        if a != b {
+            out.push(format!("watch.{key} {a} → {b}"));
+        }
+    }
+    if o.modes != n.modes {
+        out.push(format!("watch.modes {:?} → {:?}", o.modes, n.modes));
+    }
+    if o.sidecars != n.sidecars {
+        out.push(format!(
+            "watch.sidecars {:?} → {:?}",
+            o.sidecars, n.sidecars
+        ));
+    }
+    let names =
+        |s: &Settings| -> Vec<String> { s.outputs.albums.iter().map(|a| a.name.clone()).collect() };
+    if old.outputs.albums != new.outputs.albums {
+        out.push(format!(
+            "albums [{}] → [{}]",
+            names(old).join(", "),
+            names(new).join(", ")
+        ));
+    }
+    out
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -366,6 +492,7 @@ pub async fn run(p: Params) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let settle = secs(p.settings.watch.settle_seconds);
     let mut l = Loop {
@@ -407,6 +534,12 @@ pub async fn run(p: Params) -> anyhow::Result<()> {
                     Err(e) => tracing::error!("configuration not reloaded: {e}"),
                 }
                 sdnotify::ready();
+                l.report(Instant::now(), true);
+            }
+            _ = usr1.recv() => {
+                let waiting = l.p.shared.waiting.load(Ordering::Relaxed);
+                tracing::info!(waiting, "SIGUSR1: classifying the queue now, whatever the schedule and load");
+                l.p.shared.force.store(true, Ordering::Relaxed);
                 l.report(Instant::now(), true);
             }
             Some(ev) = rx.recv() => match ev {

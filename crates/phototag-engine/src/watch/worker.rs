@@ -7,6 +7,12 @@
 //! notices other processes' commits (`phototag retag`, `index`, `album add`) through the
 //! catalog's data version.
 //!
+//! Classification follows the [`Policy`]: before each batch the gate (`crate::gate`) is
+//! asked; outside the schedule windows or while the machine is busy, new photos are only
+//! hashed and recorded as queued, and when idle the worker classifies the queue while the
+//! gate allows (a job arriving interrupts it between batches). After `unload_after`
+//! without classifying, the model is unloaded; it is loaded again when a photo needs it.
+//!
 //! When the catalog's server is away (a shared PostgreSQL catalog), the worker keeps every
 //! job it could not do, in order, with the jobs that keep coming, and tries the server
 //! again with a growing delay (0.5 s doubling to 15 s); once it answers, the queue is done
@@ -22,122 +28,305 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{Job, Outputs, Shared};
+use super::{Job, Outputs, Policy, Shared};
 use crate::classify::{LazyClassifier, Settings};
+use crate::gate::{Gate, Verdict};
 use crate::index::execute::execute;
 use crate::index::plan::{self};
-use crate::index::Progress;
-use crate::model::Classifier;
+use crate::index::queue::classify_queued;
 use crate::index::walk::Entry;
 use crate::index::IndexError;
+use crate::index::{Progress, Turn};
+use crate::model::Classifier;
 use phototag_light::catalog::{Catalog, CatalogError};
 use phototag_light::exclude::Excluder;
+use phototag_light::model_files::StoredModel;
 use phototag_light::status::CatalogStatus;
 
 type Loader = Box<dyn FnMut() -> anyhow::Result<Classifier> + Send>;
 
+/// Queued photos taken per turn of the idle loop (a job arriving stops it sooner).
+const QUEUE_SLICE: usize = 256;
+
+/// What the worker needs besides its jobs.
+pub struct WorkerParams {
+    pub catalog: Catalog,
+    /// The model to classify with, and how to load it.
+    pub model: StoredModel,
+    pub loader: Loader,
+    pub settings: Settings,
+    pub excluder: Excluder,
+    pub follow_symlinks: bool,
+    pub outputs: Outputs,
+    pub policy: Policy,
+    pub stop: Arc<AtomicBool>,
+    pub shared: Arc<Shared>,
+}
+
 /// Starts the worker; it ends when the job sender is dropped (after the job at hand).
-#[allow(clippy::too_many_arguments)]
-pub fn spawn(
-    mut catalog: Catalog,
-    loader: Loader,
-    settings: Settings,
-    excluder: Excluder,
-    follow_symlinks: bool,
-    outputs: Outputs,
-    stop: Arc<AtomicBool>,
-    shared: Arc<Shared>,
-) -> (mpsc::Sender<Job>, JoinHandle<()>) {
+pub fn spawn(p: WorkerParams) -> (mpsc::Sender<Job>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel::<Job>();
     let handle = std::thread::Builder::new()
         .name("phototag-worker".into())
-        .spawn(move || {
-            let mut model = LazyClassifier::new(loader);
-            let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
-            let mut albums = super::albums::Albums::new(outputs, excluder.clone());
-            let mut lists = SearchLists::default();
-            let mut waiting = Waiting::default();
-            loop {
-                let timeout = waiting.timeout();
-                let job = match rx.recv_timeout(timeout) {
-                    Ok(Job::Outputs(o)) => {
-                        albums.set_outputs(o);
-                        continue;
-                    }
-                    Ok(job) if waiting.is_away() => {
-                        waiting.push(job, &shared);
-                        continue;
-                    }
-                    Ok(job) => Some(job),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                };
-                if let Some(job) = job {
-                    waiting.push(job, &shared);
-                }
-                if waiting.is_away() && !waiting.try_again(&catalog, &shared) {
-                    continue;
-                }
-                let Some(job) = waiting.next(&shared) else {
-                    if !waiting.is_away() {
-                        albums.tick(&mut catalog, &shared);
-                        lists.tick(&mut catalog, true);
-                    }
-                    continue;
-                };
-                let changes = !matches!(job, Job::RootState { .. });
-                let sidecars = match &job {
-                    Job::Process(entries) => albums.sidecar_paths(entries),
-                    _ => Vec::new(),
-                };
-                let retry = job.retry_copy();
-                match handle(
-                    &mut catalog,
-                    &mut model,
-                    &mut root_ids,
-                    job,
-                    &settings,
-                    &excluder,
-                    follow_symlinks,
-                    &stop,
-                    &shared,
-                ) {
-                    Ok(Handled::Done) => {}
-                    Ok(Handled::Elsewhere(entries)) => waiting.later(entries, &shared),
-                    Ok(Handled::Away(job, e)) => {
-                        waiting.away(job, &e, &shared);
-                        continue;
-                    }
-                    Err(e) if is_unavailable(e.as_ref()) => {
-                        match retry {
-                            Some(job) => waiting.away(job, &e.to_string(), &shared),
-                            None => waiting.away_without_job(&e.to_string(), &shared),
-                        }
-                        continue;
-                    }
-                    Err(e) => tracing::error!("{e}"),
-                }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                super::albums::write_sidecars(&catalog, &sidecars);
-                if changes {
-                    albums.touch();
-                    lists.stale = true;
-                }
-                albums.tick(&mut catalog, &shared);
-                lists.tick(&mut catalog, false);
-            }
-            if !waiting.jobs.is_empty() {
-                tracing::warn!(
-                    jobs = waiting.jobs.len(),
-                    "stopping with work the catalog server was away for: the next start finds it again"
-                );
-            }
-            let _ = catalog.checkpoint();
-        })
+        .spawn(move || run(p, rx))
         .expect("spawning the worker thread");
     (tx, handle)
+}
+
+fn run(p: WorkerParams, rx: mpsc::Receiver<Job>) {
+    let WorkerParams {
+        mut catalog,
+        model,
+        loader,
+        settings,
+        excluder,
+        follow_symlinks,
+        outputs,
+        policy,
+        stop,
+        shared,
+    } = p;
+    let mut w = Work {
+        model: LazyClassifier::for_model(&model, loader),
+        gate: Gate::new(&policy.schedule, Arc::clone(&shared.force)),
+        unload_after: policy.unload_after,
+        last_used: Instant::now(),
+        backlog: VecDeque::new(),
+        settings,
+        stop,
+        shared,
+    };
+    *w.shared.model.lock().unwrap_or_else(|e| e.into_inner()) = Some(model.name.clone());
+    match catalog.queued_count() {
+        Ok(n) => w.shared.waiting.store(n, Ordering::Relaxed),
+        Err(e) => tracing::warn!("cannot count the queued photos: {e}"),
+    }
+    let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
+    let mut albums = super::albums::Albums::new(outputs, excluder.clone());
+    let mut lists = SearchLists::default();
+    let mut waiting = Waiting::default();
+    loop {
+        let job = match w.backlog.pop_front() {
+            Some(job) => Some(job),
+            None => match rx.recv_timeout(waiting.timeout()) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
+        };
+        match job {
+            Some(Job::Outputs(o)) => {
+                albums.set_outputs(o);
+                continue;
+            }
+            Some(Job::Policy(p)) => {
+                w.gate.set_config(&p.schedule);
+                w.unload_after = p.unload_after;
+                continue;
+            }
+            Some(job) => waiting.push(job, &w.shared),
+            None => {}
+        }
+        // The catalog's server away: jobs wait, in order, until it answers again.
+        if waiting.is_away() && !waiting.try_again(&catalog, &w.shared) {
+            if w.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
+        }
+        let Some(job) = waiting.next(&w.shared) else {
+            albums.tick(&mut catalog, &w.shared);
+            lists.tick(&mut catalog, true);
+            w.idle(&mut catalog, &rx);
+            if w.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
+        };
+        let changes = !matches!(job, Job::RootState { .. });
+        let sidecars = match &job {
+            Job::Process(entries) => albums.sidecar_paths(entries),
+            _ => Vec::new(),
+        };
+        let retry = job.retry_copy();
+        match handle(
+            &mut catalog,
+            &mut w,
+            &mut root_ids,
+            job,
+            &excluder,
+            follow_symlinks,
+        ) {
+            Ok(Handled::Done) => {}
+            Ok(Handled::Elsewhere(entries)) => waiting.later(entries, &w.shared),
+            Ok(Handled::Away(job, e)) => {
+                waiting.away(job, &e, &w.shared);
+                continue;
+            }
+            Err(e) if is_unavailable(e.as_ref()) => {
+                match retry {
+                    Some(job) => waiting.away(job, &e.to_string(), &w.shared),
+                    None => waiting.away_without_job(&e.to_string(), &w.shared),
+                }
+                continue;
+            }
+            Err(e) => tracing::error!("{e}"),
+        }
+        if w.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        super::albums::write_sidecars(&catalog, &sidecars);
+        if changes {
+            albums.touch();
+            lists.stale = true;
+        }
+        albums.tick(&mut catalog, &w.shared);
+        lists.tick(&mut catalog, false);
+    }
+    if !waiting.jobs.is_empty() {
+        tracing::warn!(
+            jobs = waiting.jobs.len(),
+            "stopping with work the catalog server was away for: the next start finds it again"
+        );
+    }
+    let _ = catalog.checkpoint();
+}
+
+/// The worker's classification state: the model, the gate, the idle clock, and jobs that
+/// arrived while the queue was being classified.
+struct Work {
+    model: LazyClassifier<'static>,
+    gate: Gate,
+    unload_after: Option<Duration>,
+    /// When the model last classified (or was loaded).
+    last_used: Instant,
+    backlog: VecDeque<Job>,
+    settings: Settings,
+    stop: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+}
+
+impl Work {
+    /// Asks the gate and publishes why classification waits, when it does.
+    fn verdict(&self) -> Verdict {
+        let v = self.gate.check();
+        let why = v.reason().map(str::to_string);
+        let mut paused = self.shared.paused.lock().unwrap_or_else(|e| e.into_inner());
+        if *paused != why {
+            match &why {
+                Some(w) if self.shared.waiting.load(Ordering::Relaxed) > 0 => {
+                    tracing::info!("classification waits: {w}")
+                }
+                None if paused.is_some() && self.shared.waiting.load(Ordering::Relaxed) > 0 => {
+                    tracing::info!("classification resumes")
+                }
+                _ => {}
+            }
+            *paused = why;
+        }
+        v
+    }
+
+    fn note_model(&mut self) {
+        let loaded = self.model.loaded().is_some();
+        if loaded {
+            self.last_used = Instant::now();
+        }
+        self.shared.model_loaded.store(loaded, Ordering::Relaxed);
+    }
+
+    /// With nothing else to do: classify the queue while the gate allows, or unload the
+    /// model when it has been idle long enough.
+    fn idle(&mut self, catalog: &mut Catalog, rx: &mpsc::Receiver<Job>) {
+        let go = self.verdict().is_go();
+        let waiting = self.shared.waiting.load(Ordering::Relaxed);
+        if waiting == 0 {
+            if self.gate.forced() {
+                self.gate.force_flag().store(false, Ordering::Relaxed);
+            }
+        } else if go {
+            self.classify_queue(catalog, rx);
+            return;
+        }
+        if let Some(after) = self.unload_after {
+            if self.model.loaded().is_some() && self.last_used.elapsed() >= after {
+                self.model.unload();
+                self.shared.model_loaded.store(false, Ordering::Relaxed);
+                let rss = crate::memory::rss_mib()
+                    .map(|m| format!(" (resident memory now {m:.0} MiB)"))
+                    .unwrap_or_default();
+                tracing::info!(
+                    "model unloaded after {:.0} s without photos to classify{rss}; it is loaded again when one needs it",
+                    after.as_secs_f64()
+                );
+            }
+        }
+    }
+
+    /// Classifies a slice of the queue, stopping between batches when a job arrives (kept
+    /// for the main loop) or the gate closes.
+    fn classify_queue(&mut self, catalog: &mut Catalog, rx: &mpsc::Receiver<Job>) {
+        let shared = Arc::clone(&self.shared);
+        shared.rate().start(Instant::now());
+        let mut progress = |p: Progress| {
+            if let Progress::Done = p {
+                shared.rate().add(Instant::now(), 1);
+            }
+        };
+        let Work {
+            model,
+            gate,
+            backlog,
+            settings,
+            stop,
+            ..
+        } = self;
+        let mut turn = || {
+            if let Ok(job) = rx.try_recv() {
+                backlog.push_back(job);
+                return Turn::Record;
+            }
+            if gate.check().is_go() {
+                Turn::Classify
+            } else {
+                Turn::Record
+            }
+        };
+        let result = classify_queued(
+            catalog,
+            model,
+            settings,
+            QUEUE_SLICE,
+            stop,
+            &mut turn,
+            &mut progress,
+        );
+        shared.rate().stop(Instant::now());
+        match result {
+            Ok(d) => {
+                if d.classified + d.failed > 0 {
+                    tracing::info!(
+                        classified = d.classified,
+                        failed = d.failed,
+                        waiting = d.left,
+                        "classified photos from the queue"
+                    );
+                }
+                shared.failed.fetch_add(d.failed as u64, Ordering::Relaxed);
+                shared.waiting.store(d.left, Ordering::Relaxed);
+                if d.left == 0 && self.gate.forced() {
+                    tracing::info!("the queue is empty");
+                    self.gate.force_flag().store(false, Ordering::Relaxed);
+                }
+            }
+            Err(e) => {
+                tracing::error!("classifying the queue: {e}");
+                // Not again at once: the next idle turn retries.
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+        self.note_model();
+    }
 }
 
 /// Whether an error (or one of its causes) says the catalog's server is away.
@@ -166,7 +355,7 @@ impl Job {
                 root: root.clone(),
                 state,
             }),
-            Job::Reconcile { .. } | Job::Outputs(_) => None,
+            Job::Reconcile { .. } | Job::Outputs(_) | Job::Policy(_) => None,
         }
     }
 
@@ -371,21 +560,18 @@ impl SearchLists {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn handle(
     catalog: &mut Catalog,
-    model: &mut LazyClassifier<'_>,
+    w: &mut Work,
     root_ids: &mut HashMap<PathBuf, i64>,
     job: Job,
-    settings: &Settings,
     excluder: &Excluder,
     follow_symlinks: bool,
-    stop: &AtomicBool,
-    shared: &Shared,
 ) -> Result<Handled, Box<dyn std::error::Error>> {
+    let (stop, shared) = (Arc::clone(&w.stop), Arc::clone(&w.shared));
     match job {
         Job::Reconcile { roots, reply } => {
-            let plan = plan::plan(catalog, &roots, excluder, follow_symlinks, stop);
+            let plan = plan::plan(catalog, &roots, excluder, follow_symlinks, &stop);
             match &plan {
                 Ok(p) => root_ids.extend(p.root_ids.iter().map(|(k, v)| (k.clone(), *v))),
                 Err(e) if is_unavailable(e) => {
@@ -402,28 +588,39 @@ fn handle(
             entries.retain(|e| !excluder.is_pruned(&e.path));
             shared.queue.fetch_sub(n - entries.len(), Ordering::Relaxed);
             let n = entries.len();
+            shared.rate().start(Instant::now());
             let mut progress = |p: Progress| {
                 if let Progress::Done = p {
                     shared.queue.fetch_sub(1, Ordering::Relaxed);
                     shared.done.fetch_add(1, Ordering::Relaxed);
+                    shared.rate().add(Instant::now(), 1);
                 }
             };
             let before = shared.done.load(Ordering::Relaxed);
+            // Outside the windows or while busy: recorded now, classified from the queue.
+            let verdict = w.verdict();
+            let gate = &w.gate;
+            let mut first = Some(verdict);
+            let mut turn = || {
+                let v = first.take().unwrap_or_else(|| gate.check());
+                if v.is_go() {
+                    Turn::Classify
+                } else {
+                    Turn::Record
+                }
+            };
             let result = execute(
                 catalog,
-                model,
+                &mut w.model,
                 entries,
                 root_ids,
-                settings,
-                stop,
+                &w.settings,
+                &stop,
+                &mut turn,
                 &mut progress,
             );
-            if let Some(c) = model.loaded() {
-                let mut m = shared.model.lock().unwrap_or_else(|e| e.into_inner());
-                if m.is_none() {
-                    *m = Some(c.name().to_string());
-                }
-            }
+            shared.rate().stop(Instant::now());
+            w.note_model();
             // Whatever was not reported done (an interrupted batch) leaves the queue too.
             let reported = (shared.done.load(Ordering::Relaxed) - before) as usize;
             shared
@@ -433,33 +630,46 @@ fn handle(
             shared
                 .failed
                 .fetch_add(done.failed as u64, Ordering::Relaxed);
-            if done.new + done.duplicates + done.failed > 0 {
+            shared
+                .waiting
+                .fetch_add(done.queued as u64, Ordering::Relaxed);
+            if done.new + done.duplicates + done.failed + done.queued > 0 {
                 tracing::info!(
                     new = done.new,
                     duplicates = done.duplicates,
                     failed = done.failed,
+                    queued = done.queued,
                     "catalog updated"
                 );
             }
             return Ok(Handled::Elsewhere(done.elsewhere));
         }
         Job::RemoveMissing(paths) => {
+            // File rows and failure rows alike: a failure of a deleted file is no failure.
             let mut gone: Vec<PathBuf> = Vec::new();
             for p in paths {
                 if p.exists() {
                     continue;
                 }
-                if catalog.file(&p)?.is_some() {
-                    gone.push(p.clone());
-                }
+                gone.push(p.clone());
                 gone.extend(catalog.files_under(&p)?.into_keys().filter(|f| !f.exists()));
+                gone.extend(
+                    catalog
+                        .failures_under(&p)?
+                        .into_keys()
+                        .filter(|f| !f.exists()),
+                );
             }
             if !gone.is_empty() {
                 let mut w = catalog.begin()?;
                 let refs: Vec<&Path> = gone.iter().map(PathBuf::as_path).collect();
                 let n = w.remove_files(&refs)?;
                 w.commit()?;
-                tracing::info!(removed = n, "removed rows of deleted files");
+                tracing::info!(
+                    files = n,
+                    paths = gone.len(),
+                    "removed rows of deleted files"
+                );
             }
         }
         Job::RootState { root, state } => {
@@ -469,7 +679,7 @@ fn handle(
             w.set_root_state(id, state, now)?;
             w.commit()?;
         }
-        Job::Outputs(_) => {}
+        Job::Outputs(_) | Job::Policy(_) => {}
     }
     Ok(Handled::Done)
 }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::albums::{AlbumRow, FileTags, LinkRow};
+use super::embeddings::{EmbeddingCounts, EmbeddingScan, StoredEmbedding};
 use super::listing::Listing;
 use super::lists::ListsRefresh;
 use super::pg::{self, Claimer};
@@ -20,6 +21,7 @@ use super::rows::{
 };
 use super::{write, Backend, Catalog, CatalogError, Location};
 use crate::search::Request;
+use crate::vectors::EmbeddingRef;
 
 /// `dispatch!(self, c => c.call(args))`: the call on whichever backend `self` has.
 macro_rules! dispatch {
@@ -155,10 +157,37 @@ impl Catalog {
         dispatch!(self, c => c.tags(hash))
     }
 
-    /// Images tagged by a model other than `model_id`, each with the paths of its content
+    /// Images tagged by a model other than `model_id` (and with `without_embedding`, those
+    /// of `model_id` that have no embedding by it), each with the paths of its content
     /// (this host's, on PostgreSQL), for `retag`.
-    pub fn images_not_by(&self, model_id: i64) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
-        dispatch!(self, c => c.images_not_by(model_id))
+    pub fn images_to_retag(
+        &self,
+        model_id: i64,
+        without_embedding: bool,
+    ) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
+        dispatch!(self, c => c.images_to_retag(model_id, without_embedding))
+    }
+
+    /// Files newest first (by mtime, then path, both descending; this host's on
+    /// PostgreSQL), those after `after`, at most `limit`: the web page's library.
+    pub fn newest_files(
+        &self,
+        after: Option<(i64, &Path)>,
+        limit: usize,
+    ) -> Result<Vec<FileRow>, CatalogError> {
+        dispatch!(self, c => c.newest_files(after, limit))
+    }
+
+    /// Content recorded while classification waited (see [`Writer::put_queued`]), at most
+    /// `limit`, each with the file rows (this host's) that point at it, first recorded
+    /// first.
+    pub fn queued_images(&self, limit: usize) -> Result<Vec<(Hash, Vec<FileRow>)>, CatalogError> {
+        dispatch!(self, c => c.queued_images(limit))
+    }
+
+    /// How many contents wait to be classified (on PostgreSQL, of those this host holds).
+    pub fn queued_count(&self) -> Result<u64, CatalogError> {
+        dispatch!(self, c => c.queued_count())
     }
 
     /// Counts for `phototag stats`, from one snapshot.
@@ -227,6 +256,49 @@ impl Catalog {
             Backend::Sqlite(c) => c.missing_class_lists(),
             Backend::Postgres(_) => Ok(0),
         }
+    }
+
+    // --- embeddings (see `embeddings`) ---------------------------------------------------
+
+    /// One image's embedding, if it has one.
+    pub fn embedding(&self, hash: &Hash) -> Result<Option<StoredEmbedding>, CatalogError> {
+        dispatch!(self, c => c.embedding(hash))
+    }
+
+    /// The smallest and one past the largest row id of the stored embeddings (None when
+    /// there are none): split it to give each reader of a scan its part.
+    pub fn embedding_ids(&self) -> Result<Option<(i64, i64)>, CatalogError> {
+        dispatch!(self, c => c.embedding_ids())
+    }
+
+    /// Calls `f` with the hash, model and embedding of every stored embedding `scan`
+    /// selects, in row order, reading one row at a time. Returns how many it read.
+    pub fn scan_embeddings(
+        &self,
+        scan: &EmbeddingScan,
+        f: impl FnMut(&[u8], i64, EmbeddingRef<'_>),
+    ) -> Result<u64, CatalogError> {
+        dispatch!(self, c => c.scan_embeddings(scan, f))
+    }
+
+    /// How many images there are, and how many have an embedding by each model.
+    pub fn embedding_counts(&self) -> Result<EmbeddingCounts, CatalogError> {
+        dispatch!(self, c => c.embedding_counts())
+    }
+
+    /// Every model that ever tagged anything here: id and name.
+    pub fn model_names(&self) -> Result<Vec<(i64, String)>, CatalogError> {
+        dispatch!(self, c => c.model_names())
+    }
+
+    /// How many images the catalog holds.
+    pub fn image_count(&self) -> Result<u64, CatalogError> {
+        dispatch!(self, c => c.image_count())
+    }
+
+    /// The id of the model with this TorchScript SHA-256, if it ever tagged anything here.
+    pub fn model_id(&self, sha256: &str) -> Result<Option<i64>, CatalogError> {
+        dispatch!(self, c => c.model_id(sha256))
     }
 
     // --- albums --------------------------------------------------------------------------
@@ -337,9 +409,22 @@ impl Writer<'_> {
     }
 
     /// Stores a classified content: inserts the image, or replaces its size, format,
-    /// model and all its tags (a retag).
+    /// model, all its tags and its embedding (a retag). An image without an embedding
+    /// loses any it had (it was another model's).
     pub fn put_image(&mut self, img: &NewImage) -> Result<(), CatalogError> {
         on_writer!(self, w => w.put_image(img))
+    }
+
+    /// Records content whose classification waits: an image row with `classified_at = 0`
+    /// and no tags, so that its file rows can be written now. Content already stored is
+    /// left alone.
+    pub fn put_queued(&mut self, hash: &Hash, model_id: i64) -> Result<(), CatalogError> {
+        on_writer!(self, w => w.put_queued(hash, model_id))
+    }
+
+    /// Forgets queued content that no file holds any more. Returns how many.
+    pub fn remove_unheld_queued(&mut self) -> Result<usize, CatalogError> {
+        on_writer!(self, w => w.remove_unheld_queued())
     }
 
     /// Records where a content is (insert or update by path) and forgets any earlier

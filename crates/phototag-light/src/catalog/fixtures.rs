@@ -125,6 +125,7 @@ pub fn image_tagged(hash: Hash, model: i64, tags: Vec<NewTag>) -> NewImage {
         model_id: model,
         classified_at: 0,
         tags,
+        embedding: None,
     }
 }
 

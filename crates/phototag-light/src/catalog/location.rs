@@ -199,10 +199,7 @@ mod tests {
 
     #[test]
     fn urls_are_postgres_and_the_rest_files() {
-        let pg = Location::parse(
-            OsStr::new("postgresql://u@h/db"),
-            PgOptions::default(),
-        );
+        let pg = Location::parse(OsStr::new("postgresql://u@h/db"), PgOptions::default());
         assert!(pg.is_postgres());
         assert!(Location::parse(OsStr::new("postgres://h/db"), PgOptions::default()).is_postgres());
         let f = Location::parse(OsStr::new("/var/lib/catalog.db"), PgOptions::default());
@@ -222,15 +219,15 @@ mod tests {
                 "postgresql://alice@db.lan/photos?sslmode=verify-full",
             ),
             ("postgresql://db.lan/photos", "postgresql://db.lan/photos"),
-            (
-                "postgres://a:b:c@h?PASSWORD=x",
-                "postgres://a@h",
-            ),
+            ("postgres://a:b:c@h?PASSWORD=x", "postgres://a@h"),
         ] {
             let t = PgTarget::new(url);
             assert_eq!(t.to_string(), shown);
             let debug = format!("{:?}", Location::Postgres(t));
-            assert!(!debug.contains("s3cret") && !debug.contains(":b"), "{debug}");
+            assert!(
+                !debug.contains("s3cret") && !debug.contains(":b"),
+                "{debug}"
+            );
         }
     }
 }

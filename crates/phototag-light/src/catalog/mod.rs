@@ -18,13 +18,15 @@
 //! in and out, shared), `write` (the writer), `read` (lookups and stats), `query` (search),
 //! `lists` (the per-class lists full listings read, and keeping them up to date),
 //! `listing` (a long result in compact form, shared), `albums` (stored albums, the record
-//! of album links, the export listing); PostgreSQL's in `pg/`.
+//! of album links, the export listing), `embeddings` (each image's embedding: one, or a
+//! stream); PostgreSQL's in `pg/`.
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 
 mod albums;
 pub mod copy;
 mod dispatch;
+mod embeddings;
 #[cfg(any(test, feature = "test-fixtures"))]
 pub mod fixtures;
 mod listing;
@@ -44,16 +46,17 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use albums::{AlbumRow, FileTags, LinkRow};
+pub use dispatch::Writer;
+pub use embeddings::{EmbeddingCounts, EmbeddingScan, StoredEmbedding};
 pub use listing::{Listed, Listing};
 pub use lists::ListsRefresh;
-pub use query::{DupeGroup, SearchQuery};
-pub use rows::{
-    hash_bytes, hex, FailureRow, FileRow, Hash, Hit, ImageRow, LabelCount, ModelStats, NewFile,
-    NewImage, NewTag, RootRow, Stats, TagRow,
-};
-pub use dispatch::Writer;
 pub use location::{is_postgres_url, redact, Location, PgOptions, PgTarget};
 pub use pg::{system_host_name, Claim, Claimer, PgError};
+pub use query::{DupeGroup, SearchQuery};
+pub use rows::{
+    hash_bytes, hex, parse_hash, FailureRow, FileRow, Hash, Hit, ImageRow, LabelCount, ModelStats,
+    NewFile, NewImage, NewTag, RootRow, Stats, TagRow,
+};
 pub use schema::{Migration, MIGRATIONS, SUPPORTED as SCHEMA_VERSION};
 
 #[derive(Debug, thiserror::Error)]
@@ -141,7 +144,7 @@ pub struct Catalog {
 #[derive(Debug)]
 enum Backend {
     Sqlite(Sqlite),
-    Postgres(pg::PgCatalog),
+    Postgres(Box<pg::PgCatalog>),
 }
 
 impl Catalog {
@@ -152,7 +155,7 @@ impl Catalog {
     pub fn open(at: impl Into<Location>) -> Result<Catalog, CatalogError> {
         let backend = match at.into() {
             Location::Sqlite(path) => Backend::Sqlite(Sqlite::open(&path)?),
-            Location::Postgres(t) => Backend::Postgres(pg::PgCatalog::open(&t)?),
+            Location::Postgres(t) => Backend::Postgres(Box::new(pg::PgCatalog::open(&t)?)),
         };
         Ok(Catalog { backend })
     }
@@ -164,7 +167,7 @@ impl Catalog {
     pub fn open_waiting(at: impl Into<Location>) -> Result<Catalog, CatalogError> {
         let backend = match at.into() {
             Location::Sqlite(path) => Backend::Sqlite(Sqlite::open(&path)?),
-            Location::Postgres(t) => Backend::Postgres(pg::PgCatalog::open_waiting(&t)?),
+            Location::Postgres(t) => Backend::Postgres(Box::new(pg::PgCatalog::open_waiting(&t)?)),
         };
         Ok(Catalog { backend })
     }
@@ -176,7 +179,7 @@ impl Catalog {
     pub fn open_readonly(at: impl Into<Location>) -> Result<Catalog, CatalogError> {
         let backend = match at.into() {
             Location::Sqlite(path) => Backend::Sqlite(Sqlite::open_readonly(&path)?),
-            Location::Postgres(t) => Backend::Postgres(pg::PgCatalog::open_readonly(&t)?),
+            Location::Postgres(t) => Backend::Postgres(Box::new(pg::PgCatalog::open_readonly(&t)?)),
         };
         Ok(Catalog { backend })
     }
@@ -231,9 +234,7 @@ impl Sqlite {
     /// Opens the catalog for searching and reporting (see [`Catalog::open_readonly`]).
     fn open_readonly(path: &Path) -> Result<Sqlite, CatalogError> {
         if !path.exists() {
-            return Err(CatalogError::Missing {
-                path: path.into(),
-            });
+            return Err(CatalogError::Missing { path: path.into() });
         }
         let open_err = |source| CatalogError::Open {
             path: path.to_path_buf(),
@@ -245,9 +246,7 @@ impl Sqlite {
         let found = schema::user_version(&conn).map_err(open_err)?;
         schema::check_not_newer(path, found)?;
         if found == 0 {
-            return Err(CatalogError::Missing {
-                path: path.into(),
-            });
+            return Err(CatalogError::Missing { path: path.into() });
         }
         if found < schema::SUPPORTED {
             return Err(CatalogError::TooOld {
@@ -320,7 +319,7 @@ mod tests {
     #[test]
     fn writer_connection_settings() {
         let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("a/b/catalog.db")).unwrap();
+        let cat = Catalog::open(dir.path().join("a/b/catalog.db")).unwrap();
         let get = |name: &str| -> String {
             cat.sqlite()
                 .conn
@@ -340,7 +339,7 @@ mod tests {
     #[test]
     fn register_model_is_idempotent_by_sha256() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let mut cat = Catalog::open(dir.path().join("c.db")).unwrap();
         let a = cat.register_model("resnet18", "AB12", "resnet18").unwrap();
         let b = cat
             .register_model("efficientnet-lite0", "cd34", "efficientnet-lite0")

@@ -121,6 +121,38 @@ impl Sqlite {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Files newest first (by mtime, then path, both descending), those after `after` (the
+    /// mtime and path of the last file of the previous page), at most `limit`: the web
+    /// page's library, a page at a time through `files_by_mtime`.
+    pub fn newest_files(
+        &self,
+        after: Option<(i64, &Path)>,
+        limit: usize,
+    ) -> Result<Vec<FileRow>, CatalogError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = match after {
+            None => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                     ORDER BY mtime_ns DESC, path DESC LIMIT ?1",
+                )?;
+                let rows = stmt.query_map([limit], file_row)?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            }
+            Some((mtime, path)) => {
+                let mut stmt = self.conn.prepare_cached(
+                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                     WHERE (mtime_ns, path) < (?1, ?2)
+                     ORDER BY mtime_ns DESC, path DESC LIMIT ?3",
+                )?;
+                let rows =
+                    stmt.query_map(rusqlite::params![mtime, path_bytes(path), limit], file_row)?;
+                rows.collect::<Result<Vec<_>, _>>()?
+            }
+        };
+        Ok(rows)
+    }
+
     /// The `limit` most frequent first-ranked labels, most frequent first (ties by label).
     pub fn top_labels(&self, limit: usize) -> Result<Vec<LabelCount>, CatalogError> {
         Ok(top_labels(&self.conn, limit)?)
@@ -131,14 +163,22 @@ impl Sqlite {
         Ok(tags_of(&self.conn, hash)?)
     }
 
-    /// Images tagged by a model other than `model_id`, each with the paths of its content
-    /// (for `retag`). Images no path points at are left out: there is nothing to read.
-    pub fn images_not_by(&self, model_id: i64) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
+    /// Images tagged by a model other than `model_id` (and with `without_embedding`, those
+    /// of `model_id` that have no embedding by it), each with the paths of its content (for
+    /// `retag`). Images no path points at are left out: there is nothing to read.
+    pub fn images_to_retag(
+        &self,
+        model_id: i64,
+        without_embedding: bool,
+    ) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT i.hash, f.path FROM images i JOIN files f ON f.hash = i.hash
-             WHERE i.model_id <> ?1 ORDER BY i.hash, f.path",
+             WHERE i.model_id <> ?1
+                OR (?2 AND NOT EXISTS (SELECT 1 FROM embeddings e
+                                       WHERE e.hash = i.hash AND e.model_id = ?1))
+             ORDER BY i.hash, f.path",
         )?;
-        let mut rows = stmt.query([model_id])?;
+        let mut rows = stmt.query(rusqlite::params![model_id, without_embedding])?;
         let mut out: Vec<(Hash, Vec<PathBuf>)> = Vec::new();
         while let Some(r) = rows.next()? {
             let hash: Hash = r.get(0)?;
@@ -151,6 +191,38 @@ impl Sqlite {
         Ok(out)
     }
 
+    /// Content recorded while classification waited (see [`super::Writer::put_queued`]),
+    /// at most `limit`, each with the file rows that point at it, first recorded first.
+    /// Content no file points at any more is left out.
+    pub fn queued_images(&self, limit: usize) -> Result<Vec<(Hash, Vec<FileRow>)>, CatalogError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT f.path, f.root_id, f.hash, f.size, f.mtime_ns, f.last_seen FROM
+                 (SELECT i.hash, (SELECT min(f.last_seen) FROM files f WHERE f.hash = i.hash) AS seen
+                  FROM images i WHERE i.classified_at = 0 AND seen IS NOT NULL
+                  ORDER BY seen, i.hash LIMIT ?1) q
+             JOIN files f ON f.hash = q.hash ORDER BY q.seen, q.hash, f.path",
+        )?;
+        let rows = stmt.query_map([limit as i64], file_row)?;
+        let mut out: Vec<(Hash, Vec<FileRow>)> = Vec::new();
+        for row in rows {
+            let row = row?;
+            match out.last_mut() {
+                Some((h, files)) if *h == row.hash => files.push(row),
+                _ => out.push((row.hash, vec![row])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many contents wait to be classified.
+    pub fn queued_count(&self) -> Result<u64, CatalogError> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM images WHERE classified_at = 0",
+            [],
+            |r| get_u64(r, 0),
+        )?)
+    }
+
     /// Counts for `phototag stats`, from one snapshot.
     pub fn stats(&self) -> Result<Stats, CatalogError> {
         let tx = self.snapshot()?;
@@ -160,6 +232,11 @@ impl Sqlite {
             })
         };
         let (files, images, failures) = (count("files")?, count("images")?, count("failures")?);
+        let queued = tx.query_row(
+            "SELECT count(*) FROM images WHERE classified_at = 0",
+            [],
+            |r| get_u64(r, 0),
+        )?;
 
         let mut stmt = tx.prepare(
             "SELECT m.id, m.name, m.architecture, substr(m.sha256, 1, 12),
@@ -194,6 +271,7 @@ impl Sqlite {
         Ok(Stats {
             files,
             images,
+            queued,
             failures,
             models,
             top_labels,

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Serializer;
 
 use crate::search::Request;
+use crate::vectors::Embedding;
 
 /// BLAKE3 of a file's bytes: the key of an image.
 pub type Hash = [u8; 32];
@@ -22,6 +23,19 @@ pub fn hex(h: &Hash) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+/// A hash written as 64 hex digits (either case); anything else is `None` (so a request
+/// or an argument can never be a path in disguise).
+pub fn parse_hash(s: &str) -> Option<Hash> {
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut h = [0u8; 32];
+    for (i, byte) in h.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(h)
 }
 
 /// The hash of some bytes, as the indexer computes it.
@@ -91,6 +105,8 @@ pub struct NewImage {
     pub classified_at: i64,
     /// Any number (top 3 by default); ranks must be distinct and start at 1.
     pub tags: Vec<NewTag>,
+    /// What the model saw, when it gives embeddings: stored with the image, by its model.
+    pub embedding: Option<Embedding>,
 }
 
 /// A tag of a [`NewImage`].
@@ -119,6 +135,8 @@ pub struct Stats {
     pub files: u64,
     /// Distinct contents (several files may share one).
     pub images: u64,
+    /// Of the images, those recorded but waiting to be classified (schedule, load).
+    pub queued: u64,
     pub failures: u64,
     pub models: Vec<ModelStats>,
     /// The most frequent first-ranked labels, most frequent first.
@@ -131,6 +149,13 @@ impl std::fmt::Display for Stats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "files     {}", self.files)?;
         writeln!(f, "images    {} (distinct contents)", self.images)?;
+        if self.queued > 0 {
+            writeln!(
+                f,
+                "queued    {} (recorded, waiting to be classified)",
+                self.queued
+            )?;
+        }
         write!(f, "failures  {}", self.failures)?;
         if !self.roots.is_empty() {
             write!(f, "\nroots")?;
@@ -306,6 +331,25 @@ mod tests {
         assert!(s.starts_with("ab00"));
         assert!(s.ends_with("0001"));
         assert_eq!(hex(&hash_bytes(b"")), blake3::hash(b"").to_hex().as_str());
+    }
+
+    #[test]
+    fn only_64_hex_digits_are_a_hash() {
+        let hex = "00ff".repeat(16);
+        let h = parse_hash(&hex).unwrap();
+        assert_eq!((h[0], h[1], h[31]), (0x00, 0xff, 0xff));
+        assert_eq!(parse_hash(&hex.to_uppercase()), Some(h));
+        for bad in [
+            "",
+            "../../etc/passwd",
+            &hex[..63],
+            &format!("{hex}0"),
+            &format!("{}/..", &hex[..61]),
+            &format!("{}g", &hex[..63]),
+            &format!("{}é", &hex[..62]),
+        ] {
+            assert_eq!(parse_hash(bad), None, "{bad}");
+        }
     }
 
     #[test]

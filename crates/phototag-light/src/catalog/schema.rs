@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_class_lists",
         sql: include_str!("../../../../migrations/0003_class_lists.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_embeddings",
+        sql: include_str!("../../../../migrations/0004_embeddings.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

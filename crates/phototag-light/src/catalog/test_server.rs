@@ -154,9 +154,8 @@ fn write_certificates(dir: &Path) -> Result<(), String> {
     let ca_cert = ca.self_signed(&ca_key).map_err(e)?;
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().map_err(e)?;
-    let mut params =
-        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(e)?;
+    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .map_err(e)?;
     params
         .distinguished_name
         .push(DnType::CommonName, "localhost");
@@ -216,8 +215,11 @@ impl Server {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.join("server.key"), std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| e.to_string())?;
+        std::fs::set_permissions(
+            dir.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .map_err(|e| e.to_string())?;
         let mut initdb = program(&server.bin, "initdb", as_postgres);
         initdb
             .arg("-D")
@@ -403,7 +405,10 @@ impl Db<'_> {
 impl Drop for Db<'_> {
     fn drop(&mut self) {
         if let Ok(mut c) = self.server.superuser("postgres") {
-            let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
         }
     }
 }

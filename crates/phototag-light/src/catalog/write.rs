@@ -10,7 +10,7 @@ use std::path::Path;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::{path_bytes, size_to_sql, NewFile, NewImage};
-use super::CatalogError;
+use super::{CatalogError, Hash};
 
 /// The open write transaction (see [`super::Catalog::begin`]).
 pub struct Writer<'c> {
@@ -66,7 +66,8 @@ impl<'c> Writer<'c> {
     }
 
     /// Stores a classified content: inserts the image, or replaces its size, format,
-    /// model and all its tags (a retag). Tags keep their ranks.
+    /// model, all its tags and its embedding (a retag). Tags keep their ranks. An image
+    /// without an embedding loses any it had (it was another model's).
     pub fn put_image(&mut self, img: &NewImage) -> Result<(), CatalogError> {
         self.tx
             .prepare_cached(
@@ -101,7 +102,54 @@ impl<'c> Writer<'c> {
                 f64::from(t.probability)
             ])?;
         }
+        match &img.embedding {
+            Some(e) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO embeddings (hash, model_id, vector, scale)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (hash) DO UPDATE SET model_id = excluded.model_id,
+                             vector = excluded.vector, scale = excluded.scale",
+                    )?
+                    .execute(params![
+                        img.hash,
+                        img.model_id,
+                        e.values,
+                        f64::from(e.scale)
+                    ])?;
+            }
+            None => {
+                self.tx
+                    .prepare_cached("DELETE FROM embeddings WHERE hash = ?1")?
+                    .execute([img.hash])?;
+            }
+        }
         Ok(())
+    }
+
+    /// Records content whose classification waits (outside the schedule windows, or while
+    /// the machine is busy): an image row with `classified_at = 0`, no size or format yet
+    /// and no tags, for the model that is to classify it, so that its file rows can be
+    /// written now (moves and copies work as for any content) and search finds nothing
+    /// until [`Writer::put_image`] stores its tags. Content already stored is left alone.
+    pub fn put_queued(&mut self, hash: &Hash, model_id: i64) -> Result<(), CatalogError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO images (hash, width, height, format, model_id, classified_at)
+                 VALUES (?1, 0, 0, '', ?2, 0) ON CONFLICT (hash) DO NOTHING",
+            )?
+            .execute(params![hash, model_id])?;
+        Ok(())
+    }
+
+    /// Forgets queued content that no file holds any more (deleted or changed while it
+    /// waited). Returns how many.
+    pub fn remove_unheld_queued(&mut self) -> Result<usize, CatalogError> {
+        Ok(self.tx.execute(
+            "DELETE FROM images WHERE classified_at = 0
+             AND NOT EXISTS (SELECT 1 FROM files WHERE files.hash = images.hash)",
+            [],
+        )?)
     }
 
     /// Records where a content is (insert or update by path) and forgets any earlier

@@ -11,7 +11,7 @@ use crate::model_files::names;
 mod album;
 mod search;
 pub use album::{AlbumAddArgs, AlbumCommand, AlbumSyncArgs, ExportArgs, ExportFormat};
-pub use search::{DupesArgs, LabelsArgs, SearchArgs};
+pub use search::{DupesArgs, LabelsArgs, SearchArgs, SimilarArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -51,8 +51,10 @@ pub enum Command {
     Search(SearchArgs),
     /// List the ImageNet classes a search term covers
     Labels(LabelsArgs),
-    /// Groups of paths with the same content
+    /// Groups of paths with the same content (--near: photos that look the same)
     Dupes(DupesArgs),
+    /// The photos most like a photo or a catalogued image, best first
+    Similar(SimilarArgs),
     /// Keep the catalog up to date: reconcile the roots, then follow changes (the daemon)
     Watch(WatchArgs),
     /// Whether a daemon is running, its roots, queue and counts
@@ -61,7 +63,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Print catalog counts: files, images, failures, models, top labels
     Stats(StatsArgs),
-    /// Reclassify images that were tagged by another model than the current one
+    /// Reclassify images that were tagged by another model than the current one (--embeddings: also those without an embedding)
     Retag(RetagArgs),
     /// Smart albums: folders of links to the photos a query matches
     #[command(subcommand)]
@@ -86,12 +88,17 @@ pub struct RunArgs {
     /// Model to use instead of the config's `model` (a name from `phototag model list`, or auto)
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
-    /// Inference threads (0 = all cores) instead of the config's classify.threads
-    #[arg(long, value_name = "N")]
+    /// Inference threads (0 = all cores, at most 1024) instead of the config's classify.threads
+    #[arg(long, value_name = "N", value_parser = threads_parser())]
     pub threads: Option<usize>,
     /// Images per forward pass instead of the config's classify.batch_size
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub batch_size: Option<u16>,
+}
+
+/// `--threads`: 0 to [`crate::config::MAX_THREADS`], the configuration's bound.
+fn threads_parser() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(0..=crate::config::MAX_THREADS as u64)
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +163,9 @@ pub struct BenchArgs {
     /// Also classify every image in this folder (recursively) and report images/s and peak memory
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// With --dir: also print how long a library of N photos like these would take to index
+    #[arg(long, value_name = "N", requires = "dir")]
+    pub library_size: Option<u64>,
     /// Forward passes timed per batch size
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub iterations: usize,
@@ -177,6 +187,9 @@ pub struct IndexArgs {
     /// Remove catalog rows of files that are gone (never for an offline root)
     #[arg(long)]
     pub prune: bool,
+    /// Classify now, whatever the [schedule] windows and load say, and the photos waiting in the queue too
+    #[arg(long)]
+    pub now: bool,
     /// Print the summary as JSON
     #[arg(long)]
     pub json: bool,
@@ -203,6 +216,10 @@ pub struct StatsArgs {
 
 #[derive(Debug, Args)]
 pub struct RetagArgs {
+    /// Also classify again the images of the current model that have no embedding (catalogued
+    /// before phototag kept them), so that `similar` and `dupes --near` see them
+    #[arg(long)]
+    pub embeddings: bool,
     #[command(flatten)]
     pub run: RunArgs,
 }

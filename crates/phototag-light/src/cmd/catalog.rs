@@ -26,12 +26,18 @@ pub fn show(ctx: &Context, args: &ShowArgs) -> anyhow::Result<Outcome> {
                 "height": image.as_ref().map(|i| i.height),
                 "format": image.as_ref().map(|i| i.format.clone()),
                 "model": image.as_ref().map(|i| i.model_name.clone()),
+                "queued": image.as_ref().is_some_and(|i| i.classified_at == 0),
                 "tags": tags_json(&tags),
             });
             println!("{v}");
         } else {
             println!("{}", path.display());
-            if let Some(i) = &image {
+            if let Some(i) = image.as_ref().filter(|i| i.classified_at == 0) {
+                println!(
+                    "  {} bytes, waiting to be classified by {} (see `phototag status`)",
+                    row.size, i.model_name
+                );
+            } else if let Some(i) = &image {
                 println!(
                     "  {}x{} {}, {} bytes, tagged by {}",
                     i.width, i.height, i.format, row.size, i.model_name

@@ -1,8 +1,8 @@
 //! What commands share (the loaded configuration, `Outcome`, output helpers), which side
 //! runs each command ([`dispatch`]), and the commands that need no model: `search`,
 //! `labels`, `dupes`, `show`, `stats`, `status`, `album`, `export`, `catalog copy`,
-//! `model list`. They live
-//! here, away from libtorch, so that they start in milliseconds.
+//! `model list`, and `similar` when the photo is in the catalog. They live here, away
+//! from libtorch, so that they start in milliseconds.
 //!
 //! May not: define flags (see `cli`), load a model, or hold logic a library module should own.
 
@@ -12,13 +12,14 @@ pub mod copy;
 pub mod export;
 pub mod models;
 pub mod search;
+pub mod similar;
 pub mod status;
 
 use std::path::PathBuf;
 
 use crate::cli::{
     BenchArgs, CatalogCommand, ClassifyArgs, Cli, Command, IndexArgs, ModelCommand, PrepareArgs,
-    RetagArgs, ServeArgs, WatchArgs,
+    RetagArgs, ServeArgs, SimilarArgs, WatchArgs,
 };
 use anyhow::Context as _;
 
@@ -46,6 +47,8 @@ pub enum EngineCommand<'a> {
     Bench(&'a BenchArgs),
     Serve(&'a ServeArgs),
     ModelPrepare(&'a PrepareArgs),
+    /// `similar` when the light run answered [`Outcome::NeedsEngine`] (a photo to classify).
+    Similar(&'a SimilarArgs),
 }
 
 /// Which side runs a command.
@@ -54,6 +57,10 @@ pub enum Dispatch<'a> {
     Light(Run<'a>),
     /// It needs the model: only `phototag-engine` runs it.
     Engine(EngineCommand<'a>),
+    /// Light unless its input needs the model: `phototag` runs the light side, and when
+    /// that answers [`Outcome::NeedsEngine`] hands the command to `phototag-engine`, which
+    /// runs the engine side (a superset) from the start.
+    Either(Run<'a>, EngineCommand<'a>),
 }
 
 /// The one list of which commands are light and which need the engine. The match names
@@ -64,6 +71,10 @@ pub fn dispatch(command: &Command) -> Dispatch<'_> {
         Command::Search(a) => Light(Box::new(move |c| search::search(c, a))),
         Command::Labels(a) => Light(Box::new(move |c| search::labels(c, a))),
         Command::Dupes(a) => Light(Box::new(move |c| search::dupes(c, a))),
+        Command::Similar(a) => Dispatch::Either(
+            Box::new(move |c| similar::similar(c, a)),
+            EngineCommand::Similar(a),
+        ),
         Command::Show(a) => Light(Box::new(move |c| catalog::show(c, a))),
         Command::Stats(a) => Light(Box::new(move |c| catalog::stats(c, a))),
         Command::Status(a) => Light(Box::new(move |c| status::status(c, a))),
@@ -94,6 +105,9 @@ pub enum Outcome {
     NoMatch,
     /// Stopped by SIGINT/SIGTERM after saving what was done (exit code 130).
     Interrupted,
+    /// A light run found that its input needs the model ([`Dispatch::Either`]): `phototag`
+    /// hands the command to the engine. Never the engine's answer.
+    NeedsEngine,
 }
 
 /// What every command starts from.
@@ -118,6 +132,12 @@ impl Context {
             model_dir,
             db,
         })
+    }
+
+    /// phototag's own files (the catalog and what lies beside it, the thumbnail cache),
+    /// which walks and watches leave out.
+    pub fn own_files(&self) -> Vec<PathBuf> {
+        crate::paths::own_files(&self.db, &[self.config.serve.thumb_dir()])
     }
 
     /// The folder of prepared models.

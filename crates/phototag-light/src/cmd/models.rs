@@ -24,6 +24,8 @@ pub fn list(ctx: &Context, json: bool) -> anyhow::Result<Outcome> {
                         "auto": is_auto,
                         "path": m.model_file().display().to_string(),
                         "sha256": m.manifest.sha256,
+                        // null for a model prepared before embeddings (prepare it again).
+                        "embedding_size": m.manifest.embedding_size,
                         "source": m.manifest.source,
                     });
                     println!("{v}");

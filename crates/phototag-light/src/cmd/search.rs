@@ -200,6 +200,9 @@ pub fn labels(_ctx: &Context, args: &LabelsArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn dupes(ctx: &Context, args: &DupesArgs) -> anyhow::Result<Outcome> {
+    if args.near {
+        return super::similar::near(ctx, args);
+    }
     let catalog = ctx.open_catalog_readonly()?;
     let under = args.under.as_deref().map(super::stored_path);
     let groups = catalog.duplicates(under.as_deref())?;

@@ -7,7 +7,41 @@ use anyhow::Context as _;
 use super::{Context, Outcome};
 use crate::catalog::Catalog;
 use crate::cli::StatusArgs;
+use crate::schedule::human_duration;
 use crate::status::{self, Status};
+
+/// The windows, and when the next opens while they are closed.
+fn schedule_line(r: &Status) -> String {
+    let windows = if r.schedule.is_empty() {
+        "always"
+    } else {
+        &r.schedule
+    };
+    match (&r.next_window, r.next_window_in_seconds) {
+        (Some(at), Some(secs)) => format!(
+            "{windows}: closed, next window {at} (in {})",
+            human_duration(secs as f64)
+        ),
+        _ if windows == "always" => "always (no windows)".into(),
+        _ => format!("{windows}: open"),
+    }
+}
+
+/// The measured rate and the time left.
+fn rate_line(r: &Status) -> String {
+    let left = r.queue as u64 + r.waiting;
+    match (r.rate, r.eta_seconds) {
+        (Some(rate), Some(eta)) if left > 0 => format!(
+            "{rate:.1} images/s over the last minutes; {left} to go, done in about {}",
+            human_duration(eta)
+        ),
+        (Some(rate), _) => format!("{rate:.1} images/s over the last minutes; nothing to do"),
+        (None, _) if left > 0 => {
+            format!("not measured yet ({left} to go; an estimate follows the first photos)")
+        }
+        (None, _) => "not measured yet (nothing classified since start)".into(),
+    }
+}
 
 pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
     let path = status::path_for(&ctx.db);
@@ -32,12 +66,14 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
     } else {
         match &record {
             Some(r) if running => {
-                println!(
-                    "daemon    running (pid {}, phototag {}, model {})",
-                    r.pid,
-                    r.version,
-                    r.model.as_deref().unwrap_or("not loaded yet")
-                );
+                println!("daemon    running (pid {}, phototag {})", r.pid, r.version);
+                match (&r.model, r.model_loaded) {
+                    (Some(m), true) => println!("model     {m} (loaded)"),
+                    (Some(m), false) => {
+                        println!("model     {m} (not loaded: loaded when a photo needs it)")
+                    }
+                    (None, _) => println!("model     not loaded yet"),
+                }
                 for root in &r.roots {
                     let why = root
                         .reason
@@ -46,7 +82,15 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
                         .unwrap_or_default();
                     println!("root      {:<9} {}{why}", root.state, root.path.display());
                 }
-                println!("queue     {} settling, {} queued", r.settling, r.queue);
+                println!(
+                    "queue     {} settling, {} queued, {} waiting to be classified",
+                    r.settling, r.queue, r.waiting
+                );
+                println!("schedule  {}", schedule_line(r));
+                if let Some(why) = &r.paused {
+                    println!("paused    {why}");
+                }
+                println!("rate      {}", rate_line(r));
                 if let Some(c) = &r.catalog {
                     let away = crate::catalog::unix_now() - c.since_unix;
                     println!(

@@ -3,7 +3,7 @@
 //!
 //! May not: read files or change the configuration.
 
-use super::sections::check_album_name;
+use super::sections::{check_album_name, MAX_THREADS};
 use super::Config;
 
 impl Config {
@@ -18,16 +18,16 @@ impl Config {
         if self.classify.top_k == 0 || self.classify.top_k > 1000 {
             return Err(("classify.top_k".into(), "must be between 1 and 1000".into()));
         }
-        if self.classify.decode_threads > 1024 {
+        if self.classify.decode_threads > MAX_THREADS {
             return Err((
                 "classify.decode_threads".into(),
-                "must be at most 1024".into(),
+                format!("must be at most {MAX_THREADS} (0 means one per core)"),
             ));
         }
-        if self.classify.threads > 1024 {
+        if self.classify.threads > MAX_THREADS {
             return Err((
                 "classify.threads".into(),
-                "must be at most 1024 (0 means all cores)".into(),
+                format!("must be at most {MAX_THREADS} (0 means all cores)"),
             ));
         }
         if self.model != crate::model_files::names::AUTO
@@ -50,10 +50,17 @@ impl Config {
         let pg = &self.postgresql;
         for (key, v, lo) in [
             ("postgresql.claim_seconds", pg.claim_seconds, 1.0),
-            ("postgresql.connect_timeout_seconds", pg.connect_timeout_seconds, 0.1),
+            (
+                "postgresql.connect_timeout_seconds",
+                pg.connect_timeout_seconds,
+                0.1,
+            ),
         ] {
             if !(v.is_finite() && (lo..=86_400.0).contains(&v)) {
-                return Err((key.into(), format!("must be between {lo} and 86400 seconds")));
+                return Err((
+                    key.into(),
+                    format!("must be between {lo} and 86400 seconds"),
+                ));
             }
         }
         if !pg.password_file.as_os_str().is_empty() && !pg.password_file.is_absolute() {
@@ -63,6 +70,22 @@ impl Config {
             ));
         }
         let w = &self.watch;
+        // Whether a root exists is checked when the daemon starts (a share may be
+        // unmounted while the file is edited); its form is checked here.
+        for r in &w.roots {
+            if r.as_os_str().is_empty() {
+                return Err(("watch.roots".into(), "an empty path is not a folder".into()));
+            }
+            if !r.is_absolute() {
+                return Err((
+                    "watch.roots".into(),
+                    format!(
+                        "`{}` is relative: roots are absolute paths (e.g. \"/srv/photos\")",
+                        r.display()
+                    ),
+                ));
+            }
+        }
         for (key, v) in [
             ("watch.settle_seconds", w.settle_seconds),
             ("watch.poll_interval_seconds", w.poll_interval_seconds),
@@ -72,6 +95,20 @@ impl Config {
             if !(v.is_finite() && (0.0..=86_400.0).contains(&v)) {
                 return Err((key.into(), "must be between 0 and 86400 seconds".into()));
             }
+        }
+        let v = w.unload_after_seconds;
+        if !(v.is_finite() && (0.0..=7.0 * 86_400.0).contains(&v)) {
+            return Err((
+                "watch.unload_after_seconds".into(),
+                "must be between 0 (never) and 604800 seconds".into(),
+            ));
+        }
+        let m = self.schedule.max_load_per_core;
+        if !(m.is_finite() && (0.0..=1000.0).contains(&m)) {
+            return Err((
+                "schedule.max_load_per_core".into(),
+                "must be between 0 (no limit) and 1000".into(),
+            ));
         }
         if w.poll_interval_seconds < 0.5 {
             return Err((
@@ -114,6 +151,23 @@ impl Config {
                 ),
             ));
         }
+        for h in &s.hosts {
+            if let Err(e) = check_host(h) {
+                return Err(("serve.hosts".into(), e));
+            }
+        }
+        if !(1..=65_536).contains(&s.max_connections) {
+            return Err((
+                "serve.max_connections".into(),
+                "must be between 1 and 65536".into(),
+            ));
+        }
+        if !(s.timeout_seconds.is_finite() && (0.5..=3600.0).contains(&s.timeout_seconds)) {
+            return Err((
+                "serve.timeout_seconds".into(),
+                "must be between 0.5 and 3600 seconds".into(),
+            ));
+        }
         if s.max_upload_bytes == 0 {
             return Err((
                 "serve.max_upload_bytes".into(),
@@ -128,6 +182,12 @@ impl Config {
                 return Err((key.into(), "must be between 16 and 4096 pixels".into()));
             }
         }
+        if !(0.0..=1.0).contains(&self.similar.near_threshold) {
+            return Err((
+                "similar.near_threshold".into(),
+                "must be between 0 and 1 (a cosine similarity)".into(),
+            ));
+        }
         let l = &self.limits;
         if l.max_width == 0
             || l.max_height == 0
@@ -138,6 +198,22 @@ impl Config {
             return Err(("limits".into(), "limits must be greater than zero".into()));
         }
         Ok(())
+    }
+}
+
+/// A host name for `serve.hosts`: letters, digits, `-` and `.` (no scheme, port or path).
+fn check_host(h: &str) -> Result<(), String> {
+    let ok = !h.is_empty()
+        && h.len() <= 253
+        && !h.starts_with(['.', '-'])
+        && h.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{h}` is not a host name (letters, digits, '-' and '.', e.g. \"photos.example.com\"; no scheme, port or path)"
+        ))
     }
 }
 

@@ -8,8 +8,8 @@ mod checks;
 mod sections;
 
 pub use sections::{
-    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, PostgresConfig,
-    RootMode, ServeConfig, WatchConfig,
+    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, PostgresConfig, RootMode,
+    ScheduleConfig, ServeConfig, SimilarConfig, WatchConfig, MAX_THREADS, NEAR_THRESHOLD,
 };
 
 use std::path::{Path, PathBuf};
@@ -34,8 +34,10 @@ pub struct Config {
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
     pub watch: WatchConfig,
+    pub schedule: ScheduleConfig,
     pub serve: ServeConfig,
     pub postgresql: PostgresConfig,
+    pub similar: SimilarConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
     pub album: Vec<AlbumConfig>,
@@ -51,8 +53,10 @@ impl Default for Config {
             classify: ClassifyConfig::default(),
             index: IndexConfig::default(),
             watch: WatchConfig::default(),
+            schedule: ScheduleConfig::default(),
             serve: ServeConfig::default(),
             postgresql: PostgresConfig::default(),
+            similar: SimilarConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
         }
@@ -304,6 +308,60 @@ mod tests {
         assert!(e.contains(":3:") && e.contains("serve.thumb_size"), "{e}");
         let c = parse("[serve]\nlisten = \"[::]:80\"\n", Path::new("x")).unwrap();
         assert_eq!(c.serve.listen, "[::]:80");
+    }
+
+    #[test]
+    fn roots_are_absolute_paths() {
+        for bad in ["\"\"", "\"photos\"", "\"./photos\""] {
+            let e = err(&format!("[watch]\n\nroots = [\"/srv/a\", {bad}]\n"));
+            assert!(e.contains(":3:") && e.contains("watch.roots"), "{bad}: {e}");
+        }
+        let c = parse("[watch]\nroots = [\"/srv/a\"]\n", Path::new("x")).unwrap();
+        assert_eq!(c.watch.roots, vec![PathBuf::from("/srv/a")]);
+    }
+
+    #[test]
+    fn serve_hosts_are_names() {
+        let c = parse(
+            "[serve]\nhosts = [\"photos.example.com\", \"nas\"]\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.serve.hosts, ["photos.example.com", "nas"]);
+        for bad in ["http://x", "x:8080", "a/b", ""] {
+            let e = err(&format!("[serve]\nhosts = [\"{bad}\"]\n"));
+            assert!(e.contains(":2:") && e.contains("serve.hosts"), "{bad}: {e}");
+        }
+        let e = err("[serve]\ntimeout_seconds = 0\n");
+        assert!(e.contains("serve.timeout_seconds"), "{e}");
+    }
+
+    #[test]
+    fn schedule_windows_are_checked_with_file_line_and_key() {
+        let c = parse(
+            "[schedule]\nwindows = [\"01:00-07:00\", \"22:30-23:59\"]\nmax_load_per_core = 1.5\n",
+            Path::new("x"),
+        )
+        .unwrap();
+        assert_eq!(c.schedule.windows.len(), 2);
+        assert_eq!(c.schedule.windows[0].start, 3600);
+        assert_eq!(c.schedule.max_load_per_core, 1.5);
+        let e = err("# nights\n[schedule]\nwindows = [\"01:00-07:00\", \"25:00-26:00\"]\n");
+        assert!(e.starts_with("/etc/phototag/phototag.toml:3:"), "{e}");
+        assert!(e.contains("schedule.windows"), "{e}");
+        assert!(e.contains("25:00-26:00"), "{e}");
+        let e = err("[schedule]\n\nwindows = [\"abc\"]\n");
+        assert!(e.contains(":3:") && e.contains("schedule.windows"), "{e}");
+        let e = err("[schedule]\nmax_load_per_core = -1\n");
+        assert!(
+            e.contains(":2:") && e.contains("schedule.max_load_per_core"),
+            "{e}"
+        );
+        let e = err("[watch]\nunload_after_seconds = -5\n");
+        assert!(
+            e.contains(":2:") && e.contains("watch.unload_after_seconds"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -85,6 +85,16 @@ pub struct ServeConfig {
     pub thumb_size: u32,
     /// Longest side of the photo view's large preview, in pixels.
     pub preview_size: u32,
+    /// Host names the server answers to besides its listen address and `localhost` (a
+    /// request naming any other host in `Host` or, for a POST, `Origin` is refused: DNS
+    /// rebinding). E.g. `["photos.example.com", "nas.local"]`.
+    pub hosts: Vec<String>,
+    /// Most connections open at once (fewer when the open-file limit is low); more are
+    /// answered 503 and closed.
+    pub max_connections: usize,
+    /// A client has this long to send a request's headers (and an idle connection is
+    /// closed after it); a body must keep arriving at 32 KiB/s after it.
+    pub timeout_seconds: f64,
 }
 
 impl Default for ServeConfig {
@@ -96,6 +106,9 @@ impl Default for ServeConfig {
             thumb_dir: PathBuf::new(),
             thumb_size: 320,
             preview_size: 1280,
+            hosts: Vec::new(),
+            max_connections: 256,
+            timeout_seconds: 10.0,
         }
     }
 }
@@ -107,6 +120,29 @@ impl ServeConfig {
             crate::paths::cache_dir().join("thumbs")
         } else {
             self.thumb_dir.clone()
+        }
+    }
+}
+
+/// Similar photos and near copies (`phototag similar`, `dupes --near`, the web page).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimilarConfig {
+    /// Cosine similarity of two photos' embeddings from which `dupes --near` calls them
+    /// near copies (0-1).
+    pub near_threshold: f32,
+}
+
+/// The default `near_threshold`, chosen by measurement (`benches/near_dupes.rs`; README,
+/// "Similar photos and near copies"): with EfficientNet-Lite0 on variants of the corpus
+/// photos, the lowest threshold at which no pair of different photos scored (96% of the
+/// near-copy pairs found).
+pub const NEAR_THRESHOLD: f32 = 0.77;
+
+impl Default for SimilarConfig {
+    fn default() -> Self {
+        Self {
+            near_threshold: NEAR_THRESHOLD,
         }
     }
 }
@@ -141,6 +177,9 @@ pub struct WatchConfig {
     pub sidecars: std::collections::BTreeMap<PathBuf, bool>,
     /// Album folders are brought up to date this long after the last change.
     pub album_delay_seconds: f64,
+    /// The model is unloaded after this long without classifying (0 = never), and loaded
+    /// again when a photo needs it.
+    pub unload_after_seconds: f64,
 }
 
 impl Default for WatchConfig {
@@ -153,6 +192,7 @@ impl Default for WatchConfig {
             delete_grace_seconds: 30.0,
             sidecars: Default::default(),
             album_delay_seconds: 2.0,
+            unload_after_seconds: 600.0,
         }
     }
 }
@@ -230,9 +270,15 @@ impl IndexConfig {
             skip_hidden: self.skip_hidden,
             patterns: self.exclude.clone(),
             prune_dirs: Vec::new(),
+            own_files: Vec::new(),
         }
     }
 }
+
+/// The most inference or decoding threads a command may ask for, on the command line
+/// (`--threads`) or in the configuration (`classify.threads`, `classify.decode_threads`):
+/// one bound for both. Beyond it libgomp fails or the process runs out of stack.
+pub const MAX_THREADS: usize = 1024;
 
 /// How images are classified.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -259,5 +305,34 @@ impl Default for ClassifyConfig {
             optimize: true,
             decode_threads: 0,
         }
+    }
+}
+
+/// When classification runs (`[schedule]`): daily windows of local time, and a load limit.
+/// Outside a window or above the load, new photos are still noticed, hashed and recorded;
+/// their classification waits in the queue.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// Windows such as `"01:00-07:00"` (local time; may wrap midnight); empty means always.
+    pub windows: Vec<crate::schedule::Window>,
+    /// Classification pauses while the 1-minute load average per core (phototag's own
+    /// threads not counted) is above this; 0 means no limit.
+    pub max_load_per_core: f64,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            windows: Vec::new(),
+            max_load_per_core: 0.0,
+        }
+    }
+}
+
+impl ScheduleConfig {
+    /// The windows as a [`crate::schedule::Schedule`].
+    pub fn schedule(&self) -> crate::schedule::Schedule {
+        crate::schedule::Schedule::new(self.windows.clone())
     }
 }

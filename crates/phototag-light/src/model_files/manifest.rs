@@ -16,8 +16,9 @@ use crate::fsutil::write_atomic;
 pub const MANIFEST_FILE: &str = "manifest.toml";
 /// Name of the TorchScript file inside a model's folder.
 pub const MODEL_FILE: &str = "model.pt";
-/// The manifest format this binary writes and understands.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest format this binary writes and understands. 2 added `embedding_size`: a
+/// version-1 model gives no embeddings (it still classifies).
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// Where the class names of a model's outputs come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +54,11 @@ pub struct Manifest {
     /// Per-channel standard deviation (RGB).
     pub std: [f32; 3],
     pub num_classes: usize,
+    /// Width of the pooled features the model returns after its logits (its output is
+    /// N x (num_classes + embedding_size)); absent for a model prepared before phototag
+    /// kept them, which gives no embeddings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_size: Option<u32>,
     pub labels: LabelSet,
     /// SHA-256 of `model.pt`, lower-case hex.
     pub sha256: String,
@@ -60,6 +66,14 @@ pub struct Manifest {
     pub created_unix: u64,
     /// phototag version that prepared it.
     pub phototag_version: String,
+}
+
+/// A model prepared before phototag kept its pooled features: it classifies, but gives
+/// no embeddings for `similar` and `dupes --near`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("model `{model}` was prepared before phototag kept image embeddings, so it gives none: prepare it again with `phototag model prepare {hint}` (its tags stay the same), then run `phototag retag --embeddings`", hint = crate::model_files::names::prepare_hint(model))]
+pub struct NoEmbeddings {
+    pub model: String,
 }
 
 /// Problems with a manifest or the file it describes.
@@ -141,6 +155,9 @@ impl Manifest {
                 self.num_classes, self.labels
             )));
         }
+        if self.embedding_size == Some(0) {
+            return Err(invalid("embedding_size is 0".into()));
+        }
         if self.sha256.len() != 64 || !self.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(invalid(format!(
                 "sha256 `{}` is not 64 hex digits",
@@ -148,6 +165,13 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    /// Whether the model returns embeddings, or what to run so that it does.
+    pub fn embeddings(&self) -> Result<u32, NoEmbeddings> {
+        self.embedding_size.ok_or_else(|| NoEmbeddings {
+            model: self.name.clone(),
+        })
     }
 
     /// Writes the manifest atomically (temporary file, then rename).
@@ -234,6 +258,7 @@ mod tests {
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
             num_classes: 1000,
+            embedding_size: Some(512),
             labels: LabelSet::Imagenet1k,
             sha256: "0".repeat(64),
             created_unix: 0,
@@ -268,6 +293,33 @@ mod tests {
         let mut m = sample();
         m.sha256 = "xyz".into();
         assert!(matches!(m.validate(p), Err(ManifestError::Invalid { .. })));
+    }
+
+    #[test]
+    fn a_version_1_manifest_reads_without_embeddings() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(MANIFEST_FILE);
+        let mut m = sample();
+        m.manifest_version = 1;
+        m.embedding_size = None;
+        let text = toml::to_string(&m).unwrap();
+        assert!(!text.contains("embedding_size"), "{text}");
+        std::fs::write(&p, text).unwrap();
+        let read = Manifest::read(&p).unwrap();
+        assert_eq!(read, m);
+        let err = read.embeddings().unwrap_err().to_string();
+        assert!(
+            err.contains("phototag model prepare resnet18-random --seed 1")
+                && err.contains("retag --embeddings"),
+            "{err}"
+        );
+        assert_eq!(sample().embeddings().unwrap(), 512);
+        let mut zero = sample();
+        zero.embedding_size = Some(0);
+        assert!(matches!(
+            zero.validate(&p),
+            Err(ManifestError::Invalid { .. })
+        ));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub use lexer::SyntaxError;
 pub use matching::{ClassSet, Compiled, Condition, Node};
 pub use parser::{join_args, parse, Expr, Term};
 
+/// Unknown terms that get suggestions, at most (the first ones written).
+pub const SUGGESTED_TERMS: usize = 5;
+
 /// A query that cannot be run (exit code 2, bad usage).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -93,9 +96,12 @@ impl Query {
         let h = Hierarchy::get();
         let mut terms = Vec::new();
         let mut conditions = Vec::new();
+        let mut suggested = 0;
         let root = lower(&expr, &mut |t: &Term| {
             let resolved = h.resolve(&t.text);
-            let suggestions = if resolved.classes.is_empty() {
+            // Suggestions cost an edit distance against every name: only for the first few.
+            let suggestions = if resolved.classes.is_empty() && suggested < SUGGESTED_TERMS {
+                suggested += 1;
                 h.suggest(&t.text, 5)
             } else {
                 Vec::new()
@@ -175,6 +181,16 @@ mod tests {
         assert_eq!(unknown[0].text, "dgo");
         assert!(unknown[0].suggestions.contains(&"dog"));
         assert!(q.compiled.eval(&[(281, 0.3)]).is_some());
+    }
+
+    #[test]
+    fn only_the_first_unknown_terms_get_suggestions() {
+        let words = ["dgo", "kat", "hors", "tigr", "snaek", "brid", "fishh"];
+        let q = Query::compile(&words.join(" OR "), 0.0).unwrap();
+        let with: Vec<bool> = q.unknown().map(|t| !t.suggestions.is_empty()).collect();
+        assert_eq!(with.len(), words.len());
+        assert!(with[..SUGGESTED_TERMS].iter().all(|w| *w), "{with:?}");
+        assert!(with[SUGGESTED_TERMS..].iter().all(|w| !*w), "{with:?}");
     }
 
     #[test]

@@ -34,15 +34,29 @@ pub struct Term {
 }
 
 /// Deeper nesting than this is refused rather than risking the stack.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
+/// Longer queries are refused before they are read: what a query costs (and what the web
+/// server spends on one) stays bounded.
+pub const MAX_CHARS: usize = 2000;
+/// Queries with more terms than this are refused.
+pub const MAX_TERMS: usize = 64;
 
 /// Parses a query (see the module documentation for the language).
 pub fn parse(query: &str) -> Result<Expr, SyntaxError> {
+    // Bytes first: a huge query is refused without even counting its characters.
+    if query.len() > MAX_CHARS && (query.len() > 4 * MAX_CHARS || query.chars().count() > MAX_CHARS)
+    {
+        return Err(SyntaxError {
+            pos: MAX_CHARS + 1,
+            message: format!("the query is longer than {MAX_CHARS} characters"),
+        });
+    }
     let tokens = lex(query)?;
     let mut p = Parser {
         tokens,
         at: 0,
         depth: 0,
+        terms: 0,
     };
     let e = p.or()?;
     match p.peek() {
@@ -82,6 +96,8 @@ struct Parser {
     tokens: Vec<(Tok, usize)>,
     at: usize,
     depth: usize,
+    /// Terms read so far.
+    terms: usize,
 }
 
 impl Parser {
@@ -163,6 +179,15 @@ impl Parser {
 
     fn primary(&mut self) -> Result<Expr, SyntaxError> {
         let (tok, pos) = self.bump();
+        if matches!(tok, Tok::Word(_) | Tok::Phrase(_)) {
+            self.terms += 1;
+            if self.terms > MAX_TERMS {
+                return Err(SyntaxError {
+                    pos,
+                    message: format!("a query has at most {MAX_TERMS} terms"),
+                });
+            }
+        }
         let mut e = match tok {
             Tok::LParen => {
                 self.nest()?;
@@ -377,12 +402,34 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_overflowed() {
-        let q = format!("{}dog{}", "(".repeat(10_000), ")".repeat(10_000));
+        let q = format!("{}dog{}", "(".repeat(900), ")".repeat(900));
         assert!(show(&q).contains("nested too deeply"));
-        let q = format!("{}dog", "NOT ".repeat(10_000));
+        let q = format!("{}dog", "NOT ".repeat(400));
         assert!(show(&q).contains("nested too deeply"));
         let q = format!("{}dog{}", "(".repeat(20), ")".repeat(20));
         assert_eq!(show(&q), "dog");
+    }
+
+    #[test]
+    fn long_queries_and_many_terms_are_refused() {
+        // The hostile probe's query: 60 KB of unknown words.
+        let q = vec!["abcde"; 10_000].join("+");
+        assert_eq!(
+            show(&q),
+            "syntax error at 2001: the query is longer than 2000 characters"
+        );
+        let q = "é".repeat(MAX_CHARS);
+        assert!(!show(&q).contains("longer than"), "characters, not bytes");
+        let q = vec!["dog"; MAX_TERMS].join(" OR ");
+        assert!(parse(&q).is_ok());
+        let q = vec!["dog"; MAX_TERMS + 1].join(" OR ");
+        assert_eq!(
+            show(&q),
+            format!(
+                "syntax error at {}: a query has at most 64 terms",
+                7 * 64 + 1
+            )
+        );
     }
 
     #[test]

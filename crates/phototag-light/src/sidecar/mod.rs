@@ -52,7 +52,12 @@ pub fn write_to(sidecar: &Path, model: &str, tags: &[TagRow]) -> Result<Written,
         path: sidecar.to_path_buf(),
         source,
     };
-    let (text, how, mode) = match std::fs::read(sidecar) {
+    // Never blocks on a FIFO in the sidecar's place (it is refused as not a regular file).
+    let read = crate::fsutil::open_regular(sidecar).and_then(|(mut f, m)| {
+        let mut bytes = Vec::with_capacity(m.len() as usize);
+        std::io::Read::read_to_end(&mut f, &mut bytes).map(|_| bytes)
+    });
+    let (text, how, mode) = match read {
         Ok(bytes) => {
             let old = String::from_utf8(bytes).map_err(|e| SidecarError::Xmp {
                 path: sidecar.to_path_buf(),

@@ -10,7 +10,8 @@
 #include <torch/csrc/jit/api/module.h>
 
 #include <cstdio>
-#include <sstream>
+#include <istream>
+#include <streambuf>
 #include <string>
 
 namespace {
@@ -19,6 +20,37 @@ void set_error(char *err, size_t err_len, const char *what) {
     std::snprintf(err, err_len, "%s", what);
   }
 }
+
+// A read-only stream buffer over memory the caller keeps alive: the module is read from
+// the caller's bytes without copying them (an istringstream holds two more copies of a
+// 45 MB model at the peak of loading).
+class MemoryBuf : public std::streambuf {
+public:
+  MemoryBuf(const char *data, size_t len) {
+    char *p = const_cast<char *>(data);
+    setg(p, p, p + len);
+  }
+
+protected:
+  pos_type seekoff(off_type off, std::ios_base::seekdir dir,
+                   std::ios_base::openmode which) override {
+    if ((which & std::ios_base::in) == 0) {
+      return pos_type(off_type(-1));
+    }
+    char *base = eback();
+    char *target = dir == std::ios_base::beg   ? base + off
+                   : dir == std::ios_base::cur ? gptr() + off
+                                               : egptr() + off;
+    if (target < base || target > egptr()) {
+      return pos_type(off_type(-1));
+    }
+    setg(base, target, egptr());
+    return pos_type(target - base);
+  }
+  pos_type seekpos(pos_type pos, std::ios_base::openmode which) override {
+    return seekoff(off_type(pos), std::ios_base::beg, which);
+  }
+};
 } // namespace
 
 extern "C" {
@@ -28,12 +60,15 @@ extern "C" {
 void *phototag_module_load(const char *data, size_t len, int optimize, char *err,
                            size_t err_len) {
   try {
-    std::istringstream stream(std::string(data, len));
+    MemoryBuf buf(data, len);
+    std::istream stream(&buf);
     torch::jit::Module module = torch::jit::load(stream, torch::kCPU);
     module.eval();
     if (optimize != 0) {
-      torch::jit::Module frozen = torch::jit::freeze(module);
-      module = torch::jit::optimize_for_inference(frozen);
+      // Each step replaces the one before, so that at most two copies of the weights are
+      // alive at once (the plain module is gone before optimising).
+      module = torch::jit::freeze(module);
+      module = torch::jit::optimize_for_inference(module);
     }
     return new torch::jit::Module(std::move(module));
   } catch (const std::exception &e) {

@@ -1,6 +1,8 @@
-// phototag's page: upload to classify, search, tag cloud, photo view. Plain JavaScript,
-// no build step. Everything comes from the JSON API; the address bar keeps the state
-// (#q=QUERY, #photo=HASH) so the back button and links work.
+// phototag's page: the library (newest first, more as you scroll), search, near-
+// duplicates, upload to classify, tag cloud, and the photo view with "more like this".
+// Plain JavaScript, no build step. Everything comes from the JSON API; the address bar
+// keeps the state (#q=QUERY, #dupes, #upload, #tags, #photo=HASH; nothing: the library) so
+// the back button and links work.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -18,8 +20,19 @@ function el(tag, attrs = {}, ...children) {
 
 class AuthNeeded extends Error {}
 
-async function api(path, options = {}) {
-  const r = await fetch(path, { credentials: "same-origin", ...options });
+const sleep = (ms) => new Promise((done) => setTimeout(done, ms));
+
+// A 503 with Retry-After means "busy for now": wait as long as it says and try again (a
+// few times), telling `onWait` how long. Anything else is answered at once.
+async function api(path, options = {}, onWait = null) {
+  let r;
+  for (let attempt = 0; ; attempt++) {
+    r = await fetch(path, { credentials: "same-origin", ...options });
+    const wait = Number(r.headers.get("Retry-After"));
+    if (r.status !== 503 || !(wait > 0) || attempt >= 5) break;
+    if (onWait) onWait(wait);
+    await sleep(Math.min(wait, 30) * 1000);
+  }
   if (r.status === 401) { showLogin(); throw new AuthNeeded("log in first"); }
   let body = null;
   try { body = await r.json(); } catch (_) { /* not JSON */ }
@@ -43,6 +56,11 @@ $("login-form").addEventListener("submit", async (ev) => {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ token: $("token").value }),
   });
+  if (r.status === 429) {
+    const wait = r.headers.get("Retry-After") || "a few";
+    $("login-error").textContent = `Too many wrong tokens: try again in ${wait} s.`;
+    return;
+  }
   if (!r.ok) { $("login-error").textContent = "That token is not right."; return; }
   $("token").value = "";
   $("login").hidden = true;
@@ -74,12 +92,15 @@ async function classify(file) {
   $("upload-status").textContent = `Classifying ${file.name}…`;
   $("classified").hidden = true;
   const preview = $("upload-preview");
+  // Shown only once it has loaded: never a broken-image placeholder.
+  preview.hidden = true;
   if (preview.src) URL.revokeObjectURL(preview.src);
   preview.src = URL.createObjectURL(file);
   const form = new FormData();
   form.append("file", file, file.name);
   try {
-    const r = await api("/api/classify", { method: "POST", body: form });
+    const busy = (s) => { $("upload-status").textContent = `Busy; trying ${file.name} again in ${s} s…`; };
+    const r = await api("/api/classify", { method: "POST", body: form }, busy);
     bars($("top3"), r.results);
     $("classified").hidden = false;
     const warn = (r.warnings || []).join("; ");
@@ -89,6 +110,8 @@ async function classify(file) {
     if (!(e instanceof AuthNeeded)) $("upload-error").textContent = e.message;
   }
 }
+
+$("upload-preview").addEventListener("load", () => { $("upload-preview").hidden = false; });
 
 $("file").addEventListener("change", () => {
   const f = $("file").files[0];
@@ -103,6 +126,94 @@ drop.addEventListener("drop", (ev) => {
   const f = ev.dataTransfer.files[0];
   if (f) classify(f);
 });
+
+// ---- tiles (library, search, more like this, near-duplicates) ----
+
+function tile(hash, thumb, label, title) {
+  return el("a", { href: "#photo=" + hash, title, "data-hash": hash },
+    el("img", { src: thumb, alt: label, loading: "lazy", decoding: "async" }),
+    el("span", { class: "label", text: label }));
+}
+
+function fileName(path) { return path.split("/").pop(); }
+
+// ---- library: newest first, a page at a time, the next one as the end comes into view ----
+
+const pageSize = Number(new URLSearchParams(location.search).get("page")) || 60;
+const library = { next: undefined, loading: false, seen: new Set() };
+
+async function libraryPage() {
+  if (library.loading || library.next === null) return;
+  library.loading = true;
+  $("library-note").textContent = "Loading…";
+  let r;
+  try {
+    const after = library.next ? "&after=" + encodeURIComponent(library.next) : "";
+    r = await api(`/api/library?limit=${pageSize}${after}`);
+  } catch (e) {
+    library.loading = false;
+    if (!(e instanceof AuthNeeded)) $("library-note").textContent = e.message;
+    return;
+  }
+  const tiles = [];
+  for (const p of r.results) {
+    if (library.seen.has(p.hash)) continue;  // copies of one content: one tile
+    library.seen.add(p.hash);
+    const top = p.top ? `${p.top.class} ${percent(p.top.probability)}` : "";
+    tiles.push(tile(p.hash, p.thumb, top || fileName(p.path), `${fileName(p.path)}${top ? ": " + top : ""}`));
+  }
+  $("library-grid").append(...tiles);
+  library.next = r.next;
+  library.loading = false;
+  const n = library.seen.size;
+  $("library-note").textContent = n === 0 ? "The catalog has no photos yet: `phototag index DIR` adds some."
+    : library.next === null ? `${n} photo${n === 1 ? "" : "s"}` : "";
+  // A short page may not fill the window: keep going while the end is in view.
+  if (library.next !== null && endInView()) libraryPage();
+}
+
+function endInView() {
+  const r = $("library-more").getBoundingClientRect();
+  return !$("library").hidden && r.top < window.innerHeight + 600;
+}
+
+new IntersectionObserver((entries) => {
+  if (entries.some((e) => e.isIntersecting) && !$("library").hidden) libraryPage();
+}, { rootMargin: "600px" }).observe($("library-more"));
+
+// ---- near-duplicates ----
+
+let dupesLoaded = false;
+
+async function dupes() {
+  if (dupesLoaded) return;
+  dupesLoaded = true;
+  $("dupes-note").textContent = "Looking for near copies…";
+  $("dupes-groups").replaceChildren();
+  let r;
+  try { r = await api("/api/dupes"); } catch (e) {
+    dupesLoaded = false;
+    if (!(e instanceof AuthNeeded)) $("dupes-note").textContent = e.message;
+    return;
+  }
+  const groups = r.groups.map((g) => {
+    const tiles = g.members.map((m, i) => {
+      const label = i === 0 ? `best · ${m.width}×${m.height}` : `${(m.similarity * 100).toFixed(1)}% · ${m.width}×${m.height}`;
+      const t = tile(m.hash, m.thumb, label, m.paths.join("\n"));
+      t.dataset.similarity = m.similarity;
+      return t;
+    });
+    const files = g.members.reduce((n, m) => n + m.paths.length, 0);
+    return el("div", { class: "dupe-group" },
+      el("p", { class: "note", text: `${g.members.length} photo${g.members.length === 1 ? "" : "s"}, ${files} files` }),
+      el("div", { class: "grid" }, ...tiles));
+  });
+  $("dupes-groups").replaceChildren(...groups);
+  let note = r.count === 0 ? "No near copies found." : `${r.count} group${r.count === 1 ? "" : "s"} of photos at least ${(r.threshold * 100).toFixed(0)}% alike; the one with the most pixels first.`;
+  if (r.count > r.groups.length) note += ` The first ${r.groups.length} are shown.`;
+  if (r.without_embedding > 0) note += ` ${r.without_embedding} photos have no embedding yet and were not compared (\`phototag retag --embeddings\`).`;
+  $("dupes-note").textContent = note;
+}
 
 // ---- search ----
 
@@ -134,10 +245,8 @@ async function search(q) {
     if (seen.has(h.hash)) continue;
     seen.add(h.hash);
     const best = (h.matched[0] || h.tags[0] || { class: "", probability: 0 });
-    const name = h.path.split("/").pop();
-    tiles.push(el("a", { href: "#photo=" + h.hash, title: `${name}: ${best.class} ${percent(best.probability)}`, "data-hash": h.hash },
-      el("img", { src: h.thumb, alt: best.class, loading: "lazy", decoding: "async" }),
-      el("span", { class: "label", text: `${best.class} ${percent(best.probability)}` })));
+    const label = `${best.class} ${percent(best.probability)}`;
+    tiles.push(tile(h.hash, h.thumb, label, `${fileName(h.path)}: ${label}`));
   }
   $("grid").replaceChildren(...tiles);
   const n = tiles.length;
@@ -167,7 +276,10 @@ async function cloud() {
 
 // ---- photo view ----
 
+let currentPhoto = null;
+
 async function view(hash) {
+  currentPhoto = hash;
   const d = $("viewer");
   $("view-title").textContent = "";
   $("view-tags").replaceChildren();
@@ -185,9 +297,28 @@ async function view(hash) {
   } catch (e) {
     if (!(e instanceof AuthNeeded)) $("view-meta").textContent = e.message;
   }
+  similar(hash);
+}
+
+async function similar(hash) {
+  $("view-similar").replaceChildren();
+  $("view-similar-note").textContent = "";
+  let r;
+  try { r = await api(`/api/similar/${hash}?limit=12`); } catch (e) {
+    if (!(e instanceof AuthNeeded)) $("view-similar-note").textContent = e.message;
+    return;
+  }
+  if (currentPhoto !== hash) return;  // another photo was opened meanwhile
+  $("view-similar").replaceChildren(...r.results.map((s) => {
+    const t = tile(s.hash, s.thumb, `${(s.score * 100).toFixed(1)}%`, `${fileName(s.path)}: ${(s.score * 100).toFixed(1)}% alike`);
+    t.dataset.score = s.score;
+    return t;
+  }));
+  $("view-similar-note").textContent = r.note || (r.results.length === 0 ? "Nothing like it yet." : "");
 }
 
 function closeViewer() {
+  currentPhoto = null;
   if ($("viewer").open) $("viewer").close();
 }
 $("view-close").addEventListener("click", () => history.back());
@@ -202,15 +333,38 @@ $("view-tags").addEventListener("click", (ev) => {
 // ---- routing ----
 
 let lastQuery = null;
+let cloudLoaded = false;
+
+function show(view) {
+  for (const v of document.querySelectorAll("main > .view")) v.hidden = v.id !== view;
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.view === view) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+}
 
 function route() {
-  const h = new URLSearchParams(location.hash.slice(1));
+  const raw = location.hash.slice(1);
+  const h = new URLSearchParams(raw);
   const photo = h.get("photo");
-  const q = h.get("q");
   if (photo) { view(photo); return; }
   closeViewer();
-  if (q && q !== lastQuery) { lastQuery = q; search(q); }
-  if (!q) { lastQuery = null; $("results").hidden = true; }
+  const q = h.get("q");
+  if (q) {
+    show("results");
+    if (q !== lastQuery) { lastQuery = q; search(q); }
+    return;
+  }
+  lastQuery = null;
+  if (raw === "dupes") { show("dupes"); dupes(); return; }
+  if (raw === "upload") { show("upload"); return; }
+  if (raw === "tags") {
+    show("cloud-section");
+    if (!cloudLoaded) { cloudLoaded = true; cloud(); }
+    return;
+  }
+  show("library");
+  if (library.next === undefined) libraryPage();
 }
 
 window.addEventListener("hashchange", route);
@@ -218,7 +372,6 @@ window.addEventListener("hashchange", route);
 async function start() {
   const s = await fetch("/api/session", { credentials: "same-origin" }).then((r) => r.json());
   if (s.token_required && !s.authorized) { showLogin(); return; }
-  cloud();
   route();
 }
 

@@ -32,6 +32,7 @@ pub enum Table {
     Models,
     Roots,
     Images,
+    Embeddings,
     Files,
     Failures,
     Albums,
@@ -39,10 +40,11 @@ pub enum Table {
 }
 
 impl Table {
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::Models,
         Table::Roots,
         Table::Images,
+        Table::Embeddings,
         Table::Files,
         Table::Failures,
         Table::Albums,
@@ -54,6 +56,7 @@ impl Table {
             Table::Models => "models",
             Table::Roots => "roots",
             Table::Images => "images",
+            Table::Embeddings => "embeddings",
             Table::Files => "files",
             Table::Failures => "failures",
             Table::Albums => "albums",
@@ -87,6 +90,13 @@ pub enum Row {
         model_sha256: String,
         classified_at: i64,
         tags: Vec<CopiedTag>,
+    },
+    /// An image's embedding, by the model that made it.
+    Embedding {
+        hash: Hash,
+        model_sha256: String,
+        vector: Vec<u8>,
+        scale: f32,
     },
     File {
         path: Vec<u8>,
@@ -130,7 +140,7 @@ impl Row {
             | Row::File { path, .. }
             | Row::Failure { path, .. }
             | Row::Link { path, .. } => path.clone(),
-            Row::Image { hash, .. } => hash.to_vec(),
+            Row::Image { hash, .. } | Row::Embedding { hash, .. } => hash.to_vec(),
             Row::Album { name, .. } => name.as_bytes().to_vec(),
         }
     }
@@ -195,6 +205,18 @@ impl Row {
                     bytes(&mut b, label.as_bytes());
                     b.extend_from_slice(&p.to_bits().to_le_bytes());
                 }
+            }
+            Row::Embedding {
+                hash,
+                model_sha256,
+                vector,
+                scale,
+            } => {
+                b.push(8);
+                bytes(&mut b, hash);
+                bytes(&mut b, model_sha256.as_bytes());
+                bytes(&mut b, vector);
+                b.extend_from_slice(&scale.to_bits().to_le_bytes());
             }
             Row::File {
                 path,

@@ -91,6 +91,21 @@ pub(super) fn read_page(
             }
             rows
         }
+        Table::Embeddings => conn
+            .prepare_cached(
+                "SELECT e.hash, m.sha256, e.vector, e.scale
+                 FROM embeddings e JOIN models m ON m.id = e.model_id
+                 WHERE e.hash > ?1 ORDER BY e.hash LIMIT ?2",
+            )?
+            .query_map(params![after_blob, limit], |r| {
+                Ok(Row::Embedding {
+                    hash: hash_from(r, 0)?,
+                    model_sha256: r.get(1)?,
+                    vector: r.get(2)?,
+                    scale: r.get::<_, f64>(3)? as f32,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?,
         Table::Files => conn
             .prepare_cached(
                 "SELECT f.path, r.path, f.hash, f.size, f.mtime_ns, f.last_seen
@@ -178,7 +193,8 @@ pub(super) fn write_page(c: &mut Sqlite, rows: &[Row]) -> Result<u64, CatalogErr
                 .query_row([path], |r| r.get(0))
                 .optional()?)
         };
-        let missing = |what: &str| CatalogError::Corrupt(format!("copy: {what} is not in the target"));
+        let missing =
+            |what: &str| CatalogError::Corrupt(format!("copy: {what} is not in the target"));
         for row in rows {
             let n = match row {
                 Row::Model {
@@ -227,6 +243,20 @@ pub(super) fn write_page(c: &mut Sqlite, rows: &[Row]) -> Result<u64, CatalogErr
                         }
                     }
                     n
+                }
+                Row::Embedding {
+                    hash,
+                    model_sha256,
+                    vector,
+                    scale,
+                } => {
+                    let model = model_id(model_sha256)?
+                        .ok_or_else(|| missing(&format!("model {model_sha256}")))?;
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO embeddings (hash, model_id, vector, scale)
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )?
+                    .execute(params![&hash[..], model, vector, f64::from(*scale)])?
                 }
                 Row::File {
                     path,

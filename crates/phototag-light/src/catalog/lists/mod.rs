@@ -123,9 +123,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::catalog::Catalog;
     use crate::catalog::fixtures::{self, file, image};
     use crate::catalog::query::Strategy;
+    use crate::catalog::Catalog;
     use crate::search::Request;
 
     /// Which of `classes` have a list.
@@ -156,7 +156,7 @@ mod tests {
     #[test]
     fn lists_answer_as_the_index_does() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         assert_eq!(cat.missing_class_lists().unwrap(), IMAGENET_CLASSES);
         agrees(&cat);
         let r = cat.refresh_class_lists(None).unwrap();
@@ -190,7 +190,7 @@ mod tests {
     fn hashes_alike_in_their_first_bytes_stay_apart() {
         use crate::search::{ClassSet, Compiled, Condition, Node};
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let mut cat = Catalog::open(dir.path().join("c.db")).unwrap();
         let model = cat.register_model("m", "00", "resnet18").unwrap();
         let mut w = cat.begin().unwrap();
         let root = w.root_id(Path::new("/p")).unwrap();
@@ -311,11 +311,12 @@ mod tests {
     #[test]
     fn a_damaged_list_is_not_believed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         cat.refresh_class_lists(None).unwrap();
         for bad in [&[format::FORMAT, 0xff][..], &[9, 1, 2, 3], &[]] {
             for class in [1, 2, 3, 4, 7] {
-                cat.sqlite().conn
+                cat.sqlite()
+                    .conn
                     .execute(
                         "UPDATE class_lists SET data = ?2 WHERE class_index = ?1",
                         params![class, bad],
@@ -335,7 +336,8 @@ mod tests {
             )
             .unwrap();
         for cut in [2, 40, whole.len() / 2, whole.len() - 1] {
-            cat.sqlite().conn
+            cat.sqlite()
+                .conn
                 .execute(
                     "UPDATE class_lists SET data = ?1 WHERE class_index = 5",
                     [&whole[..cut]],
@@ -348,7 +350,7 @@ mod tests {
     #[test]
     fn a_refresh_stops_at_its_budget() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         let r = cat.refresh_class_lists(Some(Duration::ZERO)).unwrap();
         assert_eq!(
             r.rebuilt, 1,

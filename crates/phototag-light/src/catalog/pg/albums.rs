@@ -89,7 +89,7 @@ impl PgCatalog {
     /// Names of this host's albums that have link records.
     pub fn albums_with_links(&self) -> Result<Vec<String>, CatalogError> {
         let rows = self.rows(
-            "SELECT DISTINCT album FROM album_links WHERE host = $1 ORDER BY album COLLATE \"C\"",
+            "SELECT album FROM album_links WHERE host = $1 GROUP BY album ORDER BY album COLLATE \"C\"",
             &[&self.host],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())

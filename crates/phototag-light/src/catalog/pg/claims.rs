@@ -113,7 +113,11 @@ impl Claimer {
             .query_opt("SELECT 1 FROM images WHERE hash = $1", &[&&hash[..]])
             .map_err(|e| self.error(e))?
             .is_some();
-        Ok(if known { Claim::Known } else { Claim::Elsewhere })
+        Ok(if known {
+            Claim::Known
+        } else {
+            Claim::Elsewhere
+        })
     }
 
     /// Extends the leases of the contents this worker still holds, when a third of a lease

@@ -244,10 +244,7 @@ fn login_name() -> Option<String> {
 }
 
 /// The password from the password file, `$PGPASSWORD` or the pgpass file, in that order.
-fn password(
-    config: &postgres::Config,
-    target: &PgTarget,
-) -> Result<Option<Vec<u8>>, CatalogError> {
+fn password(config: &postgres::Config, target: &PgTarget) -> Result<Option<Vec<u8>>, CatalogError> {
     if let Some(file) = &target.options.password_file {
         return read_password_file(file).map(Some);
     }
@@ -310,7 +307,12 @@ fn from_pgpass(path: &Path, config: &postgres::Config) -> Option<String> {
         Some(Host::Tcp(h)) => h.clone(),
         _ => "localhost".to_string(),
     };
-    let port = config.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = config
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let user = config.get_user().unwrap_or("").to_string();
     let db = config.get_dbname().unwrap_or(&user).to_string();
     let file = std::fs::File::open(path).ok()?;
@@ -324,7 +326,11 @@ fn from_pgpass(path: &Path, config: &postgres::Config) -> Option<String> {
             continue;
         }
         let ok = |pat: &str, v: &str| pat == "*" || pat == v;
-        if ok(&fields[0], &host) && ok(&fields[1], &port) && ok(&fields[2], &db) && ok(&fields[3], &user) {
+        if ok(&fields[0], &host)
+            && ok(&fields[1], &port)
+            && ok(&fields[2], &db)
+            && ok(&fields[3], &user)
+        {
             return Some(fields[4..].join(":"));
         }
     }
@@ -391,9 +397,7 @@ fn roots(file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
                 .map_err(|e| format!("cannot read the root certificates {}: {e}", f.display()))?;
             for c in certs {
                 let c = c.map_err(|e| format!("{}: {e}", f.display()))?;
-                store
-                    .add(c)
-                    .map_err(|e| format!("{}: {e}", f.display()))?;
+                store.add(c).map_err(|e| format!("{}: {e}", f.display()))?;
             }
             if store.is_empty() {
                 return Err(format!("{} holds no certificate", f.display()));
@@ -405,7 +409,10 @@ fn roots(file: Option<&Path>) -> Result<rustls::RootCertStore, String> {
                 let _ = store.add(c);
             }
             if store.is_empty() {
-                return Err("no trusted root certificates on this system: name one with sslrootcert=FILE".into());
+                return Err(
+                    "no trusted root certificates on this system: name one with sslrootcert=FILE"
+                        .into(),
+                );
             }
         }
     }
@@ -435,7 +442,12 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -444,7 +456,12 @@ impl ServerCertVerifier for Unverified {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -539,7 +556,11 @@ mod tests {
             Some("fallback")
         );
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(from_pgpass(&file, &config("postgresql://bob@x/y")), None, "readable by others: ignored");
+        assert_eq!(
+            from_pgpass(&file, &config("postgresql://bob@x/y")),
+            None,
+            "readable by others: ignored"
+        );
     }
 
     #[test]

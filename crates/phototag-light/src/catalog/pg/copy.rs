@@ -93,6 +93,26 @@ impl PgCatalog {
                 }
                 out
             }
+            Table::Embeddings => self
+                .rows(
+                    "SELECT e.hash, m.sha256, e.vector, e.scale
+                     FROM embeddings e JOIN models m ON m.id = e.model_id
+                     WHERE e.hash > $2
+                       AND (EXISTS (SELECT 1 FROM files f WHERE f.hash = e.hash AND f.host = $1)
+                            OR NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = e.hash))
+                     ORDER BY e.hash LIMIT $3",
+                    &[host, &after_blob, &limit],
+                )?
+                .iter()
+                .map(|r| {
+                    Ok(Row::Embedding {
+                        hash: hash_of(r, 0)?,
+                        model_sha256: r.get(1),
+                        vector: r.get(2),
+                        scale: r.get(3),
+                    })
+                })
+                .collect::<Result<_, CatalogError>>()?,
             Table::Files => {
                 let rows = self.rows(
                     "SELECT f.path, r.path, f.hash, f.size, f.mtime_ns, f.last_seen
@@ -216,8 +236,14 @@ impl PgCatalog {
                 n
             }
             Table::Images => {
-                let (mut hashes, mut widths, mut heights, mut formats, mut models, mut times) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut hashes, mut widths, mut heights, mut formats, mut models, mut times) = (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                );
                 for r in rows {
                     if let Row::Image {
                         hash,
@@ -276,9 +302,43 @@ impl PgCatalog {
                 .map_err(e)?;
                 new.len() as u64
             }
+            Table::Embeddings => {
+                let (mut hashes, mut models, mut vectors, mut scales) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for r in rows {
+                    if let Row::Embedding {
+                        hash,
+                        model_sha256,
+                        vector,
+                        scale,
+                    } = r
+                    {
+                        hashes.push(&hash[..]);
+                        models.push(model_sha256.as_str());
+                        vectors.push(vector.as_slice());
+                        scales.push(*scale);
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO embeddings (hash, model_id, vector, scale)
+                     SELECT u.h, m.id, u.v, u.s
+                     FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::real[])
+                          AS u (h, sha, v, s)
+                     JOIN models m ON m.sha256 = u.sha
+                     ON CONFLICT (hash) DO NOTHING",
+                    &[&hashes, &models, &vectors, &scales],
+                )
+                .map_err(e)?
+            }
             Table::Files => {
-                let (mut paths, mut roots, mut hashes, mut sizes, mut mtimes, mut seen) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let (mut paths, mut roots, mut hashes, mut sizes, mut mtimes, mut seen) = (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                );
                 for r in rows {
                     if let Row::File {
                         path,

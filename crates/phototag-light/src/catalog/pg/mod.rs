@@ -19,6 +19,7 @@ mod albums;
 mod claims;
 mod connect;
 mod copy;
+mod embeddings;
 mod query;
 mod read;
 pub(crate) mod schema;
@@ -92,14 +93,21 @@ impl PgError {
         }
         let mut source = std::error::Error::source(e);
         while let Some(s) = source {
-            if s.downcast_ref::<std::io::Error>().is_some() {
-                return true;
+            if let Some(io) = s.downcast_ref::<std::io::Error>() {
+                // A refused certificate or TLS handshake is a setting to fix, not a server
+                // to wait for.
+                let tls = io
+                    .get_ref()
+                    .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+                return !tls;
             }
             source = s.source();
         }
         // A timeout connecting, or the connection ending: kinds with no source.
         let text = e.to_string();
-        text.contains("timeout") || text.contains("error connecting") || text.contains("communicating")
+        text.contains("timeout")
+            || text.contains("error connecting")
+            || text.contains("communicating")
     }
 }
 
@@ -396,7 +404,6 @@ fn now_ms() -> i64 {
 /// A 32-byte hash from a bytea column.
 fn hash_of(row: &postgres::Row, i: usize) -> Result<super::Hash, CatalogError> {
     let b: &[u8] = row.get(i);
-    <super::Hash>::try_from(b).map_err(|_| {
-        CatalogError::Corrupt(format!("a stored hash has {} bytes, not 32", b.len()))
-    })
+    <super::Hash>::try_from(b)
+        .map_err(|_| CatalogError::Corrupt(format!("a stored hash has {} bytes, not 32", b.len())))
 }

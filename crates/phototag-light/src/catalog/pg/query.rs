@@ -122,9 +122,7 @@ fn search_sql(host: &str, q: &Request) -> Sql {
         let nulls: String = (0..query.conditions.len())
             .map(|i| format!(", b.b{i}"))
             .collect();
-        format!(
-            "SELECT i.hash{nulls} FROM images i LEFT JOIN ({per_image}) b ON b.hash = i.hash"
-        )
+        format!("SELECT i.hash{nulls} FROM images i LEFT JOIN ({per_image}) b ON b.hash = i.hash")
     } else {
         per_image
     };

@@ -167,14 +167,22 @@ impl PgCatalog {
         tags_of(self, &mut *c, hash)
     }
 
-    /// Images tagged by a model other than `model_id`, each with the paths of its content
-    /// on this host (images no path of this host holds are left to the hosts that have
-    /// them).
-    pub fn images_not_by(&self, model_id: i64) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
+    /// Images tagged by a model other than `model_id` (and with `without_embedding`, those
+    /// of `model_id` that have no embedding by it), each with the paths of its content on
+    /// this host (images no path of this host holds are left to the hosts that have them).
+    pub fn images_to_retag(
+        &self,
+        model_id: i64,
+        without_embedding: bool,
+    ) -> Result<Vec<(Hash, Vec<PathBuf>)>, CatalogError> {
         let rows = self.rows(
             "SELECT i.hash, f.path FROM images i JOIN files f ON f.hash = i.hash
-             WHERE i.model_id <> $1 AND f.host = $2 ORDER BY i.hash, f.path",
-            &[&model_id, &self.host],
+             WHERE f.host = $2
+               AND (i.model_id <> $1
+                    OR ($3 AND NOT EXISTS (SELECT 1 FROM embeddings e
+                                           WHERE e.hash = i.hash AND e.model_id = $1)))
+             ORDER BY i.hash, f.path",
+            &[&model_id, &self.host, &without_embedding],
         )?;
         let mut out: Vec<(Hash, Vec<PathBuf>)> = Vec::new();
         for r in &rows {
@@ -186,6 +194,69 @@ impl PgCatalog {
             }
         }
         Ok(out)
+    }
+
+    /// Files of this host newest first (by mtime, then path, both descending), those after
+    /// `after`, at most `limit` (the web page's library).
+    pub fn newest_files(
+        &self,
+        after: Option<(i64, &Path)>,
+        limit: usize,
+    ) -> Result<Vec<FileRow>, CatalogError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = match after {
+            None => self.rows(
+                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                 WHERE host = $1 ORDER BY mtime_ns DESC, path DESC LIMIT $2",
+                &[&self.host, &limit],
+            )?,
+            Some((mtime, path)) => self.rows(
+                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                 WHERE host = $1 AND (mtime_ns, path) < ($2, $3)
+                 ORDER BY mtime_ns DESC, path DESC LIMIT $4",
+                &[&self.host, &mtime, &path_bytes(path), &limit],
+            )?,
+        };
+        rows.iter()
+            .map(|r| file_row(r, path_from(r.get(0))))
+            .collect()
+    }
+
+    /// Content recorded while classification waited, at most `limit`, each with the file
+    /// rows of this host that point at it, first recorded first (content no file of this
+    /// host holds is left to the hosts that have it).
+    pub fn queued_images(&self, limit: usize) -> Result<Vec<(Hash, Vec<FileRow>)>, CatalogError> {
+        let limit = limit.min(i64::MAX as usize) as i64;
+        let rows = self.rows(
+            "SELECT f.path, f.root_id, f.hash, f.size, f.mtime_ns, f.last_seen FROM
+                 (SELECT i.hash, s.seen FROM images i
+                  CROSS JOIN LATERAL (SELECT min(f.last_seen) AS seen FROM files f
+                                      WHERE f.hash = i.hash AND f.host = $2) s
+                  WHERE i.classified_at = 0 AND s.seen IS NOT NULL
+                  ORDER BY s.seen, i.hash LIMIT $1) q
+             JOIN files f ON f.hash = q.hash AND f.host = $2
+             ORDER BY q.seen, q.hash, f.path",
+            &[&limit, &self.host],
+        )?;
+        let mut out: Vec<(Hash, Vec<FileRow>)> = Vec::new();
+        for r in &rows {
+            let row = file_row(r, path_from(r.get(0)))?;
+            match out.last_mut() {
+                Some((h, files)) if *h == row.hash => files.push(row),
+                _ => out.push((row.hash, vec![row])),
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many contents this host holds that wait to be classified.
+    pub fn queued_count(&self) -> Result<u64, CatalogError> {
+        let rows = self.rows(
+            "SELECT count(*) FROM images i WHERE i.classified_at = 0
+             AND EXISTS (SELECT 1 FROM files f WHERE f.hash = i.hash AND f.host = $1)",
+            &[&self.host],
+        )?;
+        u64_of(&rows[0], 0)
     }
 
     /// Counts for `phototag stats` (every host), from one snapshot.
@@ -202,6 +273,12 @@ impl PgCatalog {
         let files = count(&mut tx, "files")?;
         let images = count(&mut tx, "images")?;
         let failures = count(&mut tx, "failures")?;
+        let queued = {
+            let r = tx
+                .query_one("SELECT count(*) FROM images WHERE classified_at = 0", &[])
+                .map_err(e)?;
+            u64_of(&r, 0)?
+        };
         let rows = tx
             .query(
                 "SELECT m.id, m.name, m.architecture, substr(m.sha256, 1, 12),
@@ -238,6 +315,7 @@ impl PgCatalog {
         Ok(Stats {
             files,
             images,
+            queued,
             failures,
             models,
             top_labels,

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_class_lists",
         sql: include_str!("../../../../../migrations/pg/0003_class_lists.sql"),
     },
+    Migration {
+        version: 4,
+        name: "0004_embeddings",
+        sql: include_str!("../../../../../migrations/pg/0004_embeddings.sql"),
+    },
 ];
 
 /// The key of the advisory lock migrations hold.
@@ -38,10 +43,7 @@ const LOCK: i64 = 0x7068_6f74_6f74_6167; // "phototag"
 /// The version recorded in the database; 0 when it holds no phototag catalog.
 pub fn version(c: &mut impl GenericClient) -> Result<u32, postgres::Error> {
     let exists: bool = c
-        .query_one(
-            "SELECT to_regclass('phototag_schema') IS NOT NULL",
-            &[],
-        )?
+        .query_one("SELECT to_regclass('phototag_schema') IS NOT NULL", &[])?
         .get(0);
     if !exists {
         return Ok(0);
@@ -81,7 +83,11 @@ pub fn migrate(
                 name: m.name,
                 source: Box::new(PgError(source)),
             })?;
-        tracing::debug!(version = m.version, name = m.name, "catalog migration applied");
+        tracing::debug!(
+            version = m.version,
+            name = m.name,
+            "catalog migration applied"
+        );
     }
     tx.execute("DELETE FROM phototag_schema", &[])
         .map_err(&error)?;
@@ -113,7 +119,10 @@ mod tests {
             .filter(|n| n.ends_with(".sql"))
             .collect();
         files.sort();
-        let listed: Vec<String> = MIGRATIONS.iter().map(|m| format!("{}.sql", m.name)).collect();
+        let listed: Vec<String> = MIGRATIONS
+            .iter()
+            .map(|m| format!("{}.sql", m.name))
+            .collect();
         assert_eq!(files, listed);
     }
 }

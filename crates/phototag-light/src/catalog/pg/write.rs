@@ -12,7 +12,7 @@ use std::path::Path;
 use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 
-use crate::catalog::rows::{path_bytes, size_to_sql, NewFile, NewImage};
+use crate::catalog::rows::{path_bytes, size_to_sql, Hash, NewFile, NewImage};
 use crate::catalog::CatalogError;
 
 /// The open write transaction (see [`super::PgCatalog::begin`]).
@@ -136,7 +136,43 @@ impl<'c> Writer<'c> {
              SELECT $1, * FROM unnest($2::integer[], $3::integer[], $4::text[], $5::real[])",
             &[&hash, &ranks, &classes, &labels, &probs],
         )?;
+        match &img.embedding {
+            Some(e) => {
+                self.execute(
+                    "INSERT INTO embeddings (hash, model_id, vector, scale)
+                     VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (hash) DO UPDATE SET model_id = excluded.model_id,
+                         vector = excluded.vector, scale = excluded.scale",
+                    &[&hash, &img.model_id, &e.values, &e.scale],
+                )?;
+            }
+            None => {
+                self.execute("DELETE FROM embeddings WHERE hash = $1", &[&hash])?;
+            }
+        }
         Ok(())
+    }
+
+    /// Records content whose classification waits (see the SQLite writer's
+    /// `put_queued`): an image row with `classified_at = 0` and no tags. Content already
+    /// stored is left alone.
+    pub fn put_queued(&mut self, hash: &Hash, model_id: i64) -> Result<(), CatalogError> {
+        self.execute(
+            "INSERT INTO images (hash, width, height, format, model_id, classified_at)
+             VALUES ($1, 0, 0, '', $2, 0) ON CONFLICT (hash) DO NOTHING",
+            &[&&hash[..], &model_id],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets queued content that no file of any host holds any more. Returns how many.
+    pub fn remove_unheld_queued(&mut self) -> Result<usize, CatalogError> {
+        let n = self.execute(
+            "DELETE FROM images i WHERE i.classified_at = 0
+             AND NOT EXISTS (SELECT 1 FROM files f WHERE f.hash = i.hash)",
+            &[],
+        )?;
+        Ok(n as usize)
     }
 
     /// Records where a content is on this host and forgets any earlier failure of that
