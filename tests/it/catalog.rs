@@ -132,6 +132,7 @@ fn migrations_apply_once_and_record_the_version() {
             "images",
             "models",
             "roots",
+            "sketches",
             "tags"
         ]
     );
@@ -162,6 +163,7 @@ fn migrations_apply_once_and_record_the_version() {
                 "models",
                 "phototag_schema",
                 "roots",
+                "sketches",
                 "tags"
             ]
         );

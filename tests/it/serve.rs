@@ -499,3 +499,50 @@ fn photos_indexed_while_it_runs_show_up() {
     assert_eq!(a.status, 200, "{}", a.text());
     assert_eq!(s.get(&format!("/thumb/{hash}")).status, 200);
 }
+
+#[test]
+fn near_copies_are_computed_again_once_the_catalog_changes() {
+    let lib = Library::new();
+    let server = lib.serve("", &[], "127.0.0.1:0");
+    let paths = |v: &serde_json::Value| -> Vec<String> {
+        let mut p: Vec<String> = v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|g| g["members"].as_array().unwrap().clone())
+            .flat_map(|m| m["paths"].as_array().unwrap().clone())
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect();
+        p.sort();
+        p
+    };
+    let first = server.get("/api/dupes").json();
+    let before = paths(&first);
+    // The orange and its copy (with random weights, the squirrel may join them).
+    assert!(before.len() >= 2, "{first}");
+    assert_eq!(
+        server.get("/api/dupes").json(),
+        first,
+        "the same answer again"
+    );
+
+    let another = lib.root.join("another orange.jpg");
+    std::fs::copy(fixtures().join("orange.jpg"), &another).unwrap();
+    let out = lib.phototag(&[
+        "index",
+        "--model",
+        "resnet18-random",
+        lib.root.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = paths(&server.get("/api/dupes").json());
+    assert_eq!(after.len(), before.len() + 1, "{after:?}");
+    assert!(
+        after.contains(&another.to_str().unwrap().to_string()),
+        "{after:?}"
+    );
+}

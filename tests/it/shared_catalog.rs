@@ -634,6 +634,11 @@ fn catalog_copy_both_ways_and_resumed() {
     assert_eq!(embeddings(&cats[1]), want);
     assert_eq!(embeddings(&cats[2]), want);
     assert_eq!(cats[1].embedding_counts().unwrap().with_embedding(), 120);
+    // And each gets its sketch (what `similar` reads first on a large catalog).
+    for c in &cats {
+        let n = c.scan_sketches((i64::MIN, i64::MAX), |_, _, _| {}).unwrap();
+        assert_eq!(n, 120);
+    }
     drop(cats);
     // Run again: nothing to copy. Rows gone from the target: only they are copied.
     let r = copy(&first_s, &url);

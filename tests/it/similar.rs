@@ -284,6 +284,12 @@ fn similar_answers_at(place: Place) {
         .output()
         .unwrap();
     assert_eq!(json_lines(&strict).len(), 1);
+    let exact = lib
+        .command(&lone)
+        .args(["similar", "--json", "--exact", &orange])
+        .output()
+        .unwrap();
+    assert_eq!(json_lines(&exact), hits, "--exact: the same answer");
     let none = lib
         .command(&lone)
         .args(["similar", "--min-score", "1", &orange])

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
@@ -200,6 +200,10 @@ pub(super) async fn dupes(
             "threshold is a similarity between 0 and 1",
         ));
     }
+    let version = catalog_version(&state.settings.db);
+    if let Some(hit) = cached(&state, threshold, version) {
+        return Ok(Json(hit));
+    }
     let v = with_catalog(&state, move |c, _| {
         let report = near_duplicates(c, threshold, None)?;
         let total = report.groups.len();
@@ -226,7 +230,56 @@ pub(super) async fn dupes(
         }))
     })
     .await?;
+    if let Some(version) = version {
+        let mut slot = state.dupes.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = Some(CachedDupes {
+            threshold,
+            version,
+            answer: v.clone(),
+        });
+    }
     Ok(Json(v))
+}
+
+/// A `/api/dupes` answer kept until the catalog changes: grouping a large library takes
+/// seconds, and the page asks again each time the view opens.
+#[derive(Debug)]
+pub(super) struct CachedDupes {
+    threshold: f32,
+    version: CatalogVersion,
+    answer: Value,
+}
+
+/// What changes whenever anything is written to the catalog: the size and modification
+/// time of its file and of its write-ahead log (every commit appends to the log, a
+/// checkpoint writes the file). None when they cannot be read, and for a PostgreSQL
+/// catalog, which other hosts write without a trace here (nothing is cached then).
+type CatalogVersion = [(u64, std::time::SystemTime); 2];
+
+fn catalog_version(db: &phototag_light::catalog::Location) -> Option<CatalogVersion> {
+    let phototag_light::catalog::Location::Sqlite(db) = db else {
+        return None;
+    };
+    let of = |p: &Path| -> Option<(u64, std::time::SystemTime)> {
+        match std::fs::metadata(p) {
+            Ok(m) => Some((m.len(), m.modified().ok()?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Some((0, std::time::SystemTime::UNIX_EPOCH))
+            }
+            Err(_) => None,
+        }
+    };
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    Some([of(db)?, of(Path::new(&wal))?])
+}
+
+fn cached(state: &AppState, threshold: f32, version: Option<CatalogVersion>) -> Option<Value> {
+    let version = version?;
+    let slot = state.dupes.lock().unwrap_or_else(|e| e.into_inner());
+    slot.as_ref()
+        .filter(|c| c.threshold == threshold && c.version == version)
+        .map(|c| c.answer.clone())
 }
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub struct AppState {
     throttle: auth::Throttle,
     /// The hosts the server answers to.
     hosts: guard::Hosts,
+    /// The last `/api/dupes` answer and the catalog state it was computed from.
+    dupes: std::sync::Mutex<Option<library::CachedDupes>>,
 }
 
 impl AppState {
@@ -117,6 +119,7 @@ impl AppState {
             blocking: blocking::Pool::new(blocking::size()),
             upload_kib: tokio::sync::Semaphore::new(upload_kib as usize),
             throttle: auth::Throttle::default(),
+            dupes: std::sync::Mutex::new(None),
         })
     }
 }

@@ -21,6 +21,7 @@ use super::rows::{
 };
 use super::{write, Backend, Catalog, CatalogError, Location};
 use crate::search::Request;
+use crate::vectors::sketch::Sketch;
 use crate::vectors::EmbeddingRef;
 
 /// `dispatch!(self, c => c.call(args))`: the call on whichever backend `self` has.
@@ -279,6 +280,26 @@ impl Catalog {
         f: impl FnMut(&[u8], i64, EmbeddingRef<'_>),
     ) -> Result<u64, CatalogError> {
         dispatch!(self, c => c.scan_embeddings(scan, f))
+    }
+
+    /// Calls `f` with the row id, model and sketch (`vectors::sketch`) of every stored
+    /// embedding whose id is in `[start, end)`, in row order. Returns how many it read.
+    pub fn scan_sketches(
+        &self,
+        ids: (i64, i64),
+        f: impl FnMut(i64, i64, &Sketch),
+    ) -> Result<u64, CatalogError> {
+        dispatch!(self, c => c.scan_sketches(ids, f))
+    }
+
+    /// Calls `f` with the hash and embedding of each row id in `ids` that holds one (ids
+    /// with none, removed meanwhile, are passed over), in the order given.
+    pub fn embeddings_by_id(
+        &self,
+        ids: &[i64],
+        f: impl FnMut(i64, &[u8], EmbeddingRef<'_>),
+    ) -> Result<(), CatalogError> {
+        dispatch!(self, c => c.embeddings_by_id(ids, f))
     }
 
     /// How many images there are, and how many have an embedding by each model.

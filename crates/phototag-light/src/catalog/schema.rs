@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_embeddings",
         sql: include_str!("../../../../migrations/0004_embeddings.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_sketches",
+        sql: include_str!("../../../../migrations/0005_sketches.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.
@@ -113,6 +118,7 @@ fn migrate_with(
     migrations: &[Migration],
 ) -> Result<u32, CatalogError> {
     let supported = migrations.last().map_or(0, |m| m.version);
+    register_functions(conn)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read again under the write lock: another process may have migrated meanwhile.
     let found = user_version(&tx)?;
@@ -135,6 +141,21 @@ fn migrate_with(
     }
     tx.commit()?;
     Ok(found)
+}
+
+/// SQL functions the migrations use: `phototag_sketch(vector)`, the sketch of a stored
+/// embedding (`vectors::sketch`).
+fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "phototag_sketch",
+        1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let values = ctx.get_raw(0).as_blob()?;
+            Ok(crate::vectors::sketch::sketch(values).to_vec())
+        },
+    )
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::rows::{path_bytes, size_to_sql, NewFile, NewImage};
 use super::{CatalogError, Hash};
+use crate::vectors::sketch::sketch;
 
 /// The open write transaction (see [`super::Catalog::begin`]).
 pub struct Writer<'c> {
@@ -116,6 +117,18 @@ impl<'c> Writer<'c> {
                         img.model_id,
                         e.values,
                         f64::from(e.scale)
+                    ])?;
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO sketches (id, model_id, bits)
+                         SELECT id, ?2, ?3 FROM embeddings WHERE hash = ?1
+                         ON CONFLICT (id) DO UPDATE SET model_id = excluded.model_id,
+                             bits = excluded.bits",
+                    )?
+                    .execute(params![
+                        img.hash,
+                        img.model_id,
+                        sketch(&e.values).as_slice()
                     ])?;
             }
             None => {

@@ -152,6 +152,10 @@ pub struct SimilarArgs {
     /// Only photos at least this similar (0-1)
     #[arg(long, value_name = "S", value_parser = unit_interval)]
     pub min_score: Option<f32>,
+    /// Compare every stored embedding, not only those their sketches propose (slower on a
+    /// large catalog; the answer differs only in rare close calls)
+    #[arg(long)]
+    pub exact: bool,
     /// One path per line (the default when stdout is not a terminal)
     #[arg(long, group = "format")]
     pub paths: bool,

@@ -150,6 +150,7 @@ pub fn answer(
         min_score: args.min_score,
         under: under.clone(),
         threads: 0,
+        exact: args.exact,
     };
     let found = most_similar(catalog, &ctx.db, q, &options)?;
     report_unseen(catalog, q.model_id, &found.read, !under.is_empty())?;

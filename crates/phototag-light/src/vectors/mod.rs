@@ -12,6 +12,7 @@
 //! May not: touch the catalog or files.
 
 pub mod near;
+pub mod sketch;
 pub mod top;
 
 /// An embedding as stored: `values[i] * scale` is the i-th component of the L2-normalised

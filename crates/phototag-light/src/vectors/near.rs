@@ -5,7 +5,8 @@
 //! - The embeddings are centred first (their mean subtracted): pooled ReLU features all
 //!   point into one orthant, and hyperplanes through the origin would barely separate them.
 //! - Each hyperplane is sparse (64 random coordinates with random signs), so hashing costs
-//!   64 additions per bit instead of a full dot product.
+//!   64 additions per bit instead of a full dot product; and each embedding is projected
+//!   once on a pool of 512 of them, from which every table draws its bits.
 //! - `tables` hash tables of `bits` bits each: a pair is a candidate when all bits of one
 //!   table agree. `bits` grows with the number of images (about log2 n, so a table's
 //!   buckets stay small); `tables` is chosen so that a pair at the threshold is proposed
@@ -27,6 +28,9 @@ pub const RECALL: f64 = 0.995;
 
 /// Non-zero coordinates of each hyperplane.
 const NON_ZERO: usize = 64;
+
+/// Directions each embedding is projected on once; tables draw their bits from them.
+const POOL: usize = 512;
 
 /// Most hash tables used (time grows with them).
 const MAX_TABLES: usize = 400;
@@ -169,16 +173,17 @@ fn centre(v: &Vectors) -> (Vec<f64>, f64) {
     (mean, low)
 }
 
-/// The hash bits of every embedding: `bits * tables` signs of sparse projections of the
-/// centred embedding, packed per table.
+/// The hash bits of every embedding, packed per table. Each embedding is projected once on
+/// a pool of [`POOL`] sparse centred directions; each table's `bits` bits are the signs of
+/// `bits` distinct directions drawn from the pool (so a table is `bits` random hyperplanes,
+/// as the plan assumes, and hashing costs the pool's projections, not `bits * tables`).
 fn signatures(v: &Vectors, mean: &[f64], plan: &Plan) -> Vec<Vec<u32>> {
     let dim = v.dim;
-    let planes = plan.bits * plan.tables;
     let mut rng = Rng(0x05ee_d0fd_09e5);
-    // Each plane: (coordinate, +1 or -1), and the projection of the mean.
-    let mut coords = Vec::with_capacity(planes * NON_ZERO);
-    let mut offsets = Vec::with_capacity(planes);
-    for _ in 0..planes {
+    // Each direction: (coordinate, +1 or -1), and the projection of the mean.
+    let mut coords = Vec::with_capacity(POOL * NON_ZERO);
+    let mut offsets = Vec::with_capacity(POOL);
+    for _ in 0..POOL {
         let mut offset = 0.0f64;
         for _ in 0..NON_ZERO {
             let r = rng.next();
@@ -189,21 +194,38 @@ fn signatures(v: &Vectors, mean: &[f64], plan: &Plan) -> Vec<Vec<u32>> {
         }
         offsets.push(offset);
     }
+    // Each table's directions: `bits` distinct pool indexes.
+    let picks: Vec<Vec<usize>> = (0..plan.tables)
+        .map(|_| {
+            let mut chosen: Vec<usize> = Vec::with_capacity(plan.bits);
+            while chosen.len() < plan.bits {
+                let p = (rng.next() % POOL as u64) as usize;
+                if !chosen.contains(&p) {
+                    chosen.push(p);
+                }
+            }
+            chosen
+        })
+        .collect();
     let mut tables = vec![Vec::with_capacity(v.len()); plan.tables];
+    let mut signs = [0u64; POOL / 64];
     for i in 0..v.len() {
         let e = v.get(i);
-        for (t, table) in tables.iter_mut().enumerate() {
+        signs.fill(0);
+        for p in 0..POOL {
+            let mut s = 0i32;
+            for &(c, positive) in &coords[p * NON_ZERO..(p + 1) * NON_ZERO] {
+                let x = i32::from(e.values[c as usize] as i8);
+                s += if positive { x } else { -x };
+            }
+            if f64::from(s) * f64::from(e.scale) > offsets[p] {
+                signs[p / 64] |= 1 << (p % 64);
+            }
+        }
+        for (table, pick) in tables.iter_mut().zip(&picks) {
             let mut key = 0u32;
-            for b in 0..plan.bits {
-                let p = t * plan.bits + b;
-                let mut s = 0i32;
-                for &(c, positive) in &coords[p * NON_ZERO..(p + 1) * NON_ZERO] {
-                    let x = i32::from(e.values[c as usize] as i8);
-                    s += if positive { x } else { -x };
-                }
-                if f64::from(s) * f64::from(e.scale) > offsets[p] {
-                    key |= 1 << b;
-                }
+            for (b, &p) in pick.iter().enumerate() {
+                key |= (((signs[p / 64] >> (p % 64)) & 1) as u32) << b;
             }
             table.push(key);
         }

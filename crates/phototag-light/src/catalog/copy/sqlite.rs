@@ -252,11 +252,22 @@ pub(super) fn write_page(c: &mut Sqlite, rows: &[Row]) -> Result<u64, CatalogErr
                 } => {
                     let model = model_id(model_sha256)?
                         .ok_or_else(|| missing(&format!("model {model_sha256}")))?;
+                    let n = tx
+                        .prepare_cached(
+                            "INSERT OR IGNORE INTO embeddings (hash, model_id, vector, scale)
+                             VALUES (?1, ?2, ?3, ?4)",
+                        )?
+                        .execute(params![&hash[..], model, vector, f64::from(*scale)])?;
+                    // Its sketch, as the writer stores it (what `similar` reads first).
                     tx.prepare_cached(
-                        "INSERT OR IGNORE INTO embeddings (hash, model_id, vector, scale)
-                         VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO sketches (id, model_id, bits)
+                         SELECT id, model_id, ?2 FROM embeddings WHERE hash = ?1",
                     )?
-                    .execute(params![&hash[..], model, vector, f64::from(*scale)])?
+                    .execute(params![
+                        &hash[..],
+                        crate::vectors::sketch::sketch(vector).as_slice()
+                    ])?;
+                    n
                 }
                 Row::File {
                     path,

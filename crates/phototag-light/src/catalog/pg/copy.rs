@@ -319,16 +319,32 @@ impl PgCatalog {
                         scales.push(*scale);
                     }
                 }
-                tx.execute(
-                    "INSERT INTO embeddings (hash, model_id, vector, scale)
+                let n = tx
+                    .execute(
+                        "INSERT INTO embeddings (hash, model_id, vector, scale)
                      SELECT u.h, m.id, u.v, u.s
                      FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::real[])
                           AS u (h, sha, v, s)
                      JOIN models m ON m.sha256 = u.sha
                      ON CONFLICT (hash) DO NOTHING",
-                    &[&hashes, &models, &vectors, &scales],
+                        &[&hashes, &models, &vectors, &scales],
+                    )
+                    .map_err(e)?;
+                // Their sketches, as the writer stores them (what `similar` reads first).
+                let bits: Vec<Vec<u8>> = vectors
+                    .iter()
+                    .map(|v| crate::vectors::sketch::sketch(v).to_vec())
+                    .collect();
+                tx.execute(
+                    "INSERT INTO sketches (id, model_id, bits)
+                     SELECT e.id, e.model_id, u.b
+                     FROM unnest($1::bytea[], $2::bytea[]) AS u (h, b)
+                     JOIN embeddings e ON e.hash = u.h
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&hashes, &bits],
                 )
-                .map_err(e)?
+                .map_err(e)?;
+                n
             }
             Table::Files => {
                 let (mut paths, mut roots, mut hashes, mut sizes, mut mtimes, mut seen) = (

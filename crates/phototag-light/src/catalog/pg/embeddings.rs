@@ -13,6 +13,7 @@ use super::PgCatalog;
 use crate::catalog::embeddings::{EmbeddingCounts, EmbeddingScan, StoredEmbedding};
 use crate::catalog::rows::{under_range, Hash};
 use crate::catalog::CatalogError;
+use crate::vectors::sketch::Sketch;
 use crate::vectors::{Embedding, EmbeddingRef};
 
 fn count(v: i64) -> Result<u64, CatalogError> {
@@ -81,6 +82,59 @@ impl PgCatalog {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Calls `f` with the row id, model and sketch of every stored embedding whose id is
+    /// in `[start, end)`, in id order, as the server sends them. Returns how many it read.
+    pub fn scan_sketches(
+        &self,
+        (start, end): (i64, i64),
+        mut f: impl FnMut(i64, i64, &Sketch),
+    ) -> Result<u64, CatalogError> {
+        let mut c = self.conn()?;
+        let params: [&(dyn ToSql + Sync); 2] = [&start, &end];
+        let mut rows = c
+            .query_raw(
+                "SELECT id, model_id, bits FROM sketches WHERE id >= $1 AND id < $2 ORDER BY id",
+                params,
+            )
+            .map_err(|e| self.error(e))?;
+        let mut n = 0;
+        while let Some(r) = rows.next().map_err(|e| self.error(e))? {
+            let bits: &[u8] = r.get(2);
+            if let Ok(bits) = <&Sketch>::try_from(bits) {
+                f(r.get(0), r.get(1), bits);
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Calls `f` with the hash and embedding of each row id in `ids` that holds one (ids
+    /// with none are passed over), in the order given; one statement for all.
+    pub fn embeddings_by_id(
+        &self,
+        ids: &[i64],
+        mut f: impl FnMut(i64, &[u8], EmbeddingRef<'_>),
+    ) -> Result<(), CatalogError> {
+        let rows = self.rows(
+            "SELECT u.id, e.hash, e.vector, e.scale
+             FROM unnest($1::bigint[]) WITH ORDINALITY AS u (id, n)
+             JOIN embeddings e ON e.id = u.id ORDER BY u.n",
+            &[&ids],
+        )?;
+        for r in &rows {
+            let values: &[u8] = r.get(2);
+            f(
+                r.get(0),
+                r.get(1),
+                EmbeddingRef {
+                    values,
+                    scale: r.get(3),
+                },
+            );
+        }
+        Ok(())
     }
 
     /// How many images there are, and how many have an embedding by each model (one

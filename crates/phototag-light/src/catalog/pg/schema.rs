@@ -35,7 +35,15 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_embeddings",
         sql: include_str!("../../../../../migrations/pg/0004_embeddings.sql"),
     },
+    Migration {
+        version: 5,
+        name: "0005_sketches",
+        sql: include_str!("../../../../../migrations/pg/0005_sketches.sql"),
+    },
 ];
+
+/// The version whose migration needs the sketches of the embeddings already stored.
+const SKETCHES: u32 = 5;
 
 /// The key of the advisory lock migrations hold.
 const LOCK: i64 = 0x7068_6f74_6f74_6167; // "phototag"
@@ -83,6 +91,13 @@ pub fn migrate(
                 name: m.name,
                 source: Box::new(PgError(source)),
             })?;
+        if m.version == SKETCHES {
+            backfill_sketches(&mut tx).map_err(|source| CatalogError::Migration {
+                version: m.version,
+                name: m.name,
+                source: Box::new(PgError(source)),
+            })?;
+        }
         tracing::debug!(
             version = m.version,
             name = m.name,
@@ -98,6 +113,32 @@ pub fn migrate(
     .map_err(&error)?;
     tx.commit().map_err(&error)?;
     Ok(found)
+}
+
+/// The sketches of embeddings stored before schema 5, a page of rows at a time.
+fn backfill_sketches(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    let mut after = i64::MIN;
+    loop {
+        let rows = tx.query(
+            "SELECT id, model_id, vector FROM embeddings WHERE id > $1 ORDER BY id LIMIT 1000",
+            &[&after],
+        )?;
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after = last.get(0);
+        let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let models: Vec<i64> = rows.iter().map(|r| r.get(1)).collect();
+        let bits: Vec<Vec<u8>> = rows
+            .iter()
+            .map(|r| crate::vectors::sketch::sketch(r.get::<_, &[u8]>(2)).to_vec())
+            .collect();
+        tx.execute(
+            "INSERT INTO sketches (id, model_id, bits)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])",
+            &[&ids, &models, &bits],
+        )?;
+    }
 }
 
 #[cfg(test)]
@@ -124,5 +165,41 @@ mod tests {
             .map(|m| format!("{}.sql", m.name))
             .collect();
         assert_eq!(files, listed);
+    }
+
+    /// A schema-4 catalog with an embedding gets its sketch when it is migrated to 5.
+    #[test]
+    fn embeddings_stored_before_sketches_get_theirs_on_migration() {
+        use crate::catalog::{Catalog, Location, PgTarget};
+        let test = "embeddings_stored_before_sketches_get_theirs_on_migration (PostgreSQL)";
+        let Some(db) = crate::catalog::test_server::database(test) else {
+            return;
+        };
+        let mut c = db.client();
+        let v4 = &MIGRATIONS[..4];
+        migrate(
+            &mut c,
+            v4,
+            |_, _| panic!("newer"),
+            |e| CatalogError::Postgres(PgError(e)),
+        )
+        .unwrap();
+        c.batch_execute(
+            "INSERT INTO models (id, name, architecture, sha256) VALUES (3, 'm', 'resnet18', 'ab');
+             INSERT INTO images (hash, width, height, format, model_id, classified_at)
+                 VALUES (decode(repeat('01', 32), 'hex'), 1, 1, 'png', 3, 0);
+             INSERT INTO embeddings (hash, model_id, vector, scale)
+                 VALUES (decode(repeat('01', 32), 'hex'), 3, '\\x017f80'::bytea, 0.5);",
+        )
+        .unwrap();
+        let cat = Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
+        assert_eq!(cat.schema_version().unwrap(), 5);
+        let mut got = Vec::new();
+        cat.scan_sketches((i64::MIN, i64::MAX), |_, m, b| got.push((m, *b)))
+            .unwrap();
+        assert_eq!(
+            got,
+            [(3, crate::vectors::sketch::sketch(&[0x01, 0x7f, 0x80]))]
+        );
     }
 }

@@ -14,6 +14,7 @@ use postgres::{Statement, Transaction};
 
 use crate::catalog::rows::{path_bytes, size_to_sql, Hash, NewFile, NewImage};
 use crate::catalog::CatalogError;
+use crate::vectors::sketch::sketch;
 
 /// The open write transaction (see [`super::PgCatalog::begin`]).
 pub struct Writer<'c> {
@@ -144,6 +145,14 @@ impl<'c> Writer<'c> {
                      ON CONFLICT (hash) DO UPDATE SET model_id = excluded.model_id,
                          vector = excluded.vector, scale = excluded.scale",
                     &[&hash, &img.model_id, &e.values, &e.scale],
+                )?;
+                let bits = sketch(&e.values);
+                self.execute(
+                    "INSERT INTO sketches (id, model_id, bits)
+                     SELECT id, $2, $3 FROM embeddings WHERE hash = $1
+                     ON CONFLICT (id) DO UPDATE SET model_id = excluded.model_id,
+                         bits = excluded.bits",
+                    &[&hash, &img.model_id, &bits.as_slice()],
                 )?;
             }
             None => {
