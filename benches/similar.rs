@@ -12,7 +12,8 @@
 //! Embeddings are drawn around 2,000 "subjects" (non-negative, sparse-ish, like pooled
 //! ReLU features), so neighbours are neither all equal nor all orthogonal. Prints figures;
 //! asserts only that the commands run and that the planted near copies are found.
-//! `SIMILAR_BENCH_DB=path` keeps the large catalog there and reuses it.
+//! `SIMILAR_BENCH_DB=path` (and `DUPES_BENCH_DB=path`) keeps the large catalog there and
+//! reuses it.
 //!
 //! Run: `cargo build --release && cargo bench --bench similar`.
 
@@ -359,8 +360,15 @@ fn main() {
     }
 
     if m > 0 {
-        let db = tmp.path().join("dupes.db");
-        generate(&db, m, dim, 50, None);
+        let db = match std::env::var_os("DUPES_BENCH_DB") {
+            Some(p) => PathBuf::from(p),
+            None => tmp.path().join("dupes.db"),
+        };
+        if db.exists() {
+            eprintln!("reusing {}", db.display());
+        } else {
+            generate(&db, m, dim, 50, None);
+        }
         warm(&db);
         let (best, median, rss, out) =
             time_binary(&db, &["dupes", "--near", "--json"], runs.min(3));

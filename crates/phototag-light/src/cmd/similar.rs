@@ -152,8 +152,20 @@ pub fn answer(
         threads: 0,
         exact: args.exact,
     };
-    let found = most_similar(catalog, &ctx.db, q, &options)?;
-    report_unseen(catalog, q.model_id, &found.read, !under.is_empty())?;
+    // Counting the images (for what lacks an embedding) reads a table as long as the
+    // catalog: on its own connection, while the comparison runs.
+    let (found, images) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let counting = under
+            .is_empty()
+            .then(|| s.spawn(|| Catalog::open_readonly(&ctx.db).and_then(|c| c.image_count())));
+        let found = most_similar(catalog, &ctx.db, q, &options)?;
+        let images = match counting {
+            Some(h) => Some(h.join().expect("the counting thread panicked")?),
+            None => None,
+        };
+        Ok((found, images))
+    })?;
+    report_unseen(catalog, q.model_id, &found.read, images)?;
     let format = Format::of(args);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -220,12 +232,13 @@ pub fn answer(
 }
 
 /// Says on stderr how many images could not be compared: without an embedding, or with
-/// another model's. (Under folders, the images there without one are not counted.)
+/// another model's. `images`: how many the catalog holds (None under folders: the images
+/// there without one are not counted).
 fn report_unseen(
     catalog: &Catalog,
     model_id: i64,
     read: &[(i64, u64)],
-    under: bool,
+    images: Option<u64>,
 ) -> anyhow::Result<()> {
     let names = catalog.model_names()?;
     let name = |id: i64| {
@@ -246,9 +259,9 @@ fn report_unseen(
             name(model_id)
         );
     }
-    if !under {
+    if let Some(images) = images {
         let total: u64 = read.iter().map(|(_, n)| n).sum();
-        let without = catalog.image_count()?.saturating_sub(total);
+        let without = images.saturating_sub(total);
         if without > 0 {
             eprintln!(
                 "phototag: not compared: {without} image(s) without an embedding (catalogued before phototag kept them); `phototag retag --embeddings` adds theirs"
