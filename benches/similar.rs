@@ -295,7 +295,7 @@ fn main() {
                 let t = Instant::now();
                 let found = most_similar(
                     &catalog,
-                    &db,
+                    &db.clone().into(),
                     &query,
                     &Options {
                         limit: 20,

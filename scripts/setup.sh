@@ -53,13 +53,17 @@ $(tail -n 15 "$log")"
 
 # --- 0. system packages -------------------------------------------------------------------
 # libheif (HEIC/AVIF, linked from the system: Debian's libheif-dev), and cmake + nasm, which
-# the turbojpeg-sys crate needs to build its bundled libjpeg-turbo 3 with SIMD. Installed with
-# apt only when missing; as root directly, otherwise through sudo.
+# the turbojpeg-sys crate needs to build its bundled libjpeg-turbo 3 with SIMD; PostgreSQL's
+# server programs (Debian's postgresql), which the tests of the shared catalog start a
+# server of their own with (initdb into a temporary folder; nothing is configured system-
+# wide). Installed with apt only when missing; as root directly, otherwise through sudo.
 missing=()
 pkg-config --exists libheif 2>/dev/null || missing+=(libheif-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v nasm >/dev/null 2>&1 || missing+=(nasm)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || command -v initdb >/dev/null 2>&1 \
+    || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get: install them with your package manager, then run again."
     as_root=()

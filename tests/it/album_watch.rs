@@ -127,6 +127,7 @@ fn album_and_sidecars_follow_adds_moves_deletes_and_retags() {
     );
 
     assert!(daemon.stop().success());
-    let status = std::fs::read_to_string(phototag_light::status::path_for(&db)).unwrap();
+    let status =
+        std::fs::read_to_string(phototag_light::status::path_for(&db.clone().into())).unwrap();
     assert!(status.contains("\"albums\""), "{status}");
 }

@@ -42,7 +42,7 @@ impl Lib {
         std::fs::write(&path, content).unwrap();
         let hash = hash_bytes(content.as_bytes());
         self.tag(&hash, tags);
-        let mut c = Catalog::open(&self.db()).unwrap();
+        let mut c = Catalog::open(self.db()).unwrap();
         let mut w = c.begin().unwrap();
         let root = w.root_id(&self.photos()).unwrap();
         w.put_file(&NewFile {
@@ -60,7 +60,7 @@ impl Lib {
 
     /// Stores (or replaces: a retag) the tags of a content.
     fn tag(&self, hash: &Hash, tags: &[(usize, &str, f32)]) {
-        let mut c = Catalog::open(&self.db()).unwrap();
+        let mut c = Catalog::open(self.db()).unwrap();
         let model = c.register_model("test-model", "ab12", "resnet18").unwrap();
         let mut w = c.begin().unwrap();
         w.put_image(&fixtures::image_tagged(
@@ -286,7 +286,7 @@ fn export_round_trips_and_sidecars_merge() {
     let (dog, hd) = lib.add("dog.jpg", "D", &[GOLDEN, (208, "Labrador retriever", 0.05)]);
     let (cat, _) = lib.add("odd, \"name\".jpg", "C", &[TABBY]);
     let cfg = lib.config("");
-    let catalog = Catalog::open_readonly(&lib.db()).unwrap();
+    let catalog = Catalog::open_readonly(lib.db()).unwrap();
 
     let out = lib.run(&cfg, &["export", "--format", "json"]);
     assert!(out.status.success());

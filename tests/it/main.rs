@@ -27,6 +27,7 @@ mod scaled_decode;
 mod search_cli;
 mod search_query;
 mod serve;
+mod shared_catalog;
 mod similar;
 mod teach;
 mod walk;

@@ -1,6 +1,8 @@
 //! Visual memory through the binaries: embeddings stored by `index`, `retag --embeddings`
 //! for images catalogued without one, `similar` (light from the catalog, the engine for a
-//! new photo) and `dupes --near`, a model prepared before embeddings, and bad input.
+//! new photo) and `dupes --near`, a model prepared before embeddings, and bad input. The
+//! tests of what is stored and found run on both backends (a SQLite file and the
+//! PostgreSQL test server) with the same expectations.
 
 use crate::common;
 
@@ -9,7 +11,8 @@ use std::process::{Command, Output};
 
 use phototag_engine::classify::{prepare_path, Batch, Scale, Settings};
 use phototag_engine::model::{resnet, Classifier, ClassifierOptions};
-use phototag_light::catalog::{hash_bytes, hex, Catalog};
+use phototag_light::catalog::fixtures::{self, Place};
+use phototag_light::catalog::{hash_bytes, hex, Catalog, Location};
 use phototag_light::config::Config;
 use phototag_light::model_files::manifest::{self, LabelSet, Manifest, MANIFEST_FILE, MODEL_FILE};
 use phototag_light::vectors::Embedding;
@@ -36,13 +39,21 @@ fn smaller(path: &Path, factor: u32) -> Vec<u8> {
 struct Lib {
     tmp: tempfile::TempDir,
     root: PathBuf,
-    db: PathBuf,
+    db: Location,
     models: PathBuf,
+    /// Keeps the catalog's folder or database.
+    _place: Place,
 }
 
 impl Lib {
-    /// orange, its exact copy and a half-size near copy, squirrel, hopper; not indexed.
+    /// orange, its exact copy and a half-size near copy, squirrel, hopper; not indexed;
+    /// a SQLite catalog.
     fn new() -> Lib {
+        Lib::new_at(Place::sqlite())
+    }
+
+    /// As [`Lib::new`], with the catalog at `place`.
+    fn new_at(place: Place) -> Lib {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("photos");
         std::fs::create_dir_all(root.join("more")).unwrap();
@@ -62,14 +73,19 @@ impl Lib {
         std::fs::copy(common::fixture("hopper.jpg"), root.join("more/hopper.jpg")).unwrap();
         Lib {
             root: root.canonicalize().unwrap(),
-            db: tmp.path().join("catalog.db"),
+            db: place.location.clone(),
             models: common::models(SEED),
             tmp,
+            _place: place,
         }
     }
 
     fn indexed() -> Lib {
-        let lib = Lib::new();
+        Lib::indexed_at(Place::sqlite())
+    }
+
+    fn indexed_at(place: Place) -> Lib {
+        let lib = Lib::new_at(place);
         let out = lib.run(&["index", lib.root.to_str().unwrap()]);
         assert!(out.status.success(), "{}", stderr(&out));
         lib
@@ -80,7 +96,7 @@ impl Lib {
         c.env("PHOTOTAG_CONFIG", "/dev/null")
             .env_remove("RUST_LOG")
             .env("PHOTOTAG_MODEL_DIR", &self.models)
-            .env("PHOTOTAG_DB", &self.db)
+            .env("PHOTOTAG_DB", self.db_arg())
             .env("PHOTOTAG_CACHE_DIR", self.tmp.path().join("cache"));
         c
     }
@@ -93,6 +109,22 @@ impl Lib {
             c.args(["--model", "resnet18-random"]);
         }
         c.output().unwrap()
+    }
+
+    /// The SQLite catalog's file.
+    fn sqlite_path(&self) -> &Path {
+        match &self.db {
+            Location::Sqlite(p) => p,
+            Location::Postgres(_) => panic!("a SQLite catalog was expected"),
+        }
+    }
+
+    /// `$PHOTOTAG_DB` for the catalog: the file, or the URL.
+    fn db_arg(&self) -> std::ffi::OsString {
+        match &self.db {
+            Location::Sqlite(p) => p.clone().into_os_string(),
+            Location::Postgres(t) => t.url.clone().into(),
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -121,7 +153,13 @@ fn json_lines(o: &Output) -> Vec<serde_json::Value> {
 
 #[test]
 fn index_stores_the_embedding_the_model_computes() {
-    let lib = Lib::indexed();
+    for place in fixtures::places("index_stores_the_embedding_the_model_computes") {
+        index_stores_the_embedding_at(place);
+    }
+}
+
+fn index_stores_the_embedding_at(place: Place) {
+    let lib = Lib::indexed_at(place);
     let c = lib.catalog();
     let counts = c.embedding_counts().unwrap();
     assert_eq!(
@@ -151,7 +189,13 @@ fn index_stores_the_embedding_the_model_computes() {
 
 #[test]
 fn similar_answers_from_the_catalog_without_the_engine() {
-    let lib = Lib::indexed();
+    for place in fixtures::places("similar_answers_from_the_catalog_without_the_engine") {
+        similar_answers_at(place);
+    }
+}
+
+fn similar_answers_at(place: Place) {
+    let lib = Lib::indexed_at(place);
     // A lone copy of `phototag`: no engine beside it.
     let lone_dir = tempfile::tempdir().unwrap();
     let lone = lone_dir.path().join("phototag");
@@ -331,8 +375,16 @@ fn dupes_near_groups_exact_and_near_copies_best_first() {
     // The default threshold is measured on the real EfficientNet-Lite0; the seeded random
     // ResNet-18 these tests use finds every photo alike (squirrel and hopper score ~0.99),
     // while the orange's near copy scores ~0.9999: a threshold between the two.
-    const T: &str = "0.995";
-    let lib = Lib::indexed();
+    for place in fixtures::places("dupes_near_groups_exact_and_near_copies_best_first") {
+        dupes_near_at(place);
+    }
+}
+
+/// The threshold `dupes_near_groups_exact_and_near_copies_best_first` names.
+const T: &str = "0.995";
+
+fn dupes_near_at(place: Place) {
+    let lib = Lib::indexed_at(place);
     let out = lib.run(&["dupes", "--near", "--json", "--threshold", T]);
     assert!(out.status.success(), "{}", stderr(&out));
     let groups = json_lines(&out);
@@ -489,7 +541,7 @@ fn retag_embeddings_fills_what_an_older_catalog_lacks_and_resumes() {
     let tags = c.tags(&orange).unwrap();
     drop(c);
     // As a catalog from before schema 4 is once migrated: images without embeddings.
-    let conn = rusqlite::Connection::open(&lib.db).unwrap();
+    let conn = rusqlite::Connection::open(lib.sqlite_path()).unwrap();
     conn.execute("DELETE FROM embeddings", []).unwrap();
     drop(conn);
     let out = lib.run(&["retag"]);

@@ -14,7 +14,8 @@ pub const PARTIAL: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The model is missing, unusable, or does not match its manifest.
 pub const MODEL: u8 = 3;
-/// Anything else: I/O, network, libtorch, the catalog.
+/// Anything else: I/O, network, libtorch, the catalog (a catalog server that cannot be
+/// reached included).
 pub const OTHER: u8 = 4;
 /// Stopped by SIGINT or SIGTERM; what was done is saved (128 + SIGINT, as shells report).
 pub const INTERRUPTED: u8 = 130;
@@ -40,6 +41,12 @@ pub fn code_for_with(
             || cause.is::<crate::search::QueryError>()
             || cause.is::<crate::album::UsageError>()
             || cause.is::<crate::taught::TeachError>()
+        {
+            return USAGE;
+        }
+        if cause
+            .downcast_ref::<crate::catalog::CatalogError>()
+            .is_some_and(|c| c.is_usage())
         {
             return USAGE;
         }

@@ -34,7 +34,8 @@ pub fn cache_dir() -> PathBuf {
     }
 }
 
-fn data_dir() -> PathBuf {
+/// `$XDG_DATA_HOME/phototag`, else `~/.local/share/phototag`.
+pub fn data_dir() -> PathBuf {
     match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
         Some(d) => PathBuf::from(d).join("phototag"),
         None => home().join(".local").join("share").join("phototag"),
@@ -56,8 +57,9 @@ pub fn default_model_dir() -> PathBuf {
 /// phototag's own files for the catalog `db`, as a walk meets them (the folder made
 /// canonical): the database, its `-wal`, `-shm` and `-journal`, and the daemon's status
 /// record; then `dirs` (the thumbnail cache). Walks and watches leave them out, so a
-/// catalog kept inside a root is never read as a photo.
-pub fn own_files(db: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
+/// catalog kept inside a root is never read as a photo. A PostgreSQL catalog has only its
+/// status record here.
+pub fn own_files(db: &crate::catalog::Location, dirs: &[PathBuf]) -> Vec<PathBuf> {
     let canonical = |p: &Path| -> PathBuf {
         let (Some(parent), Some(name)) = (p.parent(), p.file_name()) else {
             return p.to_path_buf();
@@ -72,14 +74,20 @@ pub fn own_files(db: &Path, dirs: &[PathBuf]) -> Vec<PathBuf> {
             .map(|d| d.join(name))
             .unwrap_or_else(|_| p.to_path_buf())
     };
-    let db = canonical(db);
-    let mut out = vec![db.clone()];
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let mut name = db.as_os_str().to_os_string();
-        name.push(suffix);
-        out.push(PathBuf::from(name));
+    let mut out = Vec::new();
+    match db {
+        crate::catalog::Location::Sqlite(path) => {
+            let db = canonical(path);
+            out.push(db.clone());
+            for suffix in ["-wal", "-shm", "-journal"] {
+                let mut name = db.as_os_str().to_os_string();
+                name.push(suffix);
+                out.push(PathBuf::from(name));
+            }
+            out.push(crate::status::path_for(&db.into()));
+        }
+        pg => out.push(canonical(&crate::status::path_for(pg))),
     }
-    out.push(crate::status::path_for(&db));
     out.extend(dirs.iter().map(|d| canonical(d)));
     out
 }
@@ -92,7 +100,7 @@ mod tests {
     fn own_files_are_the_catalog_its_journals_and_status() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().canonicalize().unwrap();
-        let own = own_files(&d.path().join("cat.db"), &[d.path().join("thumbs")]);
+        let own = own_files(&d.path().join("cat.db").into(), &[d.path().join("thumbs")]);
         let names: Vec<_> = own
             .iter()
             .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::catalog::Location;
+
 use serde::{Deserialize, Serialize};
 
 /// One root as the daemon sees it.
@@ -30,6 +32,22 @@ pub struct AlbumStatus {
     pub links: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+/// The catalog's server, while the daemon cannot reach it (a shared PostgreSQL catalog).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CatalogStatus {
+    /// `unreachable`.
+    pub state: String,
+    /// Since when (Unix seconds).
+    pub since_unix: i64,
+    /// The last error (never holds a password).
+    pub error: String,
+    /// When the daemon tries again.
+    pub retry_in_seconds: f64,
+    /// Jobs kept until the server is back, and the files in them.
+    pub waiting_jobs: usize,
+    pub waiting_files: usize,
 }
 
 /// The record.
@@ -80,19 +98,50 @@ pub struct Status {
     /// Albums, as last synced.
     #[serde(default)]
     pub albums: Vec<AlbumStatus>,
+    /// Set while the catalog's server is away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogStatus>,
 }
 
-/// Where the status record of the catalog `db` lives.
-pub fn path_for(db: &Path) -> PathBuf {
-    let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".status.json");
-    db.with_file_name(name)
+/// Where the status record of the catalog `db` lives: beside a SQLite file; for a
+/// PostgreSQL catalog (on another machine), in this user's data folder, named after the
+/// server and database.
+pub fn path_for(db: &Location) -> PathBuf {
+    match db {
+        Location::Sqlite(db) => {
+            let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+            name.push(".status.json");
+            db.with_file_name(name)
+        }
+        Location::Postgres(t) => {
+            let shown = t.to_string();
+            let rest = shown.split_once("://").map_or(shown.as_str(), |(_, r)| r);
+            let rest = rest.split('?').next().unwrap_or(rest);
+            let name: String = rest
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            crate::paths::data_dir()
+                .join("status")
+                .join(format!("postgresql-{name}.status.json"))
+        }
+    }
 }
 
 impl Status {
     /// Writes the record atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        // A PostgreSQL catalog's record is in the data folder, perhaps not made yet.
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
         crate::fsutil::write_atomic(path, &json)
     }
 
@@ -129,7 +178,7 @@ mod tests {
     #[test]
     fn round_trip_and_liveness() {
         let dir = tempfile::tempdir().unwrap();
-        let p = path_for(&dir.path().join("catalog.db"));
+        let p = path_for(&dir.path().join("catalog.db").into());
         assert!(p.ends_with("catalog.db.status.json"));
         assert_eq!(Status::read(&p).unwrap(), None);
         let s = Status {
@@ -163,6 +212,14 @@ mod tests {
                 links: 0,
                 problem: Some("parent missing".into()),
             }],
+            catalog: Some(CatalogStatus {
+                state: "unreachable".into(),
+                since_unix: 5,
+                error: "connection refused".into(),
+                retry_in_seconds: 2.0,
+                waiting_jobs: 1,
+                waiting_files: 7,
+            }),
         };
         s.write(&p).unwrap();
         let back = Status::read(&p).unwrap().unwrap();

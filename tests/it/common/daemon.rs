@@ -13,6 +13,8 @@ pub struct Daemon {
     sock: UnixDatagram,
     models: PathBuf,
     batch_size: u16,
+    /// `PHOTOTAG_DB`: `catalog.db` in the folder, or a PostgreSQL URL.
+    db: OsString,
     env: Vec<(String, OsString)>,
     pub tmp: tempfile::TempDir,
 }
@@ -21,7 +23,8 @@ impl Daemon {
     /// Starts `phototag watch --model resnet18-random` (from `models`) with the
     /// configuration already written in `tmp`, and waits for READY=1.
     pub fn start(tmp: tempfile::TempDir, models: &Path, batch_size: u16) -> Daemon {
-        Self::start_with_env(tmp, models, batch_size, &[])
+        let db = tmp.path().join("catalog.db").into_os_string();
+        Self::start_full(tmp, models, batch_size, db, &[])
     }
 
     /// As [`Daemon::start`], with more environment variables (`TZ`, `PHOTOTAG_LOADAVG`).
@@ -31,16 +34,40 @@ impl Daemon {
         batch_size: u16,
         env: &[(&str, &OsStr)],
     ) -> Daemon {
+        let db = tmp.path().join("catalog.db").into_os_string();
+        Self::start_full(tmp, models, batch_size, db, env)
+    }
+
+    /// As [`Daemon::start`], on the catalog `db` (a file or a PostgreSQL URL). Its data
+    /// folder (`$XDG_DATA_HOME`, where a PostgreSQL catalog's status record goes) is
+    /// `data/` in the folder.
+    pub fn start_on(
+        tmp: tempfile::TempDir,
+        models: &Path,
+        batch_size: u16,
+        db: OsString,
+    ) -> Daemon {
+        Self::start_full(tmp, models, batch_size, db, &[])
+    }
+
+    fn start_full(
+        tmp: tempfile::TempDir,
+        models: &Path,
+        batch_size: u16,
+        db: OsString,
+        env: &[(&str, &OsStr)],
+    ) -> Daemon {
         let env: Vec<(String, OsString)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_os_string()))
             .collect();
-        let (child, sock) = spawn(tmp.path(), models, batch_size, &env);
+        let (child, sock) = spawn(tmp.path(), models, batch_size, &db, &env);
         let d = Daemon {
             child,
             sock,
             models: models.to_path_buf(),
             batch_size,
+            db,
             env,
             tmp,
         };
@@ -52,7 +79,13 @@ impl Daemon {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, sock) = spawn(self.tmp.path(), &self.models, self.batch_size, &self.env);
+        let (child, sock) = spawn(
+            self.tmp.path(),
+            &self.models,
+            self.batch_size,
+            &self.db,
+            &self.env,
+        );
         self.child = child;
         self.sock = sock;
         self.expect_notify("READY=1", Duration::from_secs(30));
@@ -131,6 +164,7 @@ fn spawn(
     dir: &Path,
     models: &Path,
     batch_size: u16,
+    db: &OsStr,
     env: &[(String, OsString)],
 ) -> (Child, UnixDatagram) {
     let sock_path = dir.join("notify.sock");
@@ -144,7 +178,8 @@ fn spawn(
         .args(["watch", "--model", "resnet18-random", "--batch-size"])
         .arg(batch_size.to_string())
         .env("PHOTOTAG_MODEL_DIR", models)
-        .env("PHOTOTAG_DB", dir.join("catalog.db"))
+        .env("PHOTOTAG_DB", db)
+        .env("XDG_DATA_HOME", dir.join("data"))
         .env("NOTIFY_SOCKET", &sock_path)
         .env("RUST_LOG", "info")
         .envs(env.iter().map(|(k, v)| (k, v)))

@@ -58,7 +58,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> anyhow::Result<Outcome> {
         let bound = listener.local_addr()?;
         settings.listen = bound;
         tracing::info!(
-            catalog = %settings.db.display(),
+            catalog = %settings.db,
             thumbs = %settings.thumb_dir.display(),
             token = settings.token.is_some(),
             "serving the web page on http://{bound}/"

@@ -55,13 +55,22 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
     let choice = ctx.model(&args.run)?;
     tracing::info!(model = %choice.stored.name, "model {} (loaded when the first photo needs it)", choice.stored.name);
     super::index::warn_without_embeddings(&choice.stored.manifest);
-    let catalog = ctx.open_catalog()?;
+    // A catalog server that is away is waited for: the daemon starts, watches and queues.
+    let catalog = ctx.open_catalog_waiting()?;
     // The catalog and its journals are never walked or watched, even inside a root.
     let mut exclude = ctx.config.index.exclude_config();
     exclude.own_files = ctx.own_files();
     let excluder = Excluder::new(&exclude).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Album folders are never walked or watched, from the start (no feedback loop).
-    let albums = phototag_light::album::load(&ctx.config, Some(&catalog))?;
+    // Album folders are never walked or watched, from the start (no feedback loop). With
+    // the server away, the stored albums are excluded once it is back (their folders are
+    // also skipped by the walks' album check meanwhile).
+    let albums = match phototag_light::album::load(&ctx.config, Some(&catalog)) {
+        Err(e) if e.is_unavailable() => {
+            tracing::warn!("{e}: starting without the albums stored in the catalog");
+            phototag_light::album::load(&ctx.config, None)?
+        }
+        other => other?,
+    };
     excluder.set_pruned_dirs(phototag_light::album::folders(&albums));
     let settings = choice.settings(&ctx.config);
     let stored = choice.stored.clone();

@@ -7,6 +7,13 @@
 //! the rest: new content is then hashed and written as queued (`Writer::put_queued`, no
 //! decoding), for `queue::classify_queued` to classify later.
 //!
+//! On a shared (PostgreSQL) catalog, a content new to the catalog is claimed before it is
+//! decoded (`catalog::Claimer`): content another worker classified meanwhile only gets a
+//! file row, and content another worker is classifying now comes back in
+//! [`Executed::elsewhere`], for the caller to try again once that worker wrote it (or died
+//! and its claim expired). The claims of this run are renewed while it works and released
+//! when it ends.
+//!
 //! May not: walk, compare with the catalog, delete, or print (it reports through
 //! `Progress`).
 
@@ -23,7 +30,7 @@ use crate::classify::{
     Settings,
 };
 use phototag_light::catalog::{
-    unix_now, Catalog, CatalogError, Hash, NewFile, NewImage, NewTag, Writer,
+    unix_now, Catalog, CatalogError, Claim, Claimer, Hash, NewFile, NewImage, NewTag, Writer,
 };
 use phototag_light::paths::root_holding;
 use phototag_light::vectors::Embedding;
@@ -51,6 +58,13 @@ enum Item {
         /// The content's hash when it was read, so copies of it fail with it.
         hash: Option<Hash>,
     },
+    /// Content another worker sharing the catalog is classifying now: for later.
+    Elsewhere {
+        entry: Entry,
+        hash: Hash,
+    },
+    /// The catalog could not be asked (its server is away): the run stops.
+    Unavailable(CatalogError),
     /// Gone before it could be read: nothing is written.
     Vanished,
     /// Not done: the run was stopped.
@@ -82,11 +96,12 @@ pub fn image_row(hash: Hash, model_id: i64, now: i64, c: &Classified) -> NewImag
 }
 
 /// Reads, hashes and (for content neither in the catalog nor claimed by another file of
-/// this run, while `decode` is set) decodes one file.
+/// this run, nor by another worker, while `decode` is set) decodes one file.
 fn produce_one(
     entry: Entry,
     known: &HashSet<Hash>,
     claimed: &Mutex<HashSet<Hash>>,
+    claimer: Option<&Claimer>,
     s: &Settings,
     decode: &AtomicBool,
     stop: &AtomicBool,
@@ -119,17 +134,30 @@ fn produce_one(
                     ready: None,
                 };
             }
+            if let Some(c) = claimer {
+                match c.claim(&hash) {
+                    Ok(Claim::Mine) => {}
+                    Ok(Claim::Known) => return Item::Duplicate { entry, hash },
+                    Ok(Claim::Elsewhere) => return Item::Elsewhere { entry, hash },
+                    Err(e) => return Item::Unavailable(e),
+                }
+            }
             match prepare_bytes(&bytes, s, Scale::Reduced) {
                 Ok(ready) => Item::New {
                     entry,
                     hash,
                     ready: Some(ready),
                 },
-                Err(error) => Item::Failed {
-                    entry,
-                    error: error.to_string(),
-                    hash: Some(hash),
-                },
+                Err(error) => {
+                    if let Some(c) = claimer {
+                        c.release(&hash);
+                    }
+                    Item::Failed {
+                        entry,
+                        error: error.to_string(),
+                        hash: Some(hash),
+                    }
+                }
             }
         }
     }
@@ -152,6 +180,13 @@ struct Sink<'a, 'm> {
     awaiting: HashMap<Hash, Vec<Entry>>,
     /// Content classified (or failed) in this run: its outcome, `None` when written.
     settled: HashMap<Hash, Option<String>>,
+    /// Claims on contents (a shared catalog).
+    claimer: Option<&'a Claimer>,
+    /// Images written in the open transaction, to mark done once it commits.
+    uncommitted: Vec<Hash>,
+    /// Content another worker is classifying, and the files of this run that have it.
+    foreign: HashSet<Hash>,
+    elsewhere: Vec<Entry>,
     summary: Summary,
 }
 
@@ -187,6 +222,16 @@ impl Sink<'_, '_> {
         match item {
             Item::Stopped => {}
             Item::Vanished => progress(Progress::Done),
+            Item::Unavailable(e) => return Err(e.into()),
+            Item::Elsewhere { entry, hash } => {
+                self.foreign.insert(hash);
+                self.elsewhere.push(entry);
+                self.elsewhere
+                    .extend(self.awaiting.remove(&hash).unwrap_or_default());
+            }
+            Item::Copy { entry, hash } if self.foreign.contains(&hash) => {
+                self.elsewhere.push(entry);
+            }
             Item::New {
                 entry,
                 hash,
@@ -261,6 +306,8 @@ impl Sink<'_, '_> {
     ) -> Result<(), CatalogError> {
         w.put_queued(&hash, self.model_id)?;
         w.put_file(&self.file(entry, hash, now))?;
+        // Recorded: a claim on it (when decoding had begun) ends with the commit.
+        self.uncommitted.push(hash);
         self.settled.insert(hash, None);
         self.summary.queued += 1;
         Ok(())
@@ -322,10 +369,14 @@ impl Sink<'_, '_> {
                     w.put_image(&image_row(hash, self.model_id, now, &c))?;
                     w.put_file(&self.file(&entry, hash, now))?;
                     written.insert(hash);
+                    self.uncommitted.push(hash);
                     self.settled.insert(hash, None);
                     self.summary.new += 1;
                 }
                 Err(e) => {
+                    if let Some(c) = self.claimer {
+                        c.release(&hash);
+                    }
                     let error = format!("classification failed: {e}");
                     self.settled.insert(
                         hash,
@@ -361,15 +412,31 @@ impl Sink<'_, '_> {
     }
 }
 
+impl Sink<'_, '_> {
+    /// Commits the open transaction; the images in it are done (their claims end).
+    fn commit(&mut self, w: Writer<'_>) -> Result<(), CatalogError> {
+        w.commit()?;
+        if let Some(c) = self.claimer {
+            c.finish(&std::mem::take(&mut self.uncommitted));
+            c.renew_held()?;
+        }
+        Ok(())
+    }
+}
+
 /// How often the writer commits while indexing.
 const COMMIT_EVERY: Duration = Duration::from_secs(1);
 
 /// Counts of one `execute`.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Executed {
     pub new: usize,
     pub duplicates: usize,
     pub failed: usize,
+    /// Files whose content another worker sharing the catalog was classifying: to try
+    /// again in a moment (they then get a file row, or are classified here if that
+    /// worker died).
+    pub elsewhere: Vec<Entry>,
     /// New content recorded for later classification.
     pub queued: usize,
 }
@@ -400,6 +467,7 @@ pub fn execute(
         .map_err(|e| IndexError::Model(format!("{e:#}")))?;
     let model_id = catalog.register_model(&name, &manifest.sha256, &manifest.architecture)?;
     let known = catalog.image_hashes()?;
+    let claimer = catalog.claimer()?;
     // Asked once before anything is decoded: outside a window, nothing is.
     let decode = AtomicBool::new(ask(turn, stop));
     let mut sink = Sink {
@@ -412,62 +480,105 @@ pub fn execute(
         deferred: Vec::new(),
         awaiting: HashMap::new(),
         settled: HashMap::new(),
+        claimer: claimer.as_ref(),
+        uncommitted: Vec::new(),
+        foreign: HashSet::new(),
+        elsewhere: Vec::new(),
         summary: Summary::default(),
     };
     let claimed = Mutex::new(HashSet::new());
     let (workers, depth) = settings.decoders();
-    let result: Result<(), IndexError> = crate::ordered::map(
-        todo,
-        workers,
-        depth,
-        |entry| produce_one(entry, &known, &claimed, settings, &decode, stop),
-        |items| {
-            let mut w = catalog.begin()?;
-            let mut last_commit = Instant::now();
-            // `None` ends the items: the last batch is settled like a full one.
-            for item in items.map(Some).chain(std::iter::once(None)) {
-                let (full, end) = match item {
-                    None | Some(Item::Stopped) => (true, true),
-                    Some(item) => (sink.accept(&mut w, item, progress)?, false),
-                };
-                // A full batch, or the last: classify it, wait, or record it.
-                while full && !sink.batch.is_empty() {
-                    let t = if decode.load(Ordering::Relaxed) {
-                        turn()
-                    } else {
-                        Turn::Record
+    // Leases are renewed by a thread of their own while the run lasts, so that a long
+    // model load or batch never lets a claim this worker still holds expire.
+    let running = AtomicBool::new(true);
+    let result: Result<(), IndexError> = std::thread::scope(|scope| {
+        if let Some(c) = claimer.as_ref() {
+            let running = &running;
+            scope.spawn(move || keep_claims(c, running));
+        }
+        let result = crate::ordered::map(
+            todo,
+            workers,
+            depth,
+            |entry| {
+                produce_one(
+                    entry,
+                    &known,
+                    &claimed,
+                    claimer.as_ref(),
+                    settings,
+                    &decode,
+                    stop,
+                )
+            },
+            |items| {
+                let mut w = catalog.begin()?;
+                let mut last_commit = Instant::now();
+                // `None` ends the items: the last batch is settled like a full one.
+                for item in items.map(Some).chain(std::iter::once(None)) {
+                    let (full, end) = match item {
+                        None | Some(Item::Stopped) => (true, true),
+                        Some(item) => (sink.accept(&mut w, item, progress)?, false),
                     };
-                    match t {
-                        Turn::Wait if !stop.load(Ordering::Relaxed) => {
-                            // What is done is visible while waiting; the lock is let go.
-                            w.commit()?;
-                            std::thread::sleep(WAIT_STEP);
-                            w = catalog.begin()?;
-                            last_commit = Instant::now();
+                    // A full batch, or the last: classify it, wait, or record it.
+                    while full && !sink.batch.is_empty() {
+                        let t = if decode.load(Ordering::Relaxed) {
+                            turn()
+                        } else {
+                            Turn::Record
+                        };
+                        match t {
+                            Turn::Wait if !stop.load(Ordering::Relaxed) => {
+                                // What is done is visible while waiting; the lock is let go.
+                                sink.commit(w)?;
+                                std::thread::sleep(WAIT_STEP);
+                                w = catalog.begin()?;
+                                last_commit = Instant::now();
+                            }
+                            Turn::Classify => sink.flush(&mut w, progress)?,
+                            Turn::Wait | Turn::Record => sink.record_rest(&mut w, progress)?,
                         }
-                        Turn::Classify => sink.flush(&mut w, progress)?,
-                        Turn::Wait | Turn::Record => sink.record_rest(&mut w, progress)?,
+                    }
+                    if end {
+                        break;
+                    }
+                    if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
+                        sink.commit(w)?;
+                        w = catalog.begin()?;
+                        last_commit = Instant::now();
                     }
                 }
-                if end {
-                    break;
-                }
-                if last_commit.elapsed() >= COMMIT_EVERY && sink.batch.is_empty() {
-                    w.commit()?;
-                    w = catalog.begin()?;
-                    last_commit = Instant::now();
-                }
-            }
-            Ok(w.commit()?)
-        },
-    );
+                Ok(sink.commit(w)?)
+            },
+        );
+        running.store(false, Ordering::Relaxed);
+        result
+    });
+    if let Some(c) = &claimer {
+        // Claims of contents never written (a stop, an error): free for others at once.
+        c.release_held();
+    }
     result?;
     Ok(Executed {
         new: sink.summary.new,
         duplicates: sink.summary.duplicates,
         failed: sink.summary.failed,
+        elsewhere: sink.elsewhere,
         queued: sink.summary.queued,
     })
+}
+
+/// Renews this worker's claims (when a third of a lease has passed) until `running` is
+/// cleared. A renewal that fails is tried again; the claims expire only if it keeps
+/// failing for a whole lease (the server away), as they would for a worker that died.
+fn keep_claims(c: &Claimer, running: &AtomicBool) {
+    let step = (c.lease() / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    while running.load(Ordering::Relaxed) {
+        if let Err(e) = c.renew_held() {
+            tracing::debug!("claims not renewed yet: {e}");
+        }
+        std::thread::sleep(step);
+    }
 }
 
 /// Asks `turn` until it says to classify (true) or to record (false); while it says to

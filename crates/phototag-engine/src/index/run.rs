@@ -56,6 +56,21 @@ pub fn refresh_search_lists(
     Ok(rebuilt)
 }
 
+/// How long to wait before looking again at content another worker is classifying.
+const ELSEWHERE_AGAIN: Duration = Duration::from_millis(500);
+
+/// Sleeps `d` unless `stop` is set meanwhile; whether it slept the whole time.
+fn pause(stop: &AtomicBool, d: Duration) -> bool {
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+    !stop.load(Ordering::Relaxed)
+}
+
 /// Runs one indexing pass, always classifying. `stop` ends it early (after committing
 /// what was done).
 pub fn run(
@@ -91,23 +106,36 @@ pub fn run_with_turns(
         total: plan.todo.len(),
         unchanged: plan.unchanged.len(),
     });
-    let done = execute(
-        catalog,
-        model,
-        plan.todo,
-        &plan.root_ids,
-        &opts.settings,
-        stop,
-        turn,
-        progress,
-    )?;
-    summary.new = done.new;
-    summary.duplicates = done.duplicates;
-    summary.failed = done.failed;
-    summary.queued = done.queued;
+    let mut todo = plan.todo;
+    loop {
+        let done = execute(
+            catalog,
+            model,
+            todo,
+            &plan.root_ids,
+            &opts.settings,
+            stop,
+            turn,
+            progress,
+        )?;
+        summary.new += done.new;
+        summary.duplicates += done.duplicates;
+        summary.failed += done.failed;
+        summary.queued += done.queued;
+        // Content another worker sharing the catalog is classifying: look again once it
+        // has written it (or its claim expired, if it died).
+        todo = done.elsewhere;
+        if todo.is_empty() || !pause(stop, ELSEWHERE_AGAIN) {
+            break;
+        }
+        tracing::info!(
+            files = todo.len(),
+            "another worker is classifying the same content: waiting for it"
+        );
+    }
     // Then what waited in the queue (from this run or earlier ones), while allowed.
     let mut waiting = catalog.queued_count()?;
-    if waiting > 0 && done.queued == 0 && !stop.load(Ordering::Relaxed) {
+    if waiting > 0 && summary.queued == 0 && !stop.load(Ordering::Relaxed) {
         progress(Progress::More(waiting as usize));
         while waiting > 0 && !stop.load(Ordering::Relaxed) {
             let d = classify_queued(

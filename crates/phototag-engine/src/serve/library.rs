@@ -252,10 +252,14 @@ pub(super) struct CachedDupes {
 
 /// What changes whenever anything is written to the catalog: the size and modification
 /// time of its file and of its write-ahead log (every commit appends to the log, a
-/// checkpoint writes the file). None when they cannot be read (nothing is cached then).
+/// checkpoint writes the file). None when they cannot be read, and for a PostgreSQL
+/// catalog, which other hosts write without a trace here (nothing is cached then).
 type CatalogVersion = [(u64, std::time::SystemTime); 2];
 
-fn catalog_version(db: &Path) -> Option<CatalogVersion> {
+fn catalog_version(db: &phototag_light::catalog::Location) -> Option<CatalogVersion> {
+    let phototag_light::catalog::Location::Sqlite(db) = db else {
+        return None;
+    };
     let of = |p: &Path| -> Option<(u64, std::time::SystemTime)> {
         match std::fs::metadata(p) {
             Ok(m) => Some((m.len(), m.modified().ok()?)),

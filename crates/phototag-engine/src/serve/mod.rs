@@ -60,7 +60,7 @@ pub enum ServeError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The catalog, opened read-only per request.
-    pub db: PathBuf,
+    pub db: phototag_light::catalog::Location,
     /// Decode limits for uploads and thumbnails (the same as everywhere).
     pub limits: Limits,
     /// Largest upload accepted.

@@ -339,6 +339,7 @@ impl Loop {
             rate,
             eta_seconds: eta,
             albums: s.albums.lock().map(|a| a.clone()).unwrap_or_default(),
+            catalog: s.catalog.lock().map(|c| c.clone()).unwrap_or_default(),
         }
     }
 
@@ -349,8 +350,15 @@ impl Loop {
         // A root going offline or coming back changes the line, so the record follows it
         // at once (not at the next 10-second refresh).
         let offline = st.roots.iter().filter(|r| r.state == "offline").count();
+        let away = match &st.catalog {
+            Some(c) => format!(
+                "; catalog server unreachable, {} file(s) waiting",
+                c.waiting_files
+            ),
+            None => String::new(),
+        };
         let line = format!(
-            "{} root(s) ({offline} offline), {} settling, {} queued, {} waiting, {} done, {} failed, model {}{}",
+            "{} root(s) ({offline} offline), {} settling, {} queued, {} waiting, {} done, {} failed, model {}{}{away}",
             st.roots.len(),
             st.settling,
             st.queue,

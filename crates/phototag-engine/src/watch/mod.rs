@@ -113,6 +113,8 @@ pub struct Shared {
     pub failed: AtomicU64,
     pub model: Mutex<Option<String>>,
     pub albums: Mutex<Vec<phototag_light::status::AlbumStatus>>,
+    /// Set while the catalog's server is away.
+    pub catalog: Mutex<Option<phototag_light::status::CatalogStatus>>,
     /// The model is in memory.
     pub model_loaded: AtomicBool,
     /// Content recorded in the catalog, waiting to be classified.
@@ -145,6 +147,7 @@ impl Default for Shared {
             paused: Mutex::new(None),
             force: Arc::new(AtomicBool::new(false)),
             rate: Mutex::new(phototag_light::rate::Rate::new(Duration::from_secs(300))),
+            catalog: Mutex::new(None),
         }
     }
 }

@@ -13,6 +13,12 @@
 //! gate allows (a job arriving interrupts it between batches). After `unload_after`
 //! without classifying, the model is unloaded; it is loaded again when a photo needs it.
 //!
+//! When the catalog's server is away (a shared PostgreSQL catalog), the worker keeps every
+//! job it could not do, in order, with the jobs that keep coming, and tries the server
+//! again with a growing delay (0.5 s doubling to 15 s); once it answers, the queue is done
+//! in order: nothing is lost. `Shared::catalog` tells the status record meanwhile. Files
+//! whose content another worker is classifying come back in a couple of seconds.
+//!
 //! May not: watch anything or decide when a file is settled (the event loop does).
 
 use std::collections::{HashMap, VecDeque};
@@ -28,11 +34,14 @@ use crate::gate::{Gate, Verdict};
 use crate::index::execute::execute;
 use crate::index::plan::{self};
 use crate::index::queue::classify_queued;
+use crate::index::walk::Entry;
+use crate::index::IndexError;
 use crate::index::{Progress, Turn};
 use crate::model::Classifier;
-use phototag_light::catalog::Catalog;
+use phototag_light::catalog::{Catalog, CatalogError};
 use phototag_light::exclude::Excluder;
 use phototag_light::model_files::StoredModel;
+use phototag_light::status::CatalogStatus;
 
 type Loader = Box<dyn FnMut() -> anyhow::Result<Classifier> + Send>;
 
@@ -95,41 +104,52 @@ fn run(p: WorkerParams, rx: mpsc::Receiver<Job>) {
     let mut root_ids: HashMap<PathBuf, i64> = HashMap::new();
     let mut albums = super::albums::Albums::new(outputs, excluder.clone());
     let mut lists = SearchLists::default();
+    let mut waiting = Waiting::default();
     loop {
         let job = match w.backlog.pop_front() {
-            Some(job) => job,
-            None => match rx.recv_timeout(Duration::from_millis(250)) {
-                Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    albums.tick(&mut catalog, &w.shared);
-                    lists.tick(&mut catalog, true);
-                    w.idle(&mut catalog, &rx);
-                    if w.stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    continue;
-                }
+            Some(job) => Some(job),
+            None => match rx.recv_timeout(waiting.timeout()) {
+                Ok(job) => Some(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => None,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             },
         };
-        let job = match job {
-            Job::Outputs(o) => {
+        match job {
+            Some(Job::Outputs(o)) => {
                 albums.set_outputs(o);
                 continue;
             }
-            Job::Policy(p) => {
+            Some(Job::Policy(p)) => {
                 w.gate.set_config(&p.schedule);
                 w.unload_after = p.unload_after;
                 continue;
             }
-            job => job,
+            Some(job) => waiting.push(job, &w.shared),
+            None => {}
+        }
+        // The catalog's server away: jobs wait, in order, until it answers again.
+        if waiting.is_away() && !waiting.try_again(&catalog, &w.shared) {
+            if w.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
+        }
+        let Some(job) = waiting.next(&w.shared) else {
+            albums.tick(&mut catalog, &w.shared);
+            lists.tick(&mut catalog, true);
+            w.idle(&mut catalog, &rx);
+            if w.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            continue;
         };
         let changes = !matches!(job, Job::RootState { .. });
         let sidecars = match &job {
             Job::Process(entries) => albums.sidecar_paths(entries),
             _ => Vec::new(),
         };
-        if let Err(e) = handle(
+        let retry = job.retry_copy();
+        match handle(
             &mut catalog,
             &mut w,
             &mut root_ids,
@@ -137,7 +157,20 @@ fn run(p: WorkerParams, rx: mpsc::Receiver<Job>) {
             &excluder,
             follow_symlinks,
         ) {
-            tracing::error!("{e}");
+            Ok(Handled::Done) => {}
+            Ok(Handled::Elsewhere(entries)) => waiting.later(entries, &w.shared),
+            Ok(Handled::Away(job, e)) => {
+                waiting.away(job, &e, &w.shared);
+                continue;
+            }
+            Err(e) if is_unavailable(e.as_ref()) => {
+                match retry {
+                    Some(job) => waiting.away(job, &e.to_string(), &w.shared),
+                    None => waiting.away_without_job(&e.to_string(), &w.shared),
+                }
+                continue;
+            }
+            Err(e) => tracing::error!("{e}"),
         }
         if w.stop.load(Ordering::Relaxed) {
             break;
@@ -149,6 +182,12 @@ fn run(p: WorkerParams, rx: mpsc::Receiver<Job>) {
         }
         albums.tick(&mut catalog, &w.shared);
         lists.tick(&mut catalog, false);
+    }
+    if !waiting.jobs.is_empty() {
+        tracing::warn!(
+            jobs = waiting.jobs.len(),
+            "stopping with work the catalog server was away for: the next start finds it again"
+        );
     }
     let _ = catalog.checkpoint();
 }
@@ -290,6 +329,193 @@ impl Work {
     }
 }
 
+/// Whether an error (or one of its causes) says the catalog's server is away.
+fn is_unavailable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(ce) = c.downcast_ref::<CatalogError>() {
+            return ce.is_unavailable();
+        }
+        if let Some(IndexError::Catalog(ce)) = c.downcast_ref::<IndexError>() {
+            return ce.is_unavailable();
+        }
+        cause = c.source();
+    }
+    false
+}
+
+impl Job {
+    /// The same job again, to do later if the catalog's server is away now (a reconcile
+    /// is given back by `handle` itself: its reply cannot be copied).
+    fn retry_copy(&self) -> Option<Job> {
+        match self {
+            Job::Process(e) => Some(Job::Process(e.clone())),
+            Job::RemoveMissing(p) => Some(Job::RemoveMissing(p.clone())),
+            Job::RootState { root, state } => Some(Job::RootState {
+                root: root.clone(),
+                state,
+            }),
+            Job::Reconcile { .. } | Job::Outputs(_) | Job::Policy(_) => None,
+        }
+    }
+
+    /// How many files a job holds (for the status record).
+    fn files(&self) -> usize {
+        match self {
+            Job::Process(e) => e.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// The jobs to do, in order, and whether (and since when) the catalog's server is away.
+#[derive(Default)]
+struct Waiting {
+    jobs: VecDeque<Job>,
+    /// Files whose content another worker was classifying, and when to look again.
+    later: Vec<(Instant, Vec<Entry>)>,
+    away: Option<Away>,
+}
+
+struct Away {
+    since: i64,
+    next_try: Instant,
+    delay: Duration,
+    error: String,
+}
+
+impl Waiting {
+    const FIRST_DELAY: Duration = Duration::from_millis(500);
+    const MAX_DELAY: Duration = Duration::from_secs(15);
+    /// When to look again at content another worker was classifying.
+    const LATER: Duration = Duration::from_secs(2);
+
+    fn is_away(&self) -> bool {
+        self.away.is_some()
+    }
+
+    /// How long to wait for the next job: until the next try when away, until the next
+    /// deferred files are due, else the idle tick.
+    fn timeout(&self) -> Duration {
+        let now = Instant::now();
+        let mut t = Duration::from_millis(250);
+        if !self.jobs.is_empty() && self.away.is_none() {
+            return Duration::ZERO;
+        }
+        if let Some(a) = &self.away {
+            t = t.min(a.next_try.saturating_duration_since(now));
+        }
+        for (due, _) in &self.later {
+            t = t.min(due.saturating_duration_since(now));
+        }
+        t
+    }
+
+    fn push(&mut self, job: Job, shared: &Shared) {
+        self.jobs.push_back(job);
+        self.report(shared);
+    }
+
+    /// The next job to do now: a due batch of deferred files, else the oldest job.
+    fn next(&mut self, shared: &Shared) -> Option<Job> {
+        let now = Instant::now();
+        if let Some(i) = self.later.iter().position(|(due, _)| *due <= now) {
+            let (_, entries) = self.later.swap_remove(i);
+            shared.queue.fetch_add(entries.len(), Ordering::Relaxed);
+            return Some(Job::Process(entries));
+        }
+        let job = self.jobs.pop_front();
+        self.report(shared);
+        job
+    }
+
+    /// Files to look at again in a moment.
+    fn later(&mut self, entries: Vec<Entry>, _shared: &Shared) {
+        if !entries.is_empty() {
+            tracing::debug!(
+                files = entries.len(),
+                "another worker is classifying the same content: looking again shortly"
+            );
+            self.later.push((Instant::now() + Self::LATER, entries));
+        }
+    }
+
+    /// The server is away: `job` goes back first in line.
+    fn away(&mut self, job: Job, error: &str, shared: &Shared) {
+        if let Job::Process(e) = &job {
+            // Counted again when it is handed out.
+            shared.queue.fetch_add(e.len(), Ordering::Relaxed);
+        }
+        self.jobs.push_front(job);
+        self.away_without_job(error, shared);
+    }
+
+    fn away_without_job(&mut self, error: &str, shared: &Shared) {
+        let now = Instant::now();
+        match &mut self.away {
+            Some(a) => {
+                a.delay = (a.delay * 2).min(Self::MAX_DELAY);
+                a.next_try = now + a.delay;
+                a.error = error.to_string();
+            }
+            None => {
+                tracing::warn!(
+                    "{error}: keeping {} job(s) until it is back",
+                    self.jobs.len()
+                );
+                self.away = Some(Away {
+                    since: phototag_light::catalog::unix_now(),
+                    next_try: now + Self::FIRST_DELAY,
+                    delay: Self::FIRST_DELAY,
+                    error: error.to_string(),
+                });
+            }
+        }
+        self.report(shared);
+    }
+
+    /// When due, asks the server again; whether it is back.
+    fn try_again(&mut self, catalog: &Catalog, shared: &Shared) -> bool {
+        let Some(a) = &self.away else { return true };
+        if Instant::now() < a.next_try {
+            return false;
+        }
+        match catalog.ping() {
+            Ok(()) => {
+                let since = a.since;
+                tracing::info!(
+                    jobs = self.jobs.len(),
+                    "the catalog server is back (away for {} s): catching up",
+                    phototag_light::catalog::unix_now() - since
+                );
+                self.away = None;
+                self.report(shared);
+                true
+            }
+            Err(e) => {
+                self.away_without_job(&e.to_string(), shared);
+                false
+            }
+        }
+    }
+
+    /// The catalog's state, for the status record.
+    fn report(&self, shared: &Shared) {
+        let st = self.away.as_ref().map(|a| CatalogStatus {
+            state: "unreachable".into(),
+            since_unix: a.since,
+            error: a.error.clone(),
+            retry_in_seconds: a
+                .next_try
+                .saturating_duration_since(Instant::now())
+                .as_secs_f64(),
+            waiting_jobs: self.jobs.len(),
+            waiting_files: self.jobs.iter().map(Job::files).sum(),
+        });
+        *shared.catalog.lock().unwrap_or_else(|e| e.into_inner()) = st;
+    }
+}
+
 /// Keeps the catalog's search lists (`catalog::lists`) up to date: when idle, and every
 /// few seconds under steady load, rebuilds some of those that changes removed, a bounded
 /// time at once so that jobs wait little.
@@ -341,13 +567,18 @@ fn handle(
     job: Job,
     excluder: &Excluder,
     follow_symlinks: bool,
-) -> Result<(), Box<dyn std::error::Error>> {
+) -> Result<Handled, Box<dyn std::error::Error>> {
     let (stop, shared) = (Arc::clone(&w.stop), Arc::clone(&w.shared));
     match job {
         Job::Reconcile { roots, reply } => {
             let plan = plan::plan(catalog, &roots, excluder, follow_symlinks, &stop);
-            if let Ok(p) = &plan {
-                root_ids.extend(p.root_ids.iter().map(|(k, v)| (k.clone(), *v)));
+            match &plan {
+                Ok(p) => root_ids.extend(p.root_ids.iter().map(|(k, v)| (k.clone(), *v))),
+                Err(e) if is_unavailable(e) => {
+                    let error = e.to_string();
+                    return Ok(Handled::Away(Job::Reconcile { roots, reply }, error));
+                }
+                Err(_) => {}
             }
             let _ = reply.send(plan.map_err(|e| e.to_string()));
         }
@@ -411,6 +642,7 @@ fn handle(
                     "catalog updated"
                 );
             }
+            return Ok(Handled::Elsewhere(done.elsewhere));
         }
         Job::RemoveMissing(paths) => {
             // File rows and failure rows alike: a failure of a deleted file is no failure.
@@ -449,5 +681,14 @@ fn handle(
         }
         Job::Outputs(_) | Job::Policy(_) => {}
     }
-    Ok(())
+    Ok(Handled::Done)
+}
+
+/// How a job ended, when it did not fail.
+enum Handled {
+    Done,
+    /// Files whose content another worker is classifying: to look at again shortly.
+    Elsewhere(Vec<Entry>),
+    /// The catalog's server is away: the job, to do once it is back.
+    Away(Job, String),
 }

@@ -173,8 +173,10 @@ pub fn matches(
         tracing::warn!(album = %album.name, term = %t.text, "no ImageNet class or label matches this term");
     }
     let hits = catalog.find(&Request::new(q.compiled))?;
+    // Another host's file (a shared catalog shows it as `host:/path`) is not linked here.
     Ok(hits
         .into_iter()
+        .filter(|h| h.path.is_absolute())
         .filter(|h| !album_folders.iter().any(|f| h.path.starts_with(f)))
         .map(|h| (h.path, h.hash))
         .collect())

@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::read::tags_of;
 use super::rows::{path_bytes, path_from, Hash, TagRow};
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 
 /// An album stored in the catalog (`phototag album add`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +43,7 @@ pub struct FileTags {
     pub tags: Vec<TagRow>,
 }
 
-impl Catalog {
+impl Sqlite {
     /// Albums added from the command line, by name.
     pub fn albums(&self) -> Result<Vec<AlbumRow>, CatalogError> {
         let mut stmt = self

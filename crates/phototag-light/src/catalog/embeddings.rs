@@ -16,7 +16,7 @@ use rusqlite::types::Value;
 use rusqlite::OptionalExtension;
 
 use super::rows::{blob, get_u64, under_range, Hash};
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 use crate::vectors::sketch::Sketch;
 use crate::vectors::{Embedding, EmbeddingRef};
 
@@ -66,7 +66,7 @@ impl EmbeddingCounts {
     }
 }
 
-impl Catalog {
+impl Sqlite {
     /// One image's embedding, if it has one.
     pub fn embedding(&self, hash: &Hash) -> Result<Option<StoredEmbedding>, CatalogError> {
         let row = self
@@ -236,24 +236,25 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
+    use super::super::Catalog;
     use std::path::Path;
 
-    use super::super::fixtures::{file, image};
+    use super::super::fixtures::{self, file, image};
     use super::*;
-
-    fn open_temp() -> (tempfile::TempDir, Catalog) {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("c.db")).unwrap();
-        (dir, cat)
-    }
 
     fn emb(x: &[f32]) -> Embedding {
         Embedding::quantize(x).unwrap()
     }
 
+    /// On both backends (a SQLite file, the PostgreSQL test server), the same answers.
     #[test]
     fn written_with_the_image_read_and_streamed() {
-        let (_dir, mut cat) = open_temp();
+        for place in fixtures::places("written_with_the_image_read_and_streamed") {
+            written_read_and_streamed(Catalog::open(&place.location).unwrap());
+        }
+    }
+
+    fn written_read_and_streamed(mut cat: Catalog) {
         let m1 = cat
             .register_model("a", &"1".repeat(64), "resnet18")
             .unwrap();
@@ -334,7 +335,12 @@ mod tests {
 
     #[test]
     fn a_retag_without_embedding_drops_it_and_removal_cascades() {
-        let (_dir, mut cat) = open_temp();
+        for place in fixtures::places("a_retag_without_embedding_drops_it_and_removal_cascades") {
+            retag_drops_and_removal_cascades(Catalog::open(&place.location).unwrap());
+        }
+    }
+
+    fn retag_drops_and_removal_cascades(mut cat: Catalog) {
         let m = cat
             .register_model("a", &"1".repeat(64), "resnet18")
             .unwrap();
@@ -379,8 +385,13 @@ mod tests {
 
     #[test]
     fn sketches_follow_their_embeddings() {
+        for place in fixtures::places("sketches_follow_their_embeddings") {
+            sketches_follow(Catalog::open(&place.location).unwrap());
+        }
+    }
+
+    fn sketches_follow(mut cat: Catalog) {
         use crate::vectors::sketch::sketch;
-        let (_dir, mut cat) = open_temp();
         let m = cat
             .register_model("a", &"1".repeat(64), "resnet18")
             .unwrap();

@@ -1,19 +1,88 @@
-//! Test catalogs and record builders: the catalogs the unit tests of `query` and `lists`
-//! share, and the `NewImage`/`NewTag`/`NewFile` builders the integration tests use too
-//! (`tests/it`, through the `test-fixtures` feature).
+//! Test catalogs and record builders: the places a test catalog lives in (a SQLite file,
+//! and a database on the PostgreSQL test server: [`places`]), the catalogs the unit tests
+//! of `query` and `lists` share, and the `NewImage`/`NewTag`/`NewFile` builders the
+//! integration tests use too (`tests/it`, through the `test-fixtures` feature).
 
 use std::path::{Path, PathBuf};
 
-use super::{Catalog, Hash, NewFile, NewImage, NewTag};
+use super::test_server;
+use super::{Catalog, Hash, Location, NewFile, NewImage, NewTag};
 use crate::search::{ClassSet, Compiled, Condition, Node};
+
+/// Where a test catalog lives, removed when dropped: a SQLite file in a temporary folder,
+/// or a fresh database on the PostgreSQL test server.
+pub struct Place {
+    pub location: Location,
+    /// The temporary folder (SQLite) or the database (PostgreSQL).
+    keep: Keep,
+}
+
+enum Keep {
+    Dir(tempfile::TempDir),
+    Db(test_server::Db<'static>),
+}
+
+impl Place {
+    /// A SQLite catalog file `catalog.db` in a new temporary folder.
+    pub fn sqlite() -> Place {
+        let dir = tempfile::tempdir().unwrap();
+        Place {
+            location: Location::Sqlite(dir.path().join("catalog.db")),
+            keep: Keep::Dir(dir),
+        }
+    }
+
+    /// A fresh database on the PostgreSQL test server, or `None` after printing
+    /// `SKIPPED <test> (PostgreSQL): <why>`.
+    pub fn postgres(test: &str) -> Option<Place> {
+        let db = test_server::database(&format!("{test} (PostgreSQL)"))?;
+        Some(Place {
+            location: Location::Postgres(super::PgTarget::new(&db.url)),
+            keep: Keep::Db(db),
+        })
+    }
+
+    /// The backend, for messages.
+    pub fn name(&self) -> &'static str {
+        match self.location {
+            Location::Sqlite(_) => "SQLite",
+            Location::Postgres(_) => "PostgreSQL",
+        }
+    }
+
+    /// The temporary folder of a SQLite place (for files beside the catalog).
+    pub fn dir(&self) -> Option<&Path> {
+        match &self.keep {
+            Keep::Dir(d) => Some(d.path()),
+            Keep::Db(_) => None,
+        }
+    }
+
+    /// The database of a PostgreSQL place.
+    pub fn db(&self) -> Option<&test_server::Db<'static>> {
+        match &self.keep {
+            Keep::Db(db) => Some(db),
+            Keep::Dir(_) => None,
+        }
+    }
+}
+
+/// Both backends for a test, SQLite first: the behaviour tests run on each and must give
+/// the same results. The PostgreSQL one is left out (and the test says so) when no test
+/// server can be had.
+pub fn places(test: &str) -> Vec<Place> {
+    let mut out = vec![Place::sqlite()];
+    out.extend(Place::postgres(test));
+    out
+}
 
 /// A test image: its name (hashed), tags (class, probability) and paths.
 type Image<'a> = (&'a str, &'a [(usize, f32)], &'a [&'a str]);
 
 /// Three images: a (class 1 at 0.9, class 2 at 0.1), b (class 2 at 0.6, class 3 at 0.3)
 /// and c (class 3 at 0.8); a has two paths. Files' mtimes are 1, 2, 3, 4 s.
-pub fn three_images(dir: &Path) -> Catalog {
-    let mut cat = Catalog::open(&dir.join("c.db")).unwrap();
+pub fn three_images(at: impl Into<Location>) -> Catalog {
+    let mut cat = Catalog::open(at).unwrap();
     let model = cat.register_model("m", "00", "resnet18").unwrap();
     let mut w = cat.begin().unwrap();
     let root = w.root_id(Path::new("/p")).unwrap();
@@ -109,8 +178,8 @@ impl Lcg {
 
 /// 300 images with 3 of 12 classes each, probabilities in steps of 0.05 (many ties),
 /// one file each under /r/{a,b,c} and a second for every seventh; mtimes 0..4 ns.
-pub fn random(path: &Path) -> Catalog {
-    let mut cat = Catalog::open(path).unwrap();
+pub fn random(at: impl Into<Location>) -> Catalog {
+    let mut cat = Catalog::open(at).unwrap();
     let model = cat.register_model("m", "00", "resnet18").unwrap();
     let mut rng = Lcg(7);
     let mut w = cat.begin().unwrap();

@@ -13,12 +13,12 @@ use super::rows::{
     get_u64, get_usize, path_bytes, path_from, under_range, FailureRow, FileRow, Hash, ImageRow,
     LabelCount, ModelStats, RootRow, Stats, TagRow,
 };
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 
 /// How many labels [`Catalog::stats`] lists.
 pub const TOP_LABELS: usize = 10;
 
-impl Catalog {
+impl Sqlite {
     /// A read transaction: every statement in it sees the same committed state.
     pub(super) fn snapshot(&self) -> rusqlite::Result<Transaction<'_>> {
         // `&mut` is not needed: a Writer borrows the catalog mutably, so none is open.

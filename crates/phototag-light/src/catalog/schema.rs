@@ -75,7 +75,7 @@ pub fn check_not_newer(path: &Path, found: u32) -> Result<(), CatalogError> {
 fn check_version(path: &Path, found: u32, supported: u32) -> Result<(), CatalogError> {
     if found > supported {
         return Err(CatalogError::TooNew {
-            path: path.to_path_buf(),
+            path: path.into(),
             found,
             supported,
         });
@@ -136,7 +136,7 @@ fn migrate_with(
         step().map_err(|source| CatalogError::Migration {
             version: m.version,
             name: m.name,
-            source,
+            source: Box::new(source),
         })?;
         tracing::debug!(
             version = m.version,

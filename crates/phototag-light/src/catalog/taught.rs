@@ -13,7 +13,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::rows::{blob, Hash};
 use super::write::Writer;
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 use crate::labels::IMAGENET_CLASSES;
 use crate::vectors::{Embedding, EmbeddingRef};
 
@@ -98,7 +98,7 @@ pub(super) fn all_taught(conn: &rusqlite::Connection) -> Result<Vec<TaughtRow>, 
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-impl Catalog {
+impl Sqlite {
     /// Every taught tag, by name.
     pub fn taught_tags(&self) -> Result<Vec<TaughtRow>, CatalogError> {
         all_taught(&self.conn)

@@ -18,7 +18,7 @@ pub use search::{DupesArgs, LabelsArgs, SearchArgs, SimilarArgs};
     name = "phototag",
     version,
     about = "Tags photos with an ImageNet classifier and searches the tags",
-    after_help = "Exit codes: 0 success; 1 some inputs failed (the rest were done); 2 bad usage or configuration; 3 model missing or invalid; 4 any other error (I/O, network, libtorch)."
+    after_help = "Exit codes: 0 success; 1 some inputs failed (the rest were done); 2 bad usage or configuration; 3 model missing or invalid; 4 any other error (I/O, network, libtorch, a catalog server that cannot be reached)."
 )]
 pub struct Cli {
     /// Configuration file [default: ~/.config/phototag/phototag.toml, then /etc/phototag/phototag.toml]
@@ -27,8 +27,9 @@ pub struct Cli {
     /// Folder of prepared models (overrides the config's model_dir)
     #[arg(long, global = true, env = "PHOTOTAG_MODEL_DIR", value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
-    /// Catalog database (overrides the config's db)
-    #[arg(long, global = true, env = "PHOTOTAG_DB", value_name = "PATH")]
+    /// The catalog: a SQLite file, or a postgresql://user@host/db URL (overrides the
+    /// config's db)
+    #[arg(long, global = true, env = "PHOTOTAG_DB", value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
     /// More log output (-v debug, -vv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -71,6 +72,9 @@ pub enum Command {
     Album(AlbumCommand),
     /// Export tags of the whole catalog or a query: JSON lines, CSV, or XMP sidecars
     Export(ExportArgs),
+    /// Catalog tools: copy a catalog between SQLite and PostgreSQL
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
     /// Prepare and list models
     #[command(subcommand)]
     Model(ModelCommand),
@@ -265,6 +269,27 @@ pub struct WatchArgs {
     pub roots: Vec<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Copy every row of one catalog into another (SQLite ↔ PostgreSQL), then compare
+    /// them: counts and a checksum per table (exit 1 if they differ). Run again to resume
+    /// an interrupted copy. A PostgreSQL catalog is read and written as this host's part.
+    Copy(CopyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The catalog to copy: a SQLite file or a postgresql:// URL
+    #[arg(long, value_name = "PATH|URL")]
+    pub from: PathBuf,
+    /// Where to copy it (created if needed): a SQLite file or a postgresql:// URL
+    #[arg(long, value_name = "PATH|URL")]
+    pub to: PathBuf,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

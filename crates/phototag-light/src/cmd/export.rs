@@ -99,8 +99,9 @@ fn xmp(records: &[Record], out_dir: Option<&std::path::Path>) -> anyhow::Result<
                 t
             }
             None => {
-                if !r.path.exists() {
-                    // Offline or gone: never create folders where the photo should be.
+                if !r.path.is_absolute() || !r.path.exists() {
+                    // Offline, gone, or on another host (`host:/path`): never create
+                    // folders where the photo should be.
                     missing += 1;
                     continue;
                 }

@@ -1,13 +1,14 @@
 //! What commands share (the loaded configuration, `Outcome`, output helpers), which side
 //! runs each command ([`dispatch`]), and the commands that need no model: `search`,
-//! `labels`, `dupes`, `show`, `stats`, `status`, `album`, `export`, `model list`, and
-//! `similar` when the photo is in the catalog. They live here, away from libtorch, so that
-//! they start in milliseconds.
+//! `labels`, `dupes`, `show`, `stats`, `status`, `album`, `export`, `catalog copy`,
+//! `model list`, and `similar` when the photo is in the catalog. They live here, away
+//! from libtorch, so that they start in milliseconds.
 //!
 //! May not: define flags (see `cli`), load a model, or hold logic a library module should own.
 
 pub mod album;
 pub mod catalog;
+pub mod copy;
 pub mod export;
 pub mod models;
 pub mod search;
@@ -18,12 +19,12 @@ pub mod teach;
 use std::path::PathBuf;
 
 use crate::cli::{
-    BenchArgs, ClassifyArgs, Cli, Command, IndexArgs, ModelCommand, PrepareArgs, RetagArgs,
-    ServeArgs, SimilarArgs, TeachArgs, WatchArgs,
+    BenchArgs, CatalogCommand, ClassifyArgs, Cli, Command, IndexArgs, ModelCommand, PrepareArgs,
+    RetagArgs, ServeArgs, SimilarArgs, TeachArgs, WatchArgs,
 };
 use anyhow::Context as _;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Location};
 use crate::config::{self, Config, Origin};
 use crate::model_files::ModelStore;
 
@@ -86,6 +87,7 @@ pub fn dispatch(command: &Command) -> Dispatch<'_> {
         Command::Status(a) => Light(Box::new(move |c| status::status(c, a))),
         Command::Album(a) => Light(Box::new(move |c| album::run(c, a))),
         Command::Export(a) => Light(Box::new(move |c| export::run(c, a))),
+        Command::Catalog(CatalogCommand::Copy(a)) => Light(Box::new(move |c| copy::run(c, a))),
         Command::Model(ModelCommand::List { json }) => {
             Light(Box::new(move |c| models::list(c, *json)))
         }
@@ -121,7 +123,8 @@ pub struct Context {
     pub config: Config,
     pub origin: Origin,
     pub model_dir: PathBuf,
-    pub db: PathBuf,
+    /// The catalog: a SQLite file or a PostgreSQL database.
+    pub db: Location,
 }
 
 impl Context {
@@ -129,7 +132,7 @@ impl Context {
     pub fn load(cli: &Cli) -> Result<Self, config::ConfigError> {
         let (config, origin) = config::load(cli.config.as_deref())?;
         let model_dir = cli.model_dir.clone().unwrap_or_else(|| config.model_dir());
-        let db = cli.db.clone().unwrap_or_else(|| config.db_path());
+        let db = config.catalog(cli.db.as_deref().map(std::path::Path::as_os_str));
         Ok(Self {
             config,
             origin,
@@ -154,12 +157,22 @@ impl Context {
         Catalog::open(&self.db).with_context(|| self.catalog_context())
     }
 
+    /// As [`Context::open_catalog`], but a catalog server that cannot be reached now is
+    /// waited for (see [`Catalog::open_waiting`]): the daemon starts this way.
+    pub fn open_catalog_waiting(&self) -> anyhow::Result<Catalog> {
+        let c = Catalog::open_waiting(&self.db).with_context(|| self.catalog_context())?;
+        if let Err(e) = c.ping() {
+            tracing::warn!("{e}: waiting for it");
+        }
+        Ok(c)
+    }
+
     /// Opens the catalog read-only (it must exist), naming it in the error.
     pub fn open_catalog_readonly(&self) -> anyhow::Result<Catalog> {
         Catalog::open_readonly(&self.db).with_context(|| self.catalog_context())
     }
 
     fn catalog_context(&self) -> String {
-        format!("opening the catalog {}", self.db.display())
+        format!("opening the catalog {}", self.db)
     }
 }

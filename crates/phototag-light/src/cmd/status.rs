@@ -47,7 +47,12 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
     let path = status::path_for(&ctx.db);
     let record = Status::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let running = record.as_ref().is_some_and(Status::is_alive);
-    let stats = Catalog::open_readonly(&ctx.db).and_then(|c| c.stats()).ok();
+    let stats = Catalog::open_readonly(&ctx.db).and_then(|c| c.stats());
+    let (stats, unreachable) = match stats {
+        Ok(s) => (Some(s), None),
+        Err(e) if e.is_unavailable() => (None, Some(e.to_string())),
+        Err(_) => (None, None),
+    };
     if args.json {
         let v = serde_json::json!({
             "running": running,
@@ -55,6 +60,7 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
             "catalog": stats.as_ref().map(|s| serde_json::json!({
                 "files": s.files, "images": s.images, "failures": s.failures,
             })),
+            "catalog_error": unreachable,
         });
         println!("{v}");
     } else {
@@ -85,6 +91,13 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
                     println!("paused    {why}");
                 }
                 println!("rate      {}", rate_line(r));
+                if let Some(c) = &r.catalog {
+                    let away = crate::catalog::unix_now() - c.since_unix;
+                    println!(
+                        "catalog   {} for {away} s ({}); {} file(s) in {} job(s) waiting, next try in {:.0} s",
+                        c.state, c.error, c.waiting_files, c.waiting_jobs, c.retry_in_seconds
+                    );
+                }
                 println!("since     {} done, {} failed", r.done, r.failed);
                 for a in &r.albums {
                     let why = a
@@ -115,6 +128,9 @@ pub fn status(ctx: &Context, args: &StatusArgs) -> anyhow::Result<Outcome> {
                 "catalog   {} files, {} images, {} failures",
                 s.files, s.images, s.failures
             );
+        }
+        if let Some(e) = &unreachable {
+            println!("catalog   {e}");
         }
     }
     Ok(if running {

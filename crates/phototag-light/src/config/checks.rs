@@ -47,6 +47,28 @@ impl Config {
         if let Err(e) = globset_check(&self.index.exclude) {
             return Err(("index.exclude".into(), e));
         }
+        let pg = &self.postgresql;
+        for (key, v, lo) in [
+            ("postgresql.claim_seconds", pg.claim_seconds, 1.0),
+            (
+                "postgresql.connect_timeout_seconds",
+                pg.connect_timeout_seconds,
+                0.1,
+            ),
+        ] {
+            if !(v.is_finite() && (lo..=86_400.0).contains(&v)) {
+                return Err((
+                    key.into(),
+                    format!("must be between {lo} and 86400 seconds"),
+                ));
+            }
+        }
+        if !pg.password_file.as_os_str().is_empty() && !pg.password_file.is_absolute() {
+            return Err((
+                "postgresql.password_file".into(),
+                "must be an absolute path".into(),
+            ));
+        }
         let w = &self.watch;
         // Whether a root exists is checked when the daemon starts (a share may be
         // unmounted while the file is edited); its form is checked here.

@@ -8,8 +8,8 @@ mod checks;
 mod sections;
 
 pub use sections::{
-    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, RootMode, ScheduleConfig,
-    ServeConfig, SimilarConfig, WatchConfig, MAX_THREADS, NEAR_THRESHOLD,
+    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, PostgresConfig, RootMode,
+    ScheduleConfig, ServeConfig, SimilarConfig, WatchConfig, MAX_THREADS, NEAR_THRESHOLD,
 };
 
 use std::path::{Path, PathBuf};
@@ -28,13 +28,15 @@ pub struct Config {
     pub model_dir: PathBuf,
     /// Log filter when `RUST_LOG` is not set (`error`, `warn`, `info`, `debug`, `trace`).
     pub log_level: String,
-    /// The catalog database; empty means `~/.local/share/phototag/catalog.db`.
+    /// The catalog: a SQLite file (empty means `~/.local/share/phototag/catalog.db`) or a
+    /// `postgresql://` URL.
     pub db: PathBuf,
     pub classify: ClassifyConfig,
     pub index: IndexConfig,
     pub watch: WatchConfig,
     pub schedule: ScheduleConfig,
     pub serve: ServeConfig,
+    pub postgresql: PostgresConfig,
     pub similar: SimilarConfig,
     pub limits: Limits,
     /// Smart albums (`[[album]]`): folders kept equal to a query's results.
@@ -53,6 +55,7 @@ impl Default for Config {
             watch: WatchConfig::default(),
             schedule: ScheduleConfig::default(),
             serve: ServeConfig::default(),
+            postgresql: PostgresConfig::default(),
             similar: SimilarConfig::default(),
             limits: Limits::default(),
             album: Vec::new(),
@@ -61,13 +64,15 @@ impl Default for Config {
 }
 
 impl Config {
-    /// The catalog database this configuration points at.
-    pub fn db_path(&self) -> PathBuf {
-        if self.db.as_os_str().is_empty() {
-            crate::paths::default_db()
-        } else {
-            self.db.clone()
-        }
+    /// The catalog this configuration points at (`db`, else the default file), or
+    /// `over` (`--db`, `$PHOTOTAG_DB`) when given.
+    pub fn catalog(&self, over: Option<&std::ffi::OsStr>) -> crate::catalog::Location {
+        let db = match over {
+            Some(o) if !o.is_empty() => PathBuf::from(o),
+            _ if self.db.as_os_str().is_empty() => crate::paths::default_db(),
+            _ => self.db.clone(),
+        };
+        crate::catalog::Location::parse(db.as_os_str(), self.postgresql.options())
     }
 
     /// The models folder this configuration points at.

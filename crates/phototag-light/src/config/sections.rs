@@ -197,6 +197,49 @@ impl Default for WatchConfig {
     }
 }
 
+/// The PostgreSQL catalog (`db = "postgresql://..."`): what a connection needs beyond the
+/// URL. Ignored for a SQLite catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// A file holding the password (its first line), readable by its owner only; empty:
+    /// `$PGPASSWORD`, then `~/.pgpass`.
+    pub password_file: PathBuf,
+    /// The name this machine's roots, files and albums are recorded under; empty: the
+    /// system's host name.
+    pub host_name: String,
+    /// How long a worker's claim on a content lasts without renewal: what a worker that
+    /// died mid-batch holds up.
+    pub claim_seconds: f64,
+    /// How long connecting may take.
+    pub connect_timeout_seconds: f64,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        let d = crate::catalog::PgOptions::default();
+        Self {
+            password_file: PathBuf::new(),
+            host_name: String::new(),
+            claim_seconds: d.claim_lease.as_secs_f64(),
+            connect_timeout_seconds: d.connect_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl PostgresConfig {
+    /// The connection options these settings give.
+    pub fn options(&self) -> crate::catalog::PgOptions {
+        crate::catalog::PgOptions {
+            password_file: (!self.password_file.as_os_str().is_empty())
+                .then(|| self.password_file.clone()),
+            host_name: (!self.host_name.is_empty()).then(|| self.host_name.clone()),
+            claim_lease: std::time::Duration::from_secs_f64(self.claim_seconds),
+            connect_timeout: std::time::Duration::from_secs_f64(self.connect_timeout_seconds),
+        }
+    }
+}
+
 /// What `index` (and later the watcher) walks past.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]

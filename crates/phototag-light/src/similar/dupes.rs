@@ -198,7 +198,7 @@ mod tests {
     #[test]
     fn groups_of_near_and_exact_copies_best_first() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let mut cat = Catalog::open(dir.path().join("c.db")).unwrap();
         let m = cat
             .register_model("m", &"1".repeat(64), "resnet18")
             .unwrap();

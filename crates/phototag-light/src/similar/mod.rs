@@ -22,9 +22,9 @@
 
 pub mod dupes;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::catalog::{Catalog, CatalogError, EmbeddingScan, Hash};
+use crate::catalog::{Catalog, CatalogError, EmbeddingScan, Hash, Location};
 use crate::vectors::sketch::{self, Sketch};
 use crate::vectors::top::TopK;
 use crate::vectors::{dot, Embedding, EmbeddingRef};
@@ -111,7 +111,7 @@ fn parts(start: i64, end: i64, threads: usize) -> Vec<(i64, i64)> {
 /// read-only connection to `db`, at once; the results in part order.
 fn in_parts<T: Send>(
     catalog: &Catalog,
-    db: &Path,
+    db: &Location,
     parts: &[(i64, i64)],
     f: impl Fn(&Catalog, (i64, i64)) -> Result<T, CatalogError> + Sync,
 ) -> Result<Vec<T>, CatalogError> {
@@ -177,7 +177,7 @@ impl<'a> Scorer<'a> {
 /// read-only connection to it (it reads the first part).
 pub fn most_similar(
     catalog: &Catalog,
-    db: &Path,
+    db: &Location,
     q: &Query,
     o: &Options,
 ) -> Result<Found, CatalogError> {
@@ -194,7 +194,7 @@ pub fn most_similar(
 /// Compares every stored embedding.
 fn every(
     catalog: &Catalog,
-    db: &Path,
+    db: &Location,
     q: &Query,
     o: &Options,
     (start, end): (i64, i64),
@@ -238,7 +238,7 @@ type SketchPart = (TopK<i64>, [u64; sketch::BITS + 1], Vec<(i64, u64)>);
 /// Proposes candidates by sketch, compares them, and widens as the check requires.
 fn sketched(
     catalog: &Catalog,
-    db: &Path,
+    db: &Location,
     q: &Query,
     o: &Options,
     (start, end): (i64, i64),
@@ -347,6 +347,7 @@ fn sketched(
 mod tests {
     use super::*;
     use crate::catalog::fixtures::{file, image};
+    use std::path::Path;
 
     /// `n` images with embeddings along a fan of directions, image i at angle i degrees
     /// from image 0, under /p/{even,odd}.
@@ -391,7 +392,7 @@ mod tests {
             limit: 3,
             ..Default::default()
         };
-        let found = most_similar(&cat, &db, &q, &o).unwrap();
+        let found = most_similar(&cat, &db.clone().into(), &q, &o).unwrap();
         assert_eq!(found.read, [(m, 90)]);
         let one = found.best;
         let firsts: Vec<u8> = one.iter().map(|(_, h)| h[0]).collect();
@@ -399,10 +400,13 @@ mod tests {
         assert!(one[0].0 > one[1].0 && one[1].0 > one[2].0);
         assert!((one[0].0 - 1f32.to_radians().cos()).abs() < 0.01);
         o.threads = 4;
-        assert_eq!(most_similar(&cat, &db, &q, &o).unwrap().best, one);
+        assert_eq!(
+            most_similar(&cat, &db.clone().into(), &q, &o).unwrap().best,
+            one
+        );
 
         o.under = vec![PathBuf::from("/p/odd")];
-        let odd: Vec<u8> = most_similar(&cat, &db, &q, &o)
+        let odd: Vec<u8> = most_similar(&cat, &db.clone().into(), &q, &o)
             .unwrap()
             .best
             .iter()
@@ -413,14 +417,14 @@ mod tests {
         o.under.clear();
         o.limit = 100;
         o.min_score = Some(60f32.to_radians().cos());
-        let near = most_similar(&cat, &db, &q, &o).unwrap().best;
+        let near = most_similar(&cat, &db.clone().into(), &q, &o).unwrap().best;
         assert!((59..=60).contains(&near.len()), "{}", near.len());
 
         let other = Query {
             model_id: m + 1,
             ..q
         };
-        let none = most_similar(&cat, &db, &other, &o).unwrap();
+        let none = most_similar(&cat, &db.clone().into(), &other, &o).unwrap();
         assert!(none.best.is_empty());
         assert_eq!(none.read, [(m, 90)], "read, not compared");
     }
@@ -485,12 +489,12 @@ mod tests {
                 min_score,
                 ..Default::default()
             };
-            let exact = every(&cat, &db, &q, &o, range).unwrap();
+            let exact = every(&cat, &db.clone().into(), &q, &o, range).unwrap();
             assert_eq!(exact.compared, 1000);
             assert!(!exact.sketched);
             // Few candidates, so that the check must widen now and then.
             for wanted in [40, 200] {
-                let found = sketched(&cat, &db, &q, &o, range, wanted).unwrap();
+                let found = sketched(&cat, &db.clone().into(), &q, &o, range, wanted).unwrap();
                 assert!(found.sketched);
                 assert_eq!(
                     found.best, exact.best,
@@ -516,6 +520,10 @@ mod tests {
             limit: 5,
             ..Default::default()
         };
-        assert!(!most_similar(&cat, &db, &q, &o).unwrap().sketched);
+        assert!(
+            !most_similar(&cat, &db.clone().into(), &q, &o)
+                .unwrap()
+                .sketched
+        );
     }
 }

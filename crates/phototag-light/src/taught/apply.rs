@@ -6,11 +6,11 @@
 //! May not: print, or decide which photos are examples (`cmd::teach` resolves them).
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
 
 use super::{teach, warnings, Figures, Fitted, TeachError};
 use crate::catalog::{
-    unix_now, Catalog, CatalogError, EmbeddingScan, ExampleRow, Hash, NewTaught, TaughtRow,
+    unix_now, Catalog, CatalogError, EmbeddingScan, ExampleRow, Hash, Location, NewTaught,
+    TaughtRow,
 };
 
 /// Why a tag could not be fitted or applied.
@@ -45,7 +45,7 @@ const ROWS_PER_READER: i64 = 20_000;
 /// `catalog`, the others on their own read-only connections to `db`).
 pub fn score_catalog(
     catalog: &Catalog,
-    db: &Path,
+    db: &Location,
     model_id: i64,
     weights: &[f32],
     bias: f32,
@@ -80,7 +80,7 @@ pub fn score_catalog(
         let others: Vec<_> = (1..readers)
             .map(|i| {
                 let ids = (start + i * step, (start + (i + 1) * step).min(end));
-                s.spawn(move || part(&Catalog::open_readonly(db)?, ids))
+                s.spawn(move || part(&Catalog::open_readonly(db.clone())?, ids))
             })
             .collect();
         let (mut all, mut scored) = part(catalog, (start, (start + step).min(end)))?;
@@ -150,7 +150,7 @@ fn apply(
     model_id: i64,
     examples: &[ExampleRow],
 ) -> Result<(usize, usize), CatalogError> {
-    let db = catalog.path().to_path_buf();
+    let db = catalog.location();
     let (w, b) = (&fitted.linear.weights, fitted.linear.bias);
     let (mut scores, scored) = score_catalog(catalog, &db, model_id, w, b, fitted.threshold)?;
     let said: HashMap<Hash, &ExampleRow> = examples.iter().map(|e| (e.hash, e)).collect();
@@ -229,6 +229,8 @@ pub fn refit_all(catalog: &mut Catalog, model_id: i64) -> Result<Vec<Refit>, Cat
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use crate::catalog::fixtures::{file, image};
     use crate::catalog::{taught_class, Writer};

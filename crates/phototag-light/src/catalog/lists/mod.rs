@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, TransactionBehavior};
 
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 use crate::labels::IMAGENET_CLASSES;
 pub(super) use find::find;
 use format::build;
@@ -45,7 +45,7 @@ pub struct ListsRefresh {
     pub missing: usize,
 }
 
-impl Catalog {
+impl Sqlite {
     /// Rebuilds the lists that changes removed, a few classes per write transaction, until
     /// none is missing or `budget` is spent (checked after each class, so at least one is
     /// rebuilt).
@@ -125,11 +125,12 @@ mod tests {
     use super::*;
     use crate::catalog::fixtures::{self, file, image};
     use crate::catalog::query::Strategy;
+    use crate::catalog::Catalog;
     use crate::search::Request;
 
     /// Which of `classes` have a list.
     fn present(cat: &Catalog, classes: &[usize]) -> Vec<usize> {
-        let missing = missing(&cat.conn).unwrap();
+        let missing = missing(&cat.sqlite().conn).unwrap();
         classes
             .iter()
             .copied()
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn lists_answer_as_the_index_does() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         assert_eq!(cat.missing_class_lists().unwrap(), IMAGENET_CLASSES);
         agrees(&cat);
         let r = cat.refresh_class_lists(None).unwrap();
@@ -170,6 +171,7 @@ mod tests {
         // Stored lists are the lists the catalog gives now.
         for class in [0, 5, 11, 12] {
             let stored: Vec<u8> = cat
+                .sqlite()
                 .conn
                 .query_row(
                     "SELECT data FROM class_lists WHERE class_index = ?1",
@@ -177,7 +179,7 @@ mod tests {
                     |r| r.get(0),
                 )
                 .unwrap();
-            assert_eq!(stored, build(&cat.conn, class).unwrap());
+            assert_eq!(stored, build(&cat.sqlite().conn, class).unwrap());
             let records = format::records_of(&stored, 0.0).unwrap();
             assert_eq!(records.is_empty(), class == 12, "class {class}");
         }
@@ -188,7 +190,7 @@ mod tests {
     fn hashes_alike_in_their_first_bytes_stay_apart() {
         use crate::search::{ClassSet, Compiled, Condition, Node};
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let mut cat = Catalog::open(dir.path().join("c.db")).unwrap();
         let model = cat.register_model("m", "00", "resnet18").unwrap();
         let mut w = cat.begin().unwrap();
         let root = w.root_id(Path::new("/p")).unwrap();
@@ -226,7 +228,7 @@ mod tests {
     #[test]
     fn a_change_removes_the_lists_it_touches_and_only_those() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::three_images(dir.path());
+        let mut cat = fixtures::three_images(dir.path().join("c.db"));
         let (a, c) = (
             crate::catalog::hash_bytes(b"a"),
             crate::catalog::hash_bytes(b"c"),
@@ -309,11 +311,12 @@ mod tests {
     #[test]
     fn a_damaged_list_is_not_believed() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         cat.refresh_class_lists(None).unwrap();
         for bad in [&[format::FORMAT, 0xff][..], &[9, 1, 2, 3], &[]] {
             for class in [1, 2, 3, 4, 7] {
-                cat.conn
+                cat.sqlite()
+                    .conn
                     .execute(
                         "UPDATE class_lists SET data = ?2 WHERE class_index = ?1",
                         params![class, bad],
@@ -324,6 +327,7 @@ mod tests {
         }
         // A truncated list: its records stop short.
         let whole: Vec<u8> = cat
+            .sqlite()
             .conn
             .query_row(
                 "SELECT data FROM class_lists WHERE class_index = 5",
@@ -332,7 +336,8 @@ mod tests {
             )
             .unwrap();
         for cut in [2, 40, whole.len() / 2, whole.len() - 1] {
-            cat.conn
+            cat.sqlite()
+                .conn
                 .execute(
                     "UPDATE class_lists SET data = ?1 WHERE class_index = 5",
                     [&whole[..cut]],
@@ -345,7 +350,7 @@ mod tests {
     #[test]
     fn a_refresh_stops_at_its_budget() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::random(&dir.path().join("r.db"));
+        let mut cat = fixtures::random(dir.path().join("r.db"));
         let r = cat.refresh_class_lists(Some(Duration::ZERO)).unwrap();
         assert_eq!(
             r.rebuilt, 1,

@@ -33,7 +33,7 @@ use rusqlite::Transaction;
 use super::listing::Listing;
 use super::read::tags_of;
 use super::rows::{get_u64, path_bytes, path_from, ser_hash, under_range, Hash, Hit, TagRow};
-use super::{Catalog, CatalogError};
+use super::{CatalogError, Sqlite};
 use crate::search::{ClassSet, Compiled, Condition, Node, Request};
 
 /// Files whose image has a tag of any of `classes` with at least `min_probability`: the
@@ -46,6 +46,23 @@ pub struct SearchQuery {
     pub min_probability: f32,
     /// At most this many hits (the best ones); all when `None`.
     pub limit: Option<usize>,
+}
+
+impl SearchQuery {
+    /// The search as a compiled request (one term over the classes, tags wanted).
+    pub fn request(&self) -> Request {
+        let query = Compiled::new(
+            Node::Cond(0),
+            vec![Condition {
+                classes: ClassSet::from_indexes(self.classes.iter().copied()),
+                min_prob: self.min_probability,
+            }],
+        );
+        let mut r = Request::new(query);
+        r.limit = self.limit;
+        r.with_tags = true;
+        r
+    }
 }
 
 /// Paths that share one content.
@@ -88,23 +105,7 @@ pub(super) enum Strategy {
     Lookup,
 }
 
-impl Catalog {
-    /// Files whose image has a tag of one of `q.classes`, best first, each with its
-    /// image's tags (see [`Catalog::find`]).
-    pub fn search(&self, q: &SearchQuery) -> Result<Vec<Hit>, CatalogError> {
-        let query = Compiled::new(
-            Node::Cond(0),
-            vec![Condition {
-                classes: ClassSet::from_indexes(q.classes.iter().copied()),
-                min_prob: q.min_probability,
-            }],
-        );
-        let mut r = Request::new(query);
-        r.limit = q.limit;
-        r.with_tags = true;
-        self.find(&r)
-    }
-
+impl Sqlite {
     /// Files matching a compiled query within the request's folders and dates, best score
     /// first, then by path bytes. Runs in one read snapshot: a hit never lacks tags
     /// written in the same transaction.
@@ -278,6 +279,16 @@ fn rank(limit: Option<usize>, mut hits: Vec<Hit>) -> Vec<Hit> {
     hits
 }
 
+/// The ranks of the tags that satisfy a term that is not negated, best first.
+pub(super) fn matched_ranks(query: &Compiled, tags: &[TagRow]) -> Vec<u32> {
+    let mut matched: Vec<&TagRow> = tags
+        .iter()
+        .filter(|t| query.is_matching_tag(t.class_index, t.probability))
+        .collect();
+    matched.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    matched.iter().map(|t| t.rank).collect()
+}
+
 /// Each hit's tags, and the ranks of those that matched.
 fn add_tags(
     tx: &Transaction<'_>,
@@ -291,12 +302,7 @@ fn add_tags(
                 Entry::Occupied(o) => o.into_mut(),
                 Entry::Vacant(v) => {
                     let tags = tags_of(tx, &h.hash)?;
-                    let mut matched: Vec<&TagRow> = tags
-                        .iter()
-                        .filter(|t| q.query.is_matching_tag(t.class_index, t.probability))
-                        .collect();
-                    matched.sort_by(|a, b| b.probability.total_cmp(&a.probability));
-                    let ranks = matched.iter().map(|t| t.rank).collect();
+                    let ranks = matched_ranks(&q.query, &tags);
                     v.insert((tags, ranks))
                 }
             };
@@ -311,6 +317,7 @@ fn add_tags(
 mod tests {
     use super::*;
     use crate::catalog::fixtures::{self, three_images as catalog};
+    use crate::catalog::Catalog;
 
     fn q(classes: &[usize], min: f32) -> Compiled {
         Compiled::new(
@@ -328,10 +335,17 @@ mod tests {
 
     #[test]
     fn ranked_by_score_then_path_with_filters_and_limit() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = catalog(dir.path());
-        for strategy in ALL {
-            ranked_by(&cat, strategy);
+        on_each("ranked_by_score_then_path_with_filters_and_limit", |cat| {
+            for strategy in ALL {
+                ranked_by(cat, strategy);
+            }
+        });
+    }
+
+    /// Runs `f` on the three-image catalog in each backend (they must agree).
+    fn on_each(test: &str, f: impl Fn(&Catalog)) {
+        for place in fixtures::places(test) {
+            f(&catalog(&place.location));
         }
     }
 
@@ -387,88 +401,100 @@ mod tests {
 
     #[test]
     fn a_class_list_query_brings_tags() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = catalog(dir.path());
-        let hits = cat
-            .search(&SearchQuery {
-                classes: vec![3, 2],
-                min_probability: 0.5,
-                limit: Some(5),
-            })
-            .unwrap();
-        assert_eq!(paths(&hits), ["/p/y/c.jpg", "/p/x/b.jpg"]);
-        assert_eq!(hits[1].tags.len(), 2);
-        assert_eq!(hits[1].matched, vec![1]);
-        assert!(cat.search(&SearchQuery::default()).unwrap().is_empty());
+        on_each("a_class_list_query_brings_tags", |cat| {
+            let hits = cat
+                .search(&SearchQuery {
+                    classes: vec![3, 2],
+                    min_probability: 0.5,
+                    limit: Some(5),
+                })
+                .unwrap();
+            assert_eq!(paths(&hits), ["/p/y/c.jpg", "/p/x/b.jpg"]);
+            assert_eq!(hits[1].tags.len(), 2);
+            assert_eq!(hits[1].matched, vec![1]);
+            assert!(cat.search(&SearchQuery::default()).unwrap().is_empty());
+        });
     }
 
     #[test]
     fn a_negation_alone_reads_every_image() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = catalog(dir.path());
-        let not3 = Compiled::new(
-            Node::Not(Box::new(Node::Cond(0))),
-            vec![Condition {
-                classes: ClassSet::from_indexes([3]),
-                min_prob: 0.5,
-            }],
-        );
-        let sq = Request::new(not3);
-        for strategy in ALL {
-            assert_eq!(
-                cat.search_using(&sq, strategy).unwrap(),
-                cat.find(&sq).unwrap()
+        on_each("a_negation_alone_reads_every_image", |cat| {
+            let not3 = Compiled::new(
+                Node::Not(Box::new(Node::Cond(0))),
+                vec![Condition {
+                    classes: ClassSet::from_indexes([3]),
+                    min_prob: 0.5,
+                }],
             );
-        }
-        let hits = cat.find(&sq).unwrap();
-        assert_eq!(
-            paths(&hits),
-            ["/p/x/a1.jpg", "/p/x/b.jpg", "/p/y/a2.jpg"],
-            "b's class 3 is below 0.5"
-        );
-        assert!(hits.iter().all(|h| h.score == 0.0 && h.matched.is_empty()));
+            let sq = Request::new(not3);
+            for strategy in ALL {
+                assert_eq!(
+                    cat.search_using(&sq, strategy).unwrap(),
+                    cat.find(&sq).unwrap()
+                );
+            }
+            let hits = cat.find(&sq).unwrap();
+            assert_eq!(
+                paths(&hits),
+                ["/p/x/a1.jpg", "/p/x/b.jpg", "/p/y/a2.jpg"],
+                "b's class 3 is below 0.5"
+            );
+            assert!(hits.iter().all(|h| h.score == 0.0 && h.matched.is_empty()));
+        });
     }
 
     #[test]
     fn duplicates_are_grouped() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = catalog(dir.path());
-        let g = cat.duplicates(None).unwrap();
-        assert_eq!(g.len(), 1);
-        assert_eq!(
-            g[0].paths,
-            [PathBuf::from("/p/x/a1.jpg"), "/p/y/a2.jpg".into()]
-        );
-        assert_eq!(g[0].size, 10);
-        assert!(cat.duplicates(Some(Path::new("/p/x"))).unwrap().is_empty());
-        assert_eq!(cat.duplicates(Some(Path::new("/p"))).unwrap(), g);
+        on_each("duplicates_are_grouped", |cat| {
+            let g = cat.duplicates(None).unwrap();
+            assert_eq!(g.len(), 1);
+            assert_eq!(
+                g[0].paths,
+                [PathBuf::from("/p/x/a1.jpg"), "/p/y/a2.jpg".into()]
+            );
+            assert_eq!(g[0].size, 10);
+            assert!(cat.duplicates(Some(Path::new("/p/x"))).unwrap().is_empty());
+            assert_eq!(cat.duplicates(Some(Path::new("/p"))).unwrap(), g);
+        });
     }
 
     /// Random tags with many ties: every strategy gives the first `limit` results of the
     /// full, unlimited search (the streaming top-N included).
     #[test]
     fn every_strategy_ranks_alike() {
-        let dir = tempfile::tempdir().unwrap();
-        let cat = fixtures::random(&dir.path().join("r.db"));
+        let places = fixtures::places("every_strategy_ranks_alike");
+        let cats: Vec<Catalog> = places
+            .iter()
+            .map(|p| fixtures::random(&p.location))
+            .collect();
+        // SQLite's plain scan is the reference; every strategy of every backend agrees.
+        let reference = &cats[0];
         for query in fixtures::queries() {
             for (under, mtime) in fixtures::filters() {
                 let mut sq = Request::new(query.clone());
                 sq.under = under;
                 sq.mtime_ns = mtime;
-                let all = cat.search_using(&sq, Strategy::Scan).unwrap();
+                let all = reference.search_using(&sq, Strategy::Scan).unwrap();
                 assert!(!all.is_empty());
-                for strategy in ALL {
-                    assert_eq!(all, cat.search_using(&sq, strategy).unwrap());
+                for (cat, place) in cats.iter().zip(&places) {
+                    let name = place.name();
+                    for strategy in ALL {
+                        let got = cat.search_using(&sq, strategy).unwrap();
+                        assert_eq!(all, got, "{name} {query:?} {strategy:?}");
+                    }
+                    assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&all), "{name}");
                 }
-                assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&all));
                 for limit in [1, 2, 5, 17, 1000] {
                     sq.limit = Some(limit);
                     let want = &all[..limit.min(all.len())];
-                    for strategy in ALL {
-                        let got = cat.search_using(&sq, strategy).unwrap();
-                        assert_eq!(got, want, "{query:?} limit {limit} {strategy:?}");
+                    for (cat, place) in cats.iter().zip(&places) {
+                        let name = place.name();
+                        for strategy in ALL {
+                            let got = cat.search_using(&sq, strategy).unwrap();
+                            assert_eq!(got, want, "{name} {query:?} limit {limit} {strategy:?}");
+                        }
+                        assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(want), "{name}");
                     }
-                    assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(want));
                 }
             }
         }
@@ -476,6 +502,7 @@ mod tests {
 
     fn plan(cat: &Catalog, sql: &str, params: impl rusqlite::Params) -> String {
         let mut stmt = cat
+            .sqlite()
             .conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
             .unwrap();
@@ -490,7 +517,7 @@ mod tests {
     #[test]
     fn search_uses_the_class_and_hash_indexes() {
         let dir = tempfile::tempdir().unwrap();
-        let cat = catalog(dir.path());
+        let cat = catalog(dir.path().join("c.db"));
         let p = plan(
             &cat,
             "SELECT hash, rank, probability FROM tags WHERE class_index = ?1 AND probability >= ?2",
