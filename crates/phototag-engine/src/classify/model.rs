@@ -109,14 +109,12 @@ impl<'a> LazyClassifier<'a> {
         Ok(self.identity.clone().expect("known above"))
     }
 
-    /// Drops the loaded model, hands the freed heap back to the system and lets the kernel
-    /// page out the library code it touched; the next
+    /// Drops the loaded model and hands the freed heap back to the system; the next
     /// [`LazyClassifier::get`] loads it again. Returns whether one was loaded.
     pub fn unload(&mut self) -> bool {
         let was = self.loaded.take().is_some();
         if was {
             crate::model::optimized::release_free_heap();
-            crate::model::optimized::release_library_pages();
         }
         was
     }

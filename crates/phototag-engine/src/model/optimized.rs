@@ -62,46 +62,6 @@ pub(crate) fn release_free_heap() {
     }
 }
 
-/// After the model is unloaded: asks the kernel to page out libtorch's read-only library
-/// pages (its code and constant data, clean copies of the files, read again from the page
-/// cache when next needed). Loading and running a model touches ~23 MiB of them, which
-/// otherwise stay resident in an idle daemon. Linux 5.4+ (`MADV_PAGEOUT`); elsewhere, or
-/// on an older kernel, nothing happens.
-pub(crate) fn release_library_pages() {
-    #[cfg(target_os = "linux")]
-    {
-        let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-            return;
-        };
-        for line in maps.lines() {
-            // start-end perms offset dev inode path
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let [range, perms, _, _, _, path] = fields[..] else {
-                continue;
-            };
-            let library = std::path::Path::new(path)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("libtorch") || n.starts_with("libc10"));
-            if !library || perms.contains('w') {
-                continue;
-            }
-            let Some((a, b)) = range.split_once('-') else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-            else {
-                continue;
-            };
-            // SAFETY: advice on a read-only file mapping of this process: its contents do
-            // not change, pages are read back from the file when touched again.
-            unsafe {
-                libc::madvise(a as *mut c_void, b.saturating_sub(a), libc::MADV_PAGEOUT);
-            }
-        }
-    }
-}
-
 /// An optimised module owned by the shim (a `torch::jit::Module*` on the heap).
 pub struct OptimizedModule {
     ptr: *mut c_void,
