@@ -103,6 +103,7 @@ fn migrations_apply_once_and_record_the_version() {
             "images",
             "models",
             "roots",
+            "sketches",
             "tags"
         ]
     );
