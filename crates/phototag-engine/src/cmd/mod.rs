@@ -39,7 +39,7 @@ pub fn run(ctx: &Context, cli: &Cli, command: EngineCommand<'_>) -> anyhow::Resu
 /// What the model-side commands add to [`Context`]: the one way from flags and
 /// configuration to a model.
 pub trait ModelContext {
-    /// Batch size after flags.
+    /// Batch size: the flag's, else the configuration's (1 with `memory = "low"`).
     fn batch_size(&self, run: &RunArgs) -> usize;
     /// Resolves the model (flag, else config; `auto` logs its pick), its threads and batch
     /// size; [`ModelChoice::load`] loads it.
@@ -48,9 +48,10 @@ pub trait ModelContext {
 
 impl ModelContext for Context {
     fn batch_size(&self, run: &RunArgs) -> usize {
+        let classify = &self.config.classify;
         run.batch_size
             .map(usize::from)
-            .unwrap_or(self.config.classify.batch_size)
+            .unwrap_or_else(|| classify.memory.batch_size(classify.batch_size))
     }
 
     fn model(&self, run: &RunArgs) -> anyhow::Result<ModelChoice> {
@@ -65,7 +66,11 @@ impl ModelContext for Context {
             stored,
             options: ClassifierOptions {
                 threads: run.threads.unwrap_or(self.config.classify.threads),
-                optimize: self.config.classify.optimize,
+                optimize: self
+                    .config
+                    .classify
+                    .memory
+                    .optimize(self.config.classify.optimize),
                 ..Default::default()
             },
             batch_size: self.batch_size(run),

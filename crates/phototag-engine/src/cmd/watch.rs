@@ -78,8 +78,8 @@ pub fn run(ctx: &Context, cli: &Cli, args: &WatchArgs) -> anyhow::Result<Outcome
         let t = std::time::Instant::now();
         let c = choice.load()?;
         c.warm_up(&[1, choice.batch_size])?;
-        let rss = crate::memory::rss_mib()
-            .map(|m| format!(", resident memory {m:.0} MiB"))
+        let rss = crate::memory::resident_summary()
+            .map(|m| format!(", resident memory {m}"))
             .unwrap_or_default();
         tracing::info!(model = %choice.stored.name, "model loaded in {:.1} s{rss}", t.elapsed().as_secs_f64());
         Ok(c)

@@ -78,10 +78,14 @@ impl Default for ClassifierOptions {
 
 /// The module that runs the forward pass.
 enum Engine {
-    /// As saved by `model prepare`, run through tch.
+    /// As saved by `model prepare`, run through tch (another device, or no shim).
     Plain(CModule),
-    /// Frozen and optimised for inference at load time, run through the shim.
-    Optimized(OptimizedModule),
+    /// Loaded by the shim (on the CPU), frozen and optimised at load time when asked and
+    /// that worked, run through the shim.
+    Shim {
+        module: OptimizedModule,
+        optimized: bool,
+    },
 }
 
 /// A loaded model, ready to classify.
@@ -150,24 +154,43 @@ impl Classifier {
         };
         tch::set_num_threads(threads as i32);
         fixed_mmap_threshold();
+        let mut bytes = Some(bytes);
         let mut engine = None;
-        if opts.optimize && opts.device == Device::Cpu {
-            match OptimizedModule::load(&bytes) {
-                Ok(m) => engine = Some(Engine::Optimized(m)),
+        if opts.device == Device::Cpu && super::optimized::AVAILABLE {
+            match OptimizedModule::load(bytes.as_deref().unwrap_or_default()) {
+                Ok(mut module) => {
+                    // The file's bytes are not needed once the module is read: they are
+                    // gone before freezing makes its copies (load peak -45 MiB, ResNet-18).
+                    bytes = None;
+                    super::optimized::release_free_heap();
+                    let optimized = opts.optimize
+                        && match module.optimize() {
+                            Ok(()) => true,
+                            Err(e) => {
+                                tracing::warn!(
+                                    model = %model.name,
+                                    "cannot optimise the model for inference, running it as saved: {e}"
+                                );
+                                false
+                            }
+                        };
+                    engine = Some(Engine::Shim { module, optimized });
+                }
                 Err(e) => tracing::warn!(
                     model = %model.name,
-                    "cannot optimise the model for inference, running it as saved: {e}"
+                    "the libtorch shim cannot load the model, loading it through tch: {e}"
                 ),
             }
         }
-        let engine = match engine {
-            Some(e) => e,
-            None => {
+        let engine = match (engine, bytes) {
+            (Some(e), _) => e,
+            (None, Some(bytes)) => {
                 let mut module = CModule::load_data_on_device(&mut bytes.as_slice(), opts.device)
                     .map_err(|source| ClassifyError::Load { path, source })?;
                 module.set_eval();
                 Engine::Plain(module)
             }
+            (None, None) => unreachable!("the bytes are dropped only once the shim has the module"),
         };
         Ok(Self {
             engine,
@@ -179,7 +202,13 @@ impl Classifier {
 
     /// Whether the module was frozen and optimised for inference at load time.
     pub fn is_optimized(&self) -> bool {
-        matches!(self.engine, Engine::Optimized(_))
+        matches!(
+            self.engine,
+            Engine::Shim {
+                optimized: true,
+                ..
+            }
+        )
     }
 
     pub fn name(&self) -> &str {
@@ -220,7 +249,7 @@ impl Classifier {
                     source,
                 })?
             }
-            Engine::Optimized(m) => {
+            Engine::Shim { module: m, .. } => {
                 m.forward(x)
                     .map_err(|source| ClassifyError::OptimizedForward {
                         model: self.name.clone(),

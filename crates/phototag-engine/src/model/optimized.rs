@@ -1,6 +1,7 @@
-//! A TorchScript module frozen and passed through `torch::jit::optimize_for_inference` at load
-//! time (conv/batch-norm folding, conv+add+relu fusion, oneDNN weight layouts), through the
-//! C++ shim in `shim/optimize.cpp` that `build.rs` compiles: tch 0.26 has no binding for it.
+//! A TorchScript module loaded from memory without copies and, when asked, frozen and passed
+//! through `torch::jit::optimize_for_inference` at load time (conv/batch-norm folding,
+//! conv+add+relu fusion, oneDNN weight layouts), through the C++ shim in `shim/optimize.cpp`
+//! that `build.rs` compiles: tch 0.26 has no binding for either.
 //!
 //! May not: verify hashes or check output shapes (the `Classifier` does), or let a C++
 //! exception cross into Rust (every shim call reports failure as a message).
@@ -23,10 +24,10 @@ extern "C" {
     fn phototag_module_load(
         data: *const c_char,
         len: usize,
-        optimize: c_int,
         err: *mut c_char,
         err_len: usize,
     ) -> *mut c_void;
+    fn phototag_module_optimize(module: *mut c_void, err: *mut c_char, err_len: usize) -> c_int;
     fn phototag_module_forward(
         module: *mut c_void,
         input: *mut c_void,
@@ -72,21 +73,16 @@ unsafe impl Send for OptimizedModule {}
 unsafe impl Sync for OptimizedModule {}
 
 impl OptimizedModule {
-    /// Loads a serialized TorchScript module from memory on the CPU, in eval mode, frozen and
-    /// optimised for inference.
-    pub fn load(bytes: &[u8]) -> Result<Self, ShimError> {
-        Self::load_with(bytes, true)
-    }
-
+    /// Loads a serialized TorchScript module from memory on the CPU, in eval mode, as saved
+    /// (see [`OptimizedModule::optimize`]). `bytes` may be freed as soon as this returns.
     #[cfg(phototag_shim)]
-    fn load_with(bytes: &[u8], optimize: bool) -> Result<Self, ShimError> {
+    pub fn load(bytes: &[u8]) -> Result<Self, ShimError> {
         let mut err = [0 as c_char; ERR_LEN];
         // SAFETY: data/len describe a live slice; err is a writable buffer of ERR_LEN bytes.
         let ptr = unsafe {
             phototag_module_load(
                 bytes.as_ptr().cast(),
                 bytes.len(),
-                c_int::from(optimize),
                 err.as_mut_ptr(),
                 ERR_LEN,
             )
@@ -94,16 +90,35 @@ impl OptimizedModule {
         if ptr.is_null() {
             return Err(ShimError(message(&err)));
         }
-        release_free_heap();
         Ok(Self { ptr })
     }
 
     #[cfg(not(phototag_shim))]
-    fn load_with(_bytes: &[u8], _optimize: bool) -> Result<Self, ShimError> {
+    pub fn load(_bytes: &[u8]) -> Result<Self, ShimError> {
         Err(ShimError(
             "this build has no libtorch shim (libtorch's headers were not found when it was built)"
                 .into(),
         ))
+    }
+
+    /// Replaces the module by its frozen and optimised form, then hands the freed heap
+    /// back. On failure the module still runs, as saved or frozen (freezing only folds and
+    /// inlines; the outputs agree).
+    #[cfg(phototag_shim)]
+    pub fn optimize(&mut self) -> Result<(), ShimError> {
+        let mut err = [0 as c_char; ERR_LEN];
+        // SAFETY: self.ptr is a live module; err is a writable buffer of ERR_LEN bytes.
+        let rc = unsafe { phototag_module_optimize(self.ptr, err.as_mut_ptr(), ERR_LEN) };
+        release_free_heap();
+        if rc != 0 {
+            return Err(ShimError(message(&err)));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(phototag_shim))]
+    pub fn optimize(&mut self) -> Result<(), ShimError> {
+        Err(ShimError("this build has no libtorch shim".into()))
     }
 
     /// `forward(x)`, run under InferenceMode; the result is an ordinary tensor.

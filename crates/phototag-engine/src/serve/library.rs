@@ -78,8 +78,9 @@ fn top_tag(c: &Catalog, hash: &Hash) -> Result<Value, ApiError> {
 }
 
 /// `GET /api/library[?after=CURSOR][&limit=N]`: photos newest first (file mtime), one
-/// entry per content within a page: `results` (`hash`, `path`, `mtime_ns`, `top`, links)
-/// and `next` (the cursor of the following page, null at the end).
+/// entry per content within a page: `results` (`hash`, `path`, `mtime_ns`, `top`, links),
+/// `next` (the cursor of the following page, null at the end) and `queued` (how many
+/// contents wait to be classified: they are listed once they are).
 pub(super) async fn library(
     State(state): State<Arc<AppState>>,
     p: Result<Query<PageParams>, QueryRejection>,
@@ -116,7 +117,10 @@ pub(super) async fn library(
                 links(&h),
             ));
         }
-        Ok(json!({ "results": results, "next": next }))
+        // Photos recorded while classification waits are not listed until they are
+        // classified; the page says how many wait.
+        let queued = c.queued_count()?;
+        Ok(json!({ "results": results, "next": next, "queued": queued }))
     })
     .await?;
     Ok(Json(v))

@@ -252,8 +252,8 @@ impl Work {
             if self.model.loaded().is_some() && self.last_used.elapsed() >= after {
                 self.model.unload();
                 self.shared.model_loaded.store(false, Ordering::Relaxed);
-                let rss = crate::memory::rss_mib()
-                    .map(|m| format!(" (resident memory now {m:.0} MiB)"))
+                let rss = crate::memory::resident_summary()
+                    .map(|m| format!(" (resident memory now {m})"))
                     .unwrap_or_default();
                 tracing::info!(
                     "model unloaded after {:.0} s without photos to classify{rss}; it is loaded again when one needs it",

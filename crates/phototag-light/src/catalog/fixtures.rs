@@ -115,7 +115,7 @@ pub fn image(hash: Hash, model: i64, tags: &[(usize, f32)]) -> NewImage {
     image_tagged(hash, model, ranked(&labelled))
 }
 
-/// An image of `model` (a 1×1 PNG, classified at time 0) with these tags.
+/// An image of `model` (a 1×1 PNG, classified at a fixed time) with these tags.
 pub fn image_tagged(hash: Hash, model: i64, tags: Vec<NewTag>) -> NewImage {
     NewImage {
         hash,
@@ -123,7 +123,7 @@ pub fn image_tagged(hash: Hash, model: i64, tags: Vec<NewTag>) -> NewImage {
         height: 1,
         format: "png".into(),
         model_id: model,
-        classified_at: 0,
+        classified_at: 1_700_000_000,
         tags,
         embedding: None,
     }

@@ -344,6 +344,51 @@ mod tests {
     }
 
     #[test]
+    fn library_pages_leave_out_content_waiting_to_be_classified() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = fixtures::three_images(dir.path());
+        let model = cat.register_model("m", "00", "resnet18").unwrap();
+        // The newest file of all, recorded while classification waits.
+        let waiting = hash_bytes(b"waiting");
+        let mut w = cat.begin().unwrap();
+        let root = w.root_id(Path::new("/p")).unwrap();
+        w.put_queued(&waiting, model).unwrap();
+        w.put_file(&fixtures::file(
+            "/p/new.jpg",
+            root,
+            waiting,
+            10,
+            9_000_000_000,
+        ))
+        .unwrap();
+        w.commit().unwrap();
+        assert_eq!(cat.queued_count().unwrap(), 1);
+        let paths = |files: Vec<FileRow>| -> Vec<String> {
+            files.iter().map(|f| f.path.display().to_string()).collect()
+        };
+        let all = ["/p/y/c.jpg", "/p/x/b.jpg", "/p/y/a2.jpg", "/p/x/a1.jpg"];
+        assert_eq!(paths(cat.newest_files(None, 10).unwrap()), all);
+        // Paged, the waiting file is skipped too.
+        let first = cat.newest_files(None, 2).unwrap();
+        assert_eq!(paths(first.clone()), all[..2]);
+        let last = first.last().unwrap();
+        let rest = cat
+            .newest_files(Some((last.mtime_ns, last.path.as_path())), 10)
+            .unwrap();
+        assert_eq!(paths(rest), all[2..]);
+        // Once classified it is listed, newest first.
+        let mut w = cat.begin().unwrap();
+        let mut img = fixtures::image(waiting, model, &[(4, 0.7)]);
+        img.classified_at = 1_700_000_100;
+        w.put_image(&img).unwrap();
+        w.commit().unwrap();
+        assert_eq!(cat.queued_count().unwrap(), 0);
+        let listed = paths(cat.newest_files(None, 10).unwrap());
+        assert_eq!(listed[0], "/p/new.jpg");
+        assert_eq!(listed[1..], all);
+    }
+
+    #[test]
     fn register_model_is_idempotent_by_sha256() {
         let dir = tempfile::tempdir().unwrap();
         let mut cat = Catalog::open(dir.path().join("c.db")).unwrap();

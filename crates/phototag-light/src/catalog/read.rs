@@ -123,7 +123,8 @@ impl Sqlite {
 
     /// Files newest first (by mtime, then path, both descending), those after `after` (the
     /// mtime and path of the last file of the previous page), at most `limit`: the web
-    /// page's library, a page at a time through `files_by_mtime`.
+    /// page's library, a page at a time through `files_by_mtime`. Files whose content waits
+    /// to be classified (see [`Catalog::queued_count`]) are left out until it is.
     pub fn newest_files(
         &self,
         after: Option<(i64, &Path)>,
@@ -133,7 +134,9 @@ impl Sqlite {
         let rows = match after {
             None => {
                 let mut stmt = self.conn.prepare_cached(
-                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files f
+                     WHERE NOT EXISTS (SELECT 1 FROM images i
+                                       WHERE i.hash = f.hash AND i.classified_at = 0)
                      ORDER BY mtime_ns DESC, path DESC LIMIT ?1",
                 )?;
                 let rows = stmt.query_map([limit], file_row)?;
@@ -141,8 +144,10 @@ impl Sqlite {
             }
             Some((mtime, path)) => {
                 let mut stmt = self.conn.prepare_cached(
-                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                    "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files f
                      WHERE (mtime_ns, path) < (?1, ?2)
+                       AND NOT EXISTS (SELECT 1 FROM images i
+                                       WHERE i.hash = f.hash AND i.classified_at = 0)
                      ORDER BY mtime_ns DESC, path DESC LIMIT ?3",
                 )?;
                 let rows =

@@ -8,8 +8,9 @@ mod checks;
 mod sections;
 
 pub use sections::{
-    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, PostgresConfig, RootMode,
-    ScheduleConfig, ServeConfig, SimilarConfig, WatchConfig, MAX_THREADS, NEAR_THRESHOLD,
+    check_album_name, AlbumConfig, ClassifyConfig, IndexConfig, LinkKind, MemoryMode,
+    PostgresConfig, RootMode, ScheduleConfig, ServeConfig, SimilarConfig, WatchConfig, MAX_THREADS,
+    NEAR_THRESHOLD,
 };
 
 use std::path::{Path, PathBuf};
@@ -241,6 +242,19 @@ mod tests {
         let e = err("model = \"auto\"\n\n[classify]\nthreads = \"four\"\n");
         assert!(e.starts_with("/etc/phototag/phototag.toml:4:"), "{e}");
         assert!(e.contains("classify.threads"), "{e}");
+    }
+
+    #[test]
+    fn memory_low_runs_the_model_as_saved_one_image_at_a_time() {
+        let c = parse("[classify]\nmemory = \"low\"\n", Path::new("p.toml")).unwrap();
+        assert_eq!(c.classify.memory, MemoryMode::Low);
+        assert_eq!(c.classify.memory.batch_size(c.classify.batch_size), 1);
+        assert!(!c.classify.memory.optimize(c.classify.optimize));
+        let d = Config::default().classify;
+        assert_eq!(d.memory.batch_size(d.batch_size), 8);
+        assert!(d.memory.optimize(d.optimize));
+        let e = err("[classify]\nmemory = \"tiny\"\n");
+        assert!(e.contains(":2:") && e.contains("classify.memory"), "{e}");
     }
 
     #[test]

@@ -280,6 +280,33 @@ impl IndexConfig {
 /// one bound for both. Beyond it libgomp fails or the process runs out of stack.
 pub const MAX_THREADS: usize = 1024;
 
+/// How much memory classification may use (`[classify] memory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemoryMode {
+    /// The fastest settings: `optimize` and `batch_size` as configured.
+    #[default]
+    Normal,
+    /// Under 250 MB while indexing 12-megapixel photos, for small machines: the model runs
+    /// as saved (one copy of its weights, none prepacked) one image at a time. Slower.
+    Low,
+}
+
+impl MemoryMode {
+    /// Images per forward pass in this mode, from the configured (or flagged) size.
+    pub fn batch_size(self, configured: usize) -> usize {
+        match self {
+            MemoryMode::Normal => configured,
+            MemoryMode::Low => 1,
+        }
+    }
+
+    /// Whether the model is frozen and optimised, from the configured `optimize`.
+    pub fn optimize(self, configured: bool) -> bool {
+        configured && self == MemoryMode::Normal
+    }
+}
+
 /// How images are classified.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -294,6 +321,8 @@ pub struct ClassifyConfig {
     pub optimize: bool,
     /// Threads decoding photos while the model runs; 0 means one per core.
     pub decode_threads: usize,
+    /// `low` trades speed for memory (see [`MemoryMode`]).
+    pub memory: MemoryMode,
 }
 
 impl Default for ClassifyConfig {
@@ -304,6 +333,7 @@ impl Default for ClassifyConfig {
             top_k: 3,
             optimize: true,
             decode_threads: 0,
+            memory: MemoryMode::Normal,
         }
     }
 }

@@ -1,8 +1,8 @@
 // phototag's libtorch shim: what tch 0.26 has no binding for.
 //
-// Loads a TorchScript module from memory, freezes it and applies
-// torch::jit::optimize_for_inference (conv/BN folding, conv+add+relu fusion, oneDNN layouts),
-// and runs its forward under InferenceMode. The module pointer is the same type tch's
+// Loads a TorchScript module from memory (without copying the caller's bytes), freezes it
+// and applies torch::jit::optimize_for_inference when asked (conv/BN folding, conv+add+relu
+// fusion, oneDNN layouts), and runs its forward under InferenceMode. The module pointer is the same type tch's
 // `CModule_` wraps (torch::jit::script::Module*), freed with phototag_module_free.
 // No C++ exception crosses this boundary: each call reports failure through `err`.
 
@@ -55,21 +55,14 @@ protected:
 
 extern "C" {
 
-// Loads the module held in data[0..len) on the CPU, in eval mode; when `optimize` is not 0
-// it is frozen and optimised for inference. Null on failure, with the reason in err.
-void *phototag_module_load(const char *data, size_t len, int optimize, char *err,
-                           size_t err_len) {
+// Loads the module held in data[0..len) on the CPU, in eval mode, as saved. Null on
+// failure, with the reason in err. The caller may free data as soon as this returns.
+void *phototag_module_load(const char *data, size_t len, char *err, size_t err_len) {
   try {
     MemoryBuf buf(data, len);
     std::istream stream(&buf);
     torch::jit::Module module = torch::jit::load(stream, torch::kCPU);
     module.eval();
-    if (optimize != 0) {
-      // Each step replaces the one before, so that at most two copies of the weights are
-      // alive at once (the plain module is gone before optimising).
-      module = torch::jit::freeze(module);
-      module = torch::jit::optimize_for_inference(module);
-    }
     return new torch::jit::Module(std::move(module));
   } catch (const std::exception &e) {
     set_error(err, err_len, e.what());
@@ -77,6 +70,29 @@ void *phototag_module_load(const char *data, size_t len, int optimize, char *err
     set_error(err, err_len, "unknown C++ exception");
   }
   return nullptr;
+}
+
+// Replaces a loaded module by its frozen form (constants inlined, batch norms folded into
+// the convolutions) passed through optimize_for_inference (conv+add+relu fusion, weights
+// prepacked in oneDNN's layouts). Returns 0, or -1 with the reason in err and the module
+// as it was or frozen (either runs, with the same outputs).
+int phototag_module_optimize(void *module, char *err, size_t err_len) {
+  try {
+    auto *m = static_cast<torch::jit::Module *>(module);
+    // Each step replaces the one before, so that at most two copies of the weights are
+    // alive at once.
+    torch::jit::Module frozen = torch::jit::freeze(*m);
+    *m = frozen;
+    frozen = torch::jit::Module();
+    torch::jit::Module optimized = torch::jit::optimize_for_inference(*m);
+    *m = optimized;
+    return 0;
+  } catch (const std::exception &e) {
+    set_error(err, err_len, e.what());
+  } catch (...) {
+    set_error(err, err_len, "unknown C++ exception");
+  }
+  return -1;
 }
 
 // forward(input) -> a new tensor (tch's C_tensor), or null with the reason in err.

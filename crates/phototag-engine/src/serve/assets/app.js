@@ -166,8 +166,9 @@ async function libraryPage() {
   library.next = r.next;
   library.loading = false;
   const n = library.seen.size;
-  $("library-note").textContent = n === 0 ? "The catalog has no photos yet: `phototag index DIR` adds some."
-    : library.next === null ? `${n} photo${n === 1 ? "" : "s"}` : "";
+  const waiting = r.queued > 0 ? `${r.queued} photo${r.queued === 1 ? " waits" : "s wait"} to be classified.` : "";
+  $("library-note").textContent = n === 0 ? (waiting || "The catalog has no photos yet: `phototag index DIR` adds some.")
+    : library.next === null ? `${n} photo${n === 1 ? "" : "s"}${waiting ? ". " + waiting : ""}` : "";
   // A short page may not fill the window: keep going while the end is in view.
   if (library.next !== null && endInView()) libraryPage();
 }
