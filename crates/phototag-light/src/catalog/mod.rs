@@ -345,8 +345,12 @@ mod tests {
 
     #[test]
     fn library_pages_leave_out_content_waiting_to_be_classified() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut cat = fixtures::three_images(dir.path());
+        for place in fixtures::places("library_pages_leave_out_content_waiting_to_be_classified") {
+            library_leaves_out_queued(fixtures::three_images(place.location.clone()));
+        }
+    }
+
+    fn library_leaves_out_queued(mut cat: Catalog) {
         let model = cat.register_model("m", "00", "resnet18").unwrap();
         // The newest file of all, recorded while classification waits.
         let waiting = hash_bytes(b"waiting");

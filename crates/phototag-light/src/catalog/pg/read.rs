@@ -197,7 +197,8 @@ impl PgCatalog {
     }
 
     /// Files of this host newest first (by mtime, then path, both descending), those after
-    /// `after`, at most `limit` (the web page's library).
+    /// `after`, at most `limit` (the web page's library); files whose content waits to be
+    /// classified are left out until it is.
     pub fn newest_files(
         &self,
         after: Option<(i64, &Path)>,
@@ -206,13 +207,18 @@ impl PgCatalog {
         let limit = limit.min(i64::MAX as usize) as i64;
         let rows = match after {
             None => self.rows(
-                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
-                 WHERE host = $1 ORDER BY mtime_ns DESC, path DESC LIMIT $2",
+                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files f
+                 WHERE host = $1
+                   AND NOT EXISTS (SELECT 1 FROM images i
+                                   WHERE i.hash = f.hash AND i.classified_at = 0)
+                 ORDER BY mtime_ns DESC, path DESC LIMIT $2",
                 &[&self.host, &limit],
             )?,
             Some((mtime, path)) => self.rows(
-                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files
+                "SELECT path, root_id, hash, size, mtime_ns, last_seen FROM files f
                  WHERE host = $1 AND (mtime_ns, path) < ($2, $3)
+                   AND NOT EXISTS (SELECT 1 FROM images i
+                                   WHERE i.hash = f.hash AND i.classified_at = 0)
                  ORDER BY mtime_ns DESC, path DESC LIMIT $4",
                 &[&self.host, &mtime, &path_bytes(path), &limit],
             )?,
