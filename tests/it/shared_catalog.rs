@@ -175,6 +175,94 @@ fn three_workers_classify_each_content_once() {
     );
 }
 
+/// Two hosts holding the same photos, recorded outside a schedule window (queued), then
+/// both told to classify their queues at once (`index --now`): each queued content is
+/// claimed before it is read, so the two classify it once between them, and nothing stays
+/// queued.
+#[test]
+fn queued_content_held_by_two_hosts_is_classified_once() {
+    let test = "queued_content_held_by_two_hosts_is_classified_once";
+    let Some(db) = test_server::database(test) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = (0..2)
+        .map(|i| tmp.path().join(format!("host{i}")))
+        .collect();
+    for d in &dirs {
+        photos(d, 300, 32);
+    }
+    Catalog::open(Location::Postgres(PgTarget::new(&db.url))).unwrap();
+    // A window hours away (UTC): `index` records, `index --now` classifies.
+    let start = common::utc_time_of_day() + 6 * 3600;
+    let config = |host: &str| {
+        let p = worker_config(tmp.path(), host, 5.0);
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        text.push_str(&format!(
+            "\n[schedule]\nwindows = [\"{}-{}\"]\n",
+            common::hms(start),
+            common::hms(start + 3600)
+        ));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let configs = [config("host-0"), config("host-1")];
+    let index = |i: usize, now: bool| {
+        let mut c = phototag(&db.url, &configs[i]);
+        c.args([
+            "index",
+            "--json",
+            "--model",
+            "resnet18-random",
+            "--batch-size",
+            "4",
+        ])
+        .env("TZ", "UTC")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        if now {
+            c.arg("--now");
+        }
+        c.arg(&dirs[i]).spawn().unwrap()
+    };
+    for i in 0..2 {
+        let s = summary(index(i, false).wait_with_output().unwrap());
+        assert_eq!(s["new"], 0, "{s}");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM images WHERE classified_at = 0"),
+        32,
+        "recorded, not classified"
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM tags"), 0);
+    assert_eq!(count(&db, "SELECT count(*) FROM files"), 64);
+    let children: Vec<Child> = (0..2).map(|i| index(i, true)).collect();
+    let summaries: Vec<serde_json::Value> = children
+        .into_iter()
+        .map(|c| summary(c.wait_with_output().unwrap()))
+        .collect();
+    let classified: u64 = summaries
+        .iter()
+        .map(|s| s["from_queue"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        classified, 32,
+        "each content classified once: {summaries:?}"
+    );
+    for s in &summaries {
+        assert_eq!(s["queued"], 0, "{s}");
+        assert_eq!(s["failed"], 0, "{s}");
+    }
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM images WHERE classified_at = 0"),
+        0
+    );
+    assert_eq!(count(&db, "SELECT count(*) FROM images"), 32);
+    assert_eq!(count(&db, "SELECT count(*) FROM tags"), 3 * 32);
+    // Claims on queued content are given back once it is written.
+    assert_eq!(count(&db, "SELECT count(*) FROM claims"), 0);
+}
+
 /// A worker killed with SIGKILL mid-batch: the contents it had claimed and not written
 /// wait until its leases expire, then another worker classifies them; at the end every
 /// content is there once and that worker classified exactly what was missing.

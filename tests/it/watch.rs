@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use phototag_light::catalog::Catalog;
 
 use crate::common::daemon::Daemon;
-use crate::common::{photo, wait_for};
+use crate::common::{hms, photo, utc_time_of_day, wait_for};
 
 /// The daemon's root `n` (root0 and root1 are made by `start`).
 fn root(d: &Daemon, n: usize) -> PathBuf {
@@ -416,20 +416,6 @@ fn tags_of(db: &Path, p: &Path) -> Vec<(usize, f32)> {
         .iter()
         .map(|t| (t.class_index, t.probability))
         .collect()
-}
-
-/// Seconds since midnight UTC now (the daemons below run with `TZ=UTC`).
-fn utc_time_of_day() -> u32 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    (now % 86_400) as u32
-}
-
-fn hms(t: u32) -> String {
-    let t = t % 86_400;
-    format!("{:02}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60)
 }
 
 /// A daemon on root0 with `extra` lines after `[watch]`, and more environment.

@@ -336,3 +336,18 @@ pub fn png16(w: u32, h: u32) -> Vec<u8> {
     rows.finish().unwrap();
     std::fs::read(file.path()).unwrap()
 }
+
+/// Seconds since midnight UTC now (for schedule windows; run the daemon with `TZ=UTC`).
+pub fn utc_time_of_day() -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    (now % 86_400) as u32
+}
+
+/// `t` seconds after midnight as `HH:MM:SS` (a schedule window's ends).
+pub fn hms(t: u32) -> String {
+    let t = t % 86_400;
+    format!("{:02}:{:02}:{:02}", t / 3600, (t / 60) % 60, t % 60)
+}

@@ -571,7 +571,7 @@ pub fn execute(
 /// Renews this worker's claims (when a third of a lease has passed) until `running` is
 /// cleared. A renewal that fails is tried again; the claims expire only if it keeps
 /// failing for a whole lease (the server away), as they would for a worker that died.
-fn keep_claims(c: &Claimer, running: &AtomicBool) {
+pub(super) fn keep_claims(c: &Claimer, running: &AtomicBool) {
     let step = (c.lease() / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
     while running.load(Ordering::Relaxed) {
         if let Err(e) = c.renew_held() {

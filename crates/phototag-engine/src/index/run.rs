@@ -149,7 +149,13 @@ pub fn run_with_turns(
             )?;
             summary.from_queue += d.classified;
             summary.failed += d.failed;
-            if d.classified + d.failed == 0 || d.left >= waiting {
+            if d.classified + d.failed == 0 {
+                // Nothing done: either nothing could be, or another worker sharing the
+                // catalog holds what is queued (look again once it has written it).
+                if d.elsewhere == 0 || d.left == 0 || !pause(stop, ELSEWHERE_AGAIN) {
+                    break;
+                }
+            } else if d.left >= waiting && d.elsewhere == 0 {
                 break;
             }
             waiting = d.left;

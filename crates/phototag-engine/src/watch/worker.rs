@@ -314,6 +314,11 @@ impl Work {
                 }
                 shared.failed.fetch_add(d.failed as u64, Ordering::Relaxed);
                 shared.waiting.store(d.left, Ordering::Relaxed);
+                if d.classified + d.failed == 0 && d.elsewhere > 0 {
+                    // Another worker sharing the catalog holds what waits here: not again
+                    // at once.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
                 if d.left == 0 && self.gate.forced() {
                     tracing::info!("the queue is empty");
                     self.gate.force_flag().store(false, Ordering::Relaxed);

@@ -89,18 +89,37 @@ impl Claimer {
         self.lease.as_millis().min(i64::MAX as u128) as i64
     }
 
-    /// Claims a content for this worker (see [`Claim`]).
+    /// Claims a content for this worker (see [`Claim`]): granted only when the catalog has
+    /// no image of it at all.
     pub fn claim(&self, hash: &Hash) -> Result<Claim, CatalogError> {
+        self.claim_where(hash, "SELECT 1 FROM images WHERE hash = $1")
+    }
+
+    /// Claims a content that waits in the queue (its image row recorded, not classified):
+    /// granted unless another worker classified it already or holds a live lease on it.
+    /// Workers on two hosts holding the same queued content classify it once.
+    pub fn claim_queued(&self, hash: &Hash) -> Result<Claim, CatalogError> {
+        self.claim_where(
+            hash,
+            "SELECT 1 FROM images WHERE hash = $1 AND classified_at <> 0",
+        )
+    }
+
+    /// A claim on `hash`, granted when `known` (a query on `$1`, the hash) finds nothing
+    /// and no live lease of another worker holds it.
+    fn claim_where(&self, hash: &Hash, known: &str) -> Result<Claim, CatalogError> {
         let now = now_ms();
         let mut c = self.client();
         let granted = c
             .query_opt(
-                "INSERT INTO claims (hash, worker, expires_ms)
-                 SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM images WHERE hash = $1)
-                 ON CONFLICT (hash) DO UPDATE
-                     SET worker = excluded.worker, expires_ms = excluded.expires_ms
-                     WHERE claims.expires_ms < $4
-                 RETURNING 1",
+                &format!(
+                    "INSERT INTO claims (hash, worker, expires_ms)
+                     SELECT $1, $2, $3 WHERE NOT EXISTS ({known})
+                     ON CONFLICT (hash) DO UPDATE
+                         SET worker = excluded.worker, expires_ms = excluded.expires_ms
+                         WHERE claims.expires_ms < $4
+                     RETURNING 1"
+                ),
                 &[&&hash[..], &self.worker, &(now + self.lease_ms()), &now],
             )
             .map_err(|e| self.error(e))?
@@ -110,7 +129,7 @@ impl Claimer {
             return Ok(Claim::Mine);
         }
         let known = c
-            .query_opt("SELECT 1 FROM images WHERE hash = $1", &[&&hash[..]])
+            .query_opt(known, &[&&hash[..]])
             .map_err(|e| self.error(e))?
             .is_some();
         Ok(if known {
