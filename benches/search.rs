@@ -5,13 +5,19 @@
 //! only that the queries run. `SEARCH_BENCH_DB=path` keeps the generated catalog there and
 //! reuses it on the next run.
 //!
+//! Then the same on PostgreSQL: the SQLite catalog is copied with `phototag catalog copy`
+//! (timed) into a server the bench starts itself (`catalog::test_server`, Debian's
+//! PostgreSQL with its default settings), or into `SEARCH_BENCH_PG=postgresql://...` (kept:
+//! a database that already holds the images is reused), and the queries are timed again
+//! through the binary with `PHOTOTAG_DB` set to the URL. `SEARCH_BENCH_PG=off` skips it.
+//!
 //! Run: `cargo build --release && cargo bench --bench search`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use phototag_light::catalog::Catalog;
+use phototag_light::catalog::{redact, test_server, Catalog, PgTarget};
 use phototag_light::search::{Query, Request};
 
 /// A content hash, and its three tags (class, probability).
@@ -170,7 +176,7 @@ fn binary() -> PathBuf {
 }
 
 /// Runs the binary `runs` times; the fastest and the median wall time, and stdout's size.
-fn time_binary(db: &Path, args: &[&str], runs: usize) -> (Duration, Duration, usize) {
+fn time_binary(db: &std::ffi::OsStr, args: &[&str], runs: usize) -> (Duration, Duration, usize) {
     let mut times = Vec::new();
     let mut bytes = 0;
     for _ in 0..runs {
@@ -274,19 +280,37 @@ fn main() {
         "{} (process start included), best / median of {runs}:",
         bin.display()
     );
-    let (best, median, _) = time_binary(&db, &["--version"], runs);
-    println!(
-        "  {:<30} {:>8.1} / {:>6.1} ms   (process start alone)",
-        "phototag --version",
-        ms(best),
-        ms(median)
-    );
+    time_queries(db.as_os_str(), runs, true);
+    match std::env::var("SEARCH_BENCH_PG").ok().as_deref() {
+        Some("off") => {}
+        Some(url) => postgres(&db, url, n, runs),
+        None => match test_server::Server::start() {
+            Ok(server) => {
+                let pg = server.database("search_bench").unwrap();
+                postgres(&db, &pg.url, n, runs);
+            }
+            Err(e) => println!("SKIPPED search benchmark on PostgreSQL: no server: {e}"),
+        },
+    }
+}
+
+/// The typical queries through the binary on catalog `db` (a path or a URL).
+fn time_queries(db: &std::ffi::OsStr, runs: usize, start_alone: bool) {
+    if start_alone {
+        let (best, median, _) = time_binary(db, &["--version"], runs);
+        println!(
+            "  {:<30} {:>8.1} / {:>6.1} ms   (process start alone)",
+            "phototag --version",
+            ms(best),
+            ms(median)
+        );
+    }
     for q in QUERIES {
         for extra in [&[][..], &["--count"], &["--limit", "20"]] {
             let mut args = vec!["search"];
             args.extend_from_slice(extra);
             args.push(q);
-            let (best, median, bytes) = time_binary(&db, &args, runs);
+            let (best, median, bytes) = time_binary(db, &args, runs);
             println!(
                 "  {:<30} {:>8.1} / {:>6.1} ms   {bytes:>9} bytes out",
                 format!(
@@ -298,4 +322,36 @@ fn main() {
             );
         }
     }
+}
+
+/// The SQLite catalog `db` copied to the PostgreSQL database `url` (unless it holds `n`
+/// images already), and the queries timed there.
+fn postgres(db: &Path, url: &str, n: usize, runs: usize) {
+    let images = Catalog::open_readonly(PgTarget::new(url))
+        .and_then(|c| c.image_count())
+        .unwrap_or(0);
+    if images as usize != n {
+        let t = Instant::now();
+        let out = Command::new(binary())
+            .args(["catalog", "copy", "--from"])
+            .arg(db)
+            .args(["--to", url])
+            .env("PHOTOTAG_CONFIG", "/dev/null")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "catalog copy: {out:?}");
+        println!(
+            "PostgreSQL: `phototag catalog copy` of {n} images in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("PostgreSQL: reusing the {n} images at {}", redact(url));
+    }
+    println!(
+        "PostgreSQL {} (process start included), best / median of {runs}:",
+        redact(url)
+    );
+    time_queries(std::ffi::OsStr::new(url), runs, false);
 }

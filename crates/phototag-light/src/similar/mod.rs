@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use crate::catalog::{Catalog, CatalogError, EmbeddingScan, Hash, Location};
 use crate::vectors::sketch::{self, Sketch};
 use crate::vectors::top::TopK;
-use crate::vectors::{dot, Embedding, EmbeddingRef};
+use crate::vectors::{Embedding, EmbeddingRef};
 
 /// What to compare with: an embedding, its model, and the content to leave out (the photo
 /// itself and its copies).
@@ -159,8 +159,7 @@ impl<'a> Scorer<'a> {
             return;
         }
         self.compared += 1;
-        let score =
-            (dot(query, e.values) as f32 * self.q.embedding.scale * e.scale).clamp(-1.0, 1.0);
+        let score = self.q.embedding.as_ref().cosine(&e);
         if score < self.floor || !self.top.admits(score) {
             return;
         }

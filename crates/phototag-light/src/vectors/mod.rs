@@ -114,6 +114,20 @@ impl EmbeddingRef<'_> {
     }
 }
 
+/// splitmix64: a small deterministic generator for fixed random directions (the sketch's
+/// and `near`'s hyperplanes: the same every run, and the sketch's the same forever).
+pub(crate) struct SplitMix64(pub(crate) u64);
+
+impl SplitMix64 {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
 /// The dot product of two vectors of signed bytes (stored as `u8` bits), exactly, in
 /// integers. Written so that the compiler vectorises it (widening multiply-add); on a CPU
 /// with AVX2 (checked once, at run time) the same code is compiled for it, about three

@@ -131,19 +131,6 @@ impl Plan {
     }
 }
 
-/// splitmix64: deterministic hyperplanes (the same groups every run).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-}
-
 /// The mean of the normalised embeddings, and a low quantile (5%) of the squared length of
 /// each one once centred.
 fn centre(v: &Vectors) -> (Vec<f64>, f64) {
@@ -179,7 +166,7 @@ fn centre(v: &Vectors) -> (Vec<f64>, f64) {
 /// as the plan assumes, and hashing costs the pool's projections, not `bits * tables`).
 fn signatures(v: &Vectors, mean: &[f64], plan: &Plan) -> Vec<Vec<u32>> {
     let dim = v.dim;
-    let mut rng = Rng(0x05ee_d0fd_09e5);
+    let mut rng = super::SplitMix64(0x05ee_d0fd_09e5);
     // Each direction: (coordinate, +1 or -1), and the projection of the mean.
     let mut coords = Vec::with_capacity(POOL * NON_ZERO);
     let mut offsets = Vec::with_capacity(POOL);

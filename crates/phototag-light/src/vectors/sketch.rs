@@ -35,14 +35,8 @@ struct Directions {
 impl Directions {
     fn new(dim: usize) -> Directions {
         // splitmix64 from a fixed seed: the same directions forever.
-        let mut state: u64 = 0x5ce7_c400_0000_0000 ^ dim as u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
+        let mut rng = super::SplitMix64(0x5ce7_c400_0000_0000 ^ dim as u64);
+        let mut next = || rng.next();
         let coords = (0..BITS * NON_ZERO)
             .map(|_| {
                 let r = next();
