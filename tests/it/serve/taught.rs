@@ -259,7 +259,7 @@ fn refusals_are_4xx_with_the_reason() {
             json!({"name": "rex", "yes": ["ab".repeat(32)], "no": [squirrel]}),
             422,
             "unknown-photo",
-            "not in the catalog",
+            "no photo with this content hash",
         ),
     ];
     for (body, status, reason, words) in cases {

@@ -323,6 +323,8 @@ async function tagPage(name) {
   $("tag-warnings").replaceChildren(...r.warnings.map((w) => el("li", { text: w })));
   $("tag-borderline").replaceChildren(...r.borderline.map((m) => judgedTile(r.name, m)));
   $("tag-best").replaceChildren(...r.best.map((m) => judgedTile(r.name, m)));
+  $("tag-borderline-note").textContent = r.borderline.length === 0 ? "Every photo it scores is an example: nothing left to judge." : "";
+  $("tag-best-note").textContent = r.best.length === 0 ? "No photo has it yet." : "";
   $("tag-examples").replaceChildren(...r.examples.map((e) => {
     const t = tile(e.hash, e.thumb, e.yes ? "✓ yes" : "✗ no", e.path || e.hash);
     t.classList.add(e.yes ? "yes" : "no");
