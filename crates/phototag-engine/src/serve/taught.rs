@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use super::error::{rejected, ApiError};
 use super::routes::body_rejected;
 use super::views::{links, merge, with_catalog};
-use super::AppState;
+use super::{blocking, AppState};
 use phototag_light::catalog::{hex, parse_hash, Catalog, CatalogError, Hash, TaughtRow};
 use phototag_light::output::{figures_json, taught_json};
 use phototag_light::taught::apply::ApplyError;
@@ -320,13 +320,16 @@ fn fit(
 }
 
 /// Runs `f` on a writable catalog opened for this request, on the blocking pool, one
-/// write at a time. The catalog must exist (it is not created here).
+/// write at a time (503 with `Retry-After` when the one before takes longer than
+/// `blocking::WAIT`). The catalog must exist (it is not created here).
 async fn write<T, F>(state: &Arc<AppState>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut Catalog) -> Result<T, ApiError> + Send + 'static,
 {
-    let _one = state.teaching.lock().await;
+    let _one = tokio::time::timeout(blocking::WAIT, state.teaching.lock())
+        .await
+        .map_err(|_| ApiError::busy("busy teaching another tag; try again in a moment"))?;
     let st = Arc::clone(state);
     state
         .blocking

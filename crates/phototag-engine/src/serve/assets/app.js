@@ -464,6 +464,10 @@ async function view(hash) {
     bars($("view-tags"), p.tags.filter((t) => t.index <= 1000));
     const taught = p.tags.filter((t) => t.index > 1000);
     bars($("view-taught"), taught);
+    // A taught tag links to its page, where it can be corrected.
+    for (const [i, a] of [...$("view-taught").querySelectorAll("a")].entries()) {
+      a.href = "#taught=" + encodeURIComponent(taught[i].class);
+    }
     $("view-taught-title").hidden = taught.length === 0;
     $("view-meta").textContent = `${p.width}×${p.height} ${p.format.toUpperCase()}, ${(p.size / 1048576).toFixed(1)} MB — tagged by ${p.model}`;
     $("view-paths").replaceChildren(...p.paths.map((x) => el("li", { text: x })));
