@@ -1,10 +1,11 @@
 """Drives phototag's page in headless Chromium (Playwright, the system's Chromium): the
 library it opens on (newest first, loaded a page at a time as it scrolls), the tag cloud,
 an upload and its top-3 bars, a search for the top class, the first result's photo view
-with its tags and "more like this", and the near-duplicates view; saves screenshots.
-Prints what it saw as one JSON object.
+with its tags and "more like this", the near-duplicates view, and teaching a tag: photos
+selected in the library and marked yes or no, the tag's page, one ✓ on a borderline
+match; saves screenshots. Prints what it saw as one JSON object.
 
-Usage: web.py URL PHOTO SCREENSHOT CHROMIUM
+Usage: web.py URL PHOTO SCREENSHOT CHROMIUM YES_HASH NO_HASH
 Run by tests/it/e2e_web.rs, which checks the JSON against the API.
 """
 import json
@@ -14,7 +15,7 @@ import time
 
 from playwright.sync_api import sync_playwright
 
-url, photo, screenshot, chromium = sys.argv[1:5]
+url, photo, screenshot, chromium, yes_hash, no_hash = sys.argv[1:7]
 seen = {"errors": [], "library_requests": 0}
 TIMEOUT = 60_000
 
@@ -171,6 +172,53 @@ with sync_playwright() as p:
     seen["dupes_note"] = page.text_content("#dupes-note")
     seen["overflow_x_dupes"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     shot(page, "dupes")
+
+    # Teach a tag: select photos in the library, mark one yes and one no, name it, Teach.
+    page.click("#nav a[href='#']")
+    page.wait_for_selector("#library-grid a img")
+    page.click("#select-start")
+    page.wait_for_selector("#teach-bar:not([hidden])")
+    page.click(f"#library-grid a[data-hash='{yes_hash}']")
+    page.check("#teach-bar input[name=mark][value=no]")
+    page.click(f"#library-grid a[data-hash='{no_hash}']")
+    seen["marked"] = page.eval_on_selector_all(
+        "#library-grid a[data-mark]", "els => els.map(e => ({hash: e.dataset.hash, mark: e.dataset.mark}))")
+    seen["teach_count"] = page.text_content("#teach-count")
+    seen["hash_while_selecting"] = page.evaluate("location.hash")
+    seen["overflow_x_teach"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    shot(page, "select")
+    page.fill("#teach-name", "tangerine")
+    page.click("#teach-go")
+    # The tag's page: its figures, borderline and best matches, each with ✓ and ✗.
+    wait_until(page, "location.hash === '#taught=tangerine'")
+    page.wait_for_selector("#tag-page:not([hidden]) #tag-borderline .judged-tile")
+    wait_until(page, images_loaded("#tag-page img"))
+    seen["tag_title"] = page.text_content("#tag-title")
+    seen["tag_figures"] = page.text_content("#tag-figures")
+    seen["tag_borderline"] = page.eval_on_selector_all(
+        "#tag-borderline .judged-tile", "els => els.map(e => e.dataset.hash)")
+    seen["tag_best"] = page.eval_on_selector_all("#tag-best .judged-tile", "els => els.map(e => e.dataset.hash)")
+    seen["tag_examples"] = page.eval_on_selector_all(
+        "#tag-examples a", "els => els.map(e => ({hash: e.dataset.hash, yes: e.classList.contains('yes')}))")
+    # One click: the first borderline photo is a tangerine too.
+    judged = seen["tag_borderline"][0]
+    seen["judged"] = judged
+    page.click(f"#tag-borderline .judged-tile[data-hash='{judged}'] button.judge.yes")
+    wait_until(page, "document.getElementById('tag-status').textContent.includes('refitted')")
+    page.wait_for_selector(f"#tag-examples a[data-hash='{judged}']")
+    wait_until(page, images_loaded("#tag-page img"))
+    seen["tag_status"] = page.text_content("#tag-status")
+    seen["tag_examples_after"] = page.eval_on_selector_all(
+        "#tag-examples a", "els => els.map(e => ({hash: e.dataset.hash, yes: e.classList.contains('yes')}))")
+    seen["tag_borderline_after"] = page.eval_on_selector_all(
+        "#tag-borderline .judged-tile", "els => els.map(e => e.dataset.hash)")
+    seen["tag_best_after"] = page.eval_on_selector_all("#tag-best .judged-tile", "els => els.map(e => e.dataset.hash)")
+    seen["overflow_x_tag"] = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    shot(page, "teach")
+    # The taught tags list links to it.
+    page.click("#nav a[href='#taught']")
+    page.wait_for_selector("#taught-list a")
+    seen["taught_list"] = page.eval_on_selector_all("#taught-list a", "els => els.map(e => e.dataset.name)")
     browser.close()
 
 print(json.dumps(seen))

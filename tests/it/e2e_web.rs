@@ -4,8 +4,11 @@
 //! time), shows the tag cloud, uploads a photo (its first answer a 503 with `Retry-After`,
 //! which the page waits out and retries) and sees the top-3, searches the top class,
 //! opens a result and reads its tags and "more like this", and lists the near-duplicate
-//! groups; screenshots go to `target/e2e/web.png` (the photo view) and `web-library.png`,
-//! `web-upload.png`, `web-search.png`, `web-dupes.png` beside it, in a phone-sized window.
+//! groups; then selects two photos in the library, marks one yes and one no, teaches a tag,
+//! opens its page and corrects it with one click (✓ on a borderline match). Screenshots go
+//! to `target/e2e/web.png` (the photo view) and `web-library.png`, `web-upload.png`,
+//! `web-search.png`, `web-dupes.png`, `web-select.png`, `web-teach.png` beside it, in a
+//! phone-sized window.
 //!
 //! `scripts/e2e-setup.sh` installs Chromium (apt) and Playwright (PyPI) when missing; where
 //! that cannot be done the test prints `SKIPPED` and why. Set `PHOTOTAG_E2E_NO_INSTALL=1`
@@ -91,6 +94,14 @@ fn upload_search_and_view_in_chromium() {
     let _ = std::fs::remove_file(&shot);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/web.py");
     let url = format!("http://{}/", server.addr);
+    let hash_of = |p: &Path| {
+        blake3::hash(&std::fs::read(p).unwrap())
+            .to_hex()
+            .to_string()
+    };
+    // Taught in the browser: the orange is a tangerine, the squirrel is not.
+    let yes = hash_of(&photo);
+    let no = hash_of(&web::fixtures().join("squirrel_cls.jpg"));
     let out = Command::new(&env["PYTHON"])
         .arg(&script)
         .args([
@@ -98,6 +109,8 @@ fn upload_search_and_view_in_chromium() {
             photo.to_str().unwrap(),
             shot.to_str().unwrap(),
             &env["CHROMIUM"],
+            &yes,
+            &no,
         ])
         .env("PYTHONPATH", &env["PYTHONPATH"])
         .output()
@@ -271,10 +284,79 @@ fn upload_search_and_view_in_chromium() {
     );
     assert_eq!(groups.len(), 1, "the squirrel is like nothing: {api_dupes}");
 
-    for suffix in ["", "-library", "-upload", "-search", "-dupes"] {
+    check_teaching(&server, &seen, &yes, &no);
+
+    for suffix in [
+        "", "-library", "-upload", "-search", "-dupes", "-select", "-teach",
+    ] {
         let path = shot.with_file_name(format!("web{suffix}.png"));
         let png = std::fs::read(&path).expect("a screenshot");
         assert!(png.starts_with(b"\x89PNG"), "{} is a PNG", path.display());
     }
     eprintln!("screenshots: {}", shot.parent().unwrap().display());
+}
+
+/// What the browser saw while teaching `tangerine` (the orange yes, the squirrel no) and
+/// correcting it with one ✓, against the API.
+fn check_teaching(server: &web::Server, seen: &serde_json::Value, yes: &str, no: &str) {
+    use serde_json::json;
+    let hashes = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["hash"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut marked = seen["marked"].as_array().unwrap().clone();
+    marked.sort_by_key(|m| m["mark"].as_str().unwrap().to_string());
+    assert_eq!(
+        json!(marked),
+        json!([{"hash": no, "mark": "no"}, {"hash": yes, "mark": "yes"}]),
+        "one tile each, marked as tapped"
+    );
+    assert_eq!(seen["teach_count"], "1 yes · 1 no");
+    assert_eq!(
+        seen["hash_while_selecting"], "",
+        "a tap in select mode marks, it does not open the photo"
+    );
+    assert_eq!(seen["taught_list"], json!(["tangerine"]));
+    // The page it showed after the ✓ is what the API answers now; the photo judged is a
+    // yes example, no longer borderline, and has the tag.
+    let page = server.get("/api/taught/tangerine").json();
+    let judged = seen["judged"].as_str().unwrap();
+    assert!(
+        seen["tag_borderline"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(judged)),
+        "{seen}"
+    );
+    let examples: Vec<serde_json::Value> = page["examples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!({"hash": e["hash"], "yes": e["yes"]}))
+        .collect();
+    assert_eq!(seen["tag_examples_after"], json!(examples));
+    assert_eq!(examples.len(), 3, "{page}");
+    assert!(examples.contains(&json!({"hash": judged, "yes": true})));
+    assert!(examples.contains(&json!({"hash": yes, "yes": true})));
+    assert!(examples.contains(&json!({"hash": no, "yes": false})));
+    assert_eq!(
+        seen["tag_borderline_after"],
+        json!(hashes(&page["borderline"]))
+    );
+    assert_eq!(seen["tag_best_after"], json!(hashes(&page["best"])));
+    assert!(hashes(&page["best"]).contains(&judged.to_string()));
+    assert!(seen["tag_status"]
+        .as_str()
+        .unwrap()
+        .contains("Added as yes and refitted"));
+    assert!(seen["tag_title"].as_str().unwrap().starts_with("tangerine"));
+    for key in ["overflow_x_teach", "overflow_x_tag"] {
+        assert!(
+            seen[key].as_i64().unwrap() <= 0,
+            "no sideways scrolling ({key}): {seen}"
+        );
+    }
 }

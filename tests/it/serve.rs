@@ -5,6 +5,7 @@
 use crate::web;
 
 mod hostile;
+mod taught;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

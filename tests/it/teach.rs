@@ -12,27 +12,6 @@ use phototag_light::catalog::{hash_bytes, hex};
 /// The random model these tests classify with (the similar tests' too: prepared once).
 const SEED: i64 = 7;
 
-/// A variant of a photo: scaled by `num/den`, cropped to `crop` percent around the centre,
-/// brightened by `light`, re-encoded at JPEG `quality`.
-fn variant(path: &Path, num: u32, den: u32, crop: u32, light: i32, quality: u8) -> Vec<u8> {
-    let img = image::open(path).unwrap().to_rgb8();
-    let (w, h) = (img.width() * crop / 100, img.height() * crop / 100);
-    let img = image::imageops::crop_imm(&img, (img.width() - w) / 2, (img.height() - h) / 2, w, h)
-        .to_image();
-    let mut img = image::imageops::resize(
-        &img,
-        (w * num / den).max(8),
-        (h * num / den).max(8),
-        image::imageops::FilterType::Triangle,
-    );
-    image::imageops::colorops::brighten_in_place(&mut img, light);
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .encode_image(&img)
-        .unwrap();
-    out.into_inner()
-}
-
 /// Six kinds of change; variant `i` of a photo uses the `i`-th.
 const CHANGES: [(u32, u32, u32, i32, u8); 6] = [
     (1, 1, 100, 0, 90),
@@ -60,7 +39,7 @@ impl Lib {
             for (i, &(n, d, c, l, q)) in CHANGES.iter().enumerate() {
                 std::fs::write(
                     root.join(format!("{name}{i}.jpg")),
-                    variant(&src, n, d, c, l, q),
+                    common::variant(&src, n, d, c, l, q),
                 )
                 .unwrap();
             }
@@ -273,7 +252,7 @@ fn corrections_new_files_and_a_retag_refit_the_tag() {
 
     // A new file (outside the catalog) as a yes, and one that cannot be decoded.
     let outside = lib.tmp.path().join("new orange.jpg");
-    std::fs::write(&outside, variant(&sources()[0].1, 5, 8, 97, 3, 88)).unwrap();
+    std::fs::write(&outside, common::variant(&sources()[0].1, 5, 8, 97, 3, 88)).unwrap();
     let broken = lib.tmp.path().join("broken.jpg");
     std::fs::write(&broken, b"\xff\xd8\xff\xe0 not a jpeg").unwrap();
     let out = lib.run(&[
@@ -383,7 +362,7 @@ fn the_daemon_applies_a_taught_tag_to_new_photos_and_its_album() {
         for (i, &(n, d, c, l, q)) in CHANGES.iter().enumerate().take(4) {
             std::fs::write(
                 root.join(format!("{name}{i}.jpg")),
-                variant(src, n, d, c, l, q),
+                common::variant(src, n, d, c, l, q),
             )
             .unwrap();
         }
@@ -448,7 +427,7 @@ fn the_daemon_applies_a_taught_tag_to_new_photos_and_its_album() {
 
     let new = root.join("fresh orange.jpg");
     let (n, d, c, l, q) = CHANGES[5];
-    std::fs::write(&new, variant(&srcs[0].1, n, d, c, l, q)).unwrap();
+    std::fs::write(&new, common::variant(&srcs[0].1, n, d, c, l, q)).unwrap();
     let took = wait_for("the new orange in the album", T, || {
         linked(&album).contains(&"fresh orange.jpg".to_string())
     });

@@ -1,7 +1,7 @@
 //! Every JSON object phototag prints about tags, built in one place: a probability as a
-//! percent with two decimals, stored tags, search hits, and a classified file (`classify
-//! --json`, the web page's `POST /api/classify`). The commands and the web server print
-//! these; export writes them.
+//! percent with two decimals, stored tags, search hits, a classified file (`classify
+//! --json`, the web page's `POST /api/classify`), and a taught tag's figures. The commands
+//! and the web server print these; export writes them.
 //!
 //! Writing to a closed pipe needs no handling anywhere: both binaries restore the default
 //! SIGPIPE action (`app::default_sigpipe`), so `phototag search dog | head` ends quietly.
@@ -12,8 +12,9 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::catalog::{hex, Hit, TagRow};
+use crate::catalog::{hex, Hit, TagRow, TaughtRow};
 use crate::labels::Prediction;
+use crate::taught::Figures;
 
 /// A probability in [0, 1] as the percent with two decimals that all JSON output uses.
 pub fn percent(p: f32) -> f64 {
@@ -83,4 +84,28 @@ pub fn classified_json(
 /// A file that could not be classified: `file`, `error`.
 pub fn file_error_json(file: &Path, error: &dyn std::fmt::Display) -> Value {
     json!({ "file": file.to_string_lossy(), "error": error.to_string() })
+}
+
+/// A taught tag's figures, name, matches and fit time: the head of `teach --list` and
+/// `--show`, and of the web page's taught tags.
+pub fn taught_json(t: &TaughtRow, f: Option<&Figures>, matches: u64) -> Value {
+    let mut v = f.map_or(json!({}), |f| figures_json(f, t.threshold));
+    v["name"] = json!(t.name);
+    v["matches"] = json!(matches);
+    v["fitted_at"] = json!(t.fitted_at);
+    v
+}
+
+/// A taught tag's fit: examples, model, threshold, cross-validated precision and recall.
+pub fn figures_json(f: &Figures, threshold: f32) -> Value {
+    json!({
+        "yes": f.yes,
+        "no": f.no,
+        "model": f.model,
+        "threshold": (threshold * 1e4).round() / 1e4,
+        "folds": f.validation.map(|v| v.folds),
+        "precision": f.validation.map(|v| (v.precision * 1e4).round() / 1e4),
+        "recall": f.validation.map(|v| (v.recall * 1e4).round() / 1e4),
+        "yes_alike": (f.yes_alike * 1e4).round() / 1e4,
+    })
 }

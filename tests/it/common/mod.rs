@@ -115,6 +115,27 @@ pub fn photo(path: &Path, seed: u32) -> Vec<u8> {
     bytes
 }
 
+/// A variant of a photo: scaled by `num/den`, cropped to `crop` percent around the centre,
+/// brightened by `light`, re-encoded at JPEG `quality`.
+pub fn variant(path: &Path, num: u32, den: u32, crop: u32, light: i32, quality: u8) -> Vec<u8> {
+    let img = image::open(path).unwrap().to_rgb8();
+    let (w, h) = (img.width() * crop / 100, img.height() * crop / 100);
+    let img = image::imageops::crop_imm(&img, (img.width() - w) / 2, (img.height() - h) / 2, w, h)
+        .to_image();
+    let mut img = image::imageops::resize(
+        &img,
+        (w * num / den).max(8),
+        (h * num / den).max(8),
+        image::imageops::FilterType::Triangle,
+    );
+    image::imageops::colorops::brighten_in_place(&mut img, light);
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(&img)
+        .unwrap();
+    out.into_inner()
+}
+
 /// Max absolute difference of two tensors of the same shape.
 pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
     assert_eq!(a.size(), b.size());

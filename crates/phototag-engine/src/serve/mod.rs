@@ -4,7 +4,8 @@
 //! header, idle and body timeouts, shutdown), `guard` (the Host and Origin allow-list, JSON
 //! for every error), `routes` (the router, login, uploads), `views` (search, tag cloud,
 //! photo record, thumbnails, originals), `library` (the library newest first, "more like
-//! this", near-duplicate groups), `auth` (the access token: bearer header or login
+//! this", near-duplicate groups), `taught` (tags taught by example: list, a tag's page,
+//! teach, one-click corrections), `auth` (the access token: bearer header or login
 //! cookie, compared in constant time; failed attempts throttled), `blocking` (the bounded
 //! pool every blocking job runs on), `worker` (the one thread that owns the model and
 //! classifies uploads in memory), `files` (catalog hash → a file on disk whose bytes still
@@ -13,8 +14,10 @@
 //!
 //! May not: let anything from a request name a file (only hashes the catalog knows map to
 //! paths, and those paths come from the catalog), write uploads to disk, write to the
-//! catalog (it opens it read-only, per request, so a running daemon is never blocked), or
-//! block the async runtime's threads (blocking work goes to `blocking`).
+//! catalog beyond taught tags (every view opens it read-only, per request, so a running
+//! daemon is never blocked; `taught` writes a tag's examples and scores, one write at a
+//! time, as `phototag teach` does), or block the async runtime's threads (blocking work
+//! goes to `blocking`).
 
 mod assets;
 pub mod auth;
@@ -25,6 +28,7 @@ mod guard;
 mod library;
 mod routes;
 mod server;
+mod taught;
 mod thumbs;
 mod views;
 pub mod worker;
@@ -102,6 +106,8 @@ pub struct AppState {
     hosts: guard::Hosts,
     /// The last `/api/dupes` answer and the catalog state it was computed from.
     dupes: std::sync::Mutex<Option<library::CachedDupes>>,
+    /// Held while a taught tag is fitted and written: one at a time.
+    teaching: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -120,6 +126,7 @@ impl AppState {
             upload_kib: tokio::sync::Semaphore::new(upload_kib as usize),
             throttle: auth::Throttle::default(),
             dupes: std::sync::Mutex::new(None),
+            teaching: tokio::sync::Mutex::new(()),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! The router: the page (no token needed: it holds no data), the login, and the data
 //! routes behind the token: `POST /api/classify`, `GET /api/search`, `GET /api/labels`,
 //! `GET /api/photos/{hash}`, `GET /api/library`, `GET /api/similar/{hash}`, `GET
-//! /api/dupes`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
+//! /api/dupes`, `GET /api/taught`, `GET /api/taught/{name}`, `POST /api/taught`, `POST
+//! /api/taught/{name}/examples`, `GET /thumb/{hash}`, `GET /photo/{hash}`. Errors are JSON
 //! `{"error": ...}` with a 4xx status for what the client did wrong, 503 with `Retry-After`
 //! while the server is busy. Every request first passes `guard` (its host and origin).
 //!
@@ -30,7 +31,7 @@ use serde_json::{json, Value};
 use super::error::{rejected, ApiError};
 use super::server::too_slow;
 use super::worker::WorkError;
-use super::{assets, auth, blocking, guard, library, views, AppState};
+use super::{assets, auth, blocking, guard, library, taught, views, AppState};
 use crate::classify::FileError;
 use crate::imaging::DecodeError;
 
@@ -53,6 +54,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/library", get(library::library))
         .route("/api/similar/{hash}", get(library::similar))
         .route("/api/dupes", get(library::dupes))
+        .route("/api/taught", get(taught::list).post(taught::teach))
+        .route("/api/taught/{name}", get(taught::page))
+        .route("/api/taught/{name}/examples", post(taught::correct))
         .route("/thumb/{hash}", get(views::thumb))
         .route("/photo/{hash}", get(views::photo))
         .route_layer(middleware::from_fn_with_state(
@@ -114,7 +118,7 @@ async fn session(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Json
 
 /// A body that could not be read: 408 when it came too slowly, else the rejection's own
 /// status, as JSON.
-fn body_rejected(e: JsonRejection) -> ApiError {
+pub(super) fn body_rejected(e: JsonRejection) -> ApiError {
     if too_slow(&e) {
         return ApiError::new(
             StatusCode::REQUEST_TIMEOUT,

@@ -15,10 +15,12 @@ use serde_json::json;
 use super::similar::read_limited;
 use super::{Context, Outcome};
 use crate::album::UsageError;
-use crate::catalog::{hex, parse_hash, Catalog, ExampleRow, Hash, TaughtRow};
+use crate::catalog::{hex, parse_hash, Catalog, Hash, TaughtRow};
 use crate::cli::TeachArgs;
+use crate::output::{figures_json, taught_json};
 use crate::search::{edit_distance, Query, Request};
-use crate::taught::apply::{examples_for_model, fit_and_apply, score_catalog, Applied, ApplyError};
+use crate::taught::apply::{Applied, ApplyError};
+use crate::taught::refine::{matches, refine, Match, NewExample};
 use crate::taught::Figures;
 use crate::vectors::Embedding;
 
@@ -134,55 +136,29 @@ pub fn teach(ctx: &Context, args: &TeachArgs, given: &[Classified]) -> anyhow::R
     if needs_model && given.is_empty() {
         return Ok(Outcome::NeedsEngine);
     }
-    // The tag's model: the one most of the new yes examples have (else the tag's own).
-    let mut votes: HashMap<i64, usize> = HashMap::new();
-    for (p, _, m, _) in new.values() {
-        *votes.entry(*m).or_default() += if *p { 1000 } else { 1 };
-    }
-    let model_id = votes
+    let new = new
         .into_iter()
-        .max_by_key(|&(m, n)| (n, -m))
-        .map(|(m, _)| m)
-        .or(existing.as_ref().map(|t| t.model_id));
-    let Some(model_id) = model_id else {
-        return Err(crate::taught::TeachError::NoYes(name).into());
-    };
-    let mut examples: Vec<ExampleRow> = Vec::new();
-    if let (Some(t), false) = (&existing, args.replace) {
-        for e in catalog.taught_examples(t.id)? {
-            if !new.contains_key(&e.hash) {
-                examples.push(e);
-            }
-        }
-    }
-    let corrected = existing.as_ref().map_or(0, |t| {
-        catalog.taught_examples(t.id).map_or(0, |old| {
-            old.iter()
-                .filter(|e| new.get(&e.hash).is_some_and(|n| n.0 != e.positive))
-                .count()
-        })
-    });
-    examples.extend(
-        new.into_iter()
-            .map(|(hash, (positive, _, model_id, embedding))| ExampleRow {
-                hash,
+        .map(|(hash, (positive, _, model_id, embedding))| {
+            let e = NewExample {
                 positive,
                 model_id,
                 embedding,
-            }),
-    );
-    examples.sort_by_key(|e| e.hash);
-    let (examples, lost) = examples_for_model(&catalog, examples, model_id)?;
-    if lost > 0 {
-        eprintln!(
-            "phototag: warning: {lost} example(s) have no embedding by the tag's model and are left out"
-        );
-    }
-    let applied = match fit_and_apply(&mut catalog, &name, model_id, &examples) {
-        Ok(a) => a,
+            };
+            (hash, e)
+        })
+        .collect();
+    let refined = match refine(&mut catalog, &name, existing.as_ref(), new, args.replace) {
+        Ok(r) => r,
         Err(ApplyError::Teach(e)) => return Err(e.into()),
         Err(ApplyError::Catalog(e)) => return Err(e.into()),
     };
+    if refined.lost > 0 {
+        eprintln!(
+            "phototag: warning: {} example(s) have no embedding by the tag's model and are left out",
+            refined.lost
+        );
+    }
+    let (applied, corrected) = (refined.applied, refined.corrected);
     report(&applied, corrected, args.json)?;
     Ok(if problems > 0 {
         Outcome::Partial
@@ -276,28 +252,6 @@ fn percent(x: f32) -> String {
     format!("{:.0}%", x * 100.0)
 }
 
-/// A stored tag's figures, name, matches and fit time: the head of `--list` and `--show`.
-fn tag_json(t: &TaughtRow, f: Option<&Figures>, matches: u64) -> serde_json::Value {
-    let mut v = f.map_or(json!({}), |f| figures_json(f, t.threshold));
-    v["name"] = json!(t.name);
-    v["matches"] = json!(matches);
-    v["fitted_at"] = json!(t.fitted_at);
-    v
-}
-
-fn figures_json(f: &Figures, threshold: f32) -> serde_json::Value {
-    json!({
-        "yes": f.yes,
-        "no": f.no,
-        "model": f.model,
-        "threshold": (threshold * 1e4).round() / 1e4,
-        "folds": f.validation.map(|v| v.folds),
-        "precision": f.validation.map(|v| (v.precision * 1e4).round() / 1e4),
-        "recall": f.validation.map(|v| (v.recall * 1e4).round() / 1e4),
-        "yes_alike": (f.yes_alike * 1e4).round() / 1e4,
-    })
-}
-
 fn figures_line(f: &Figures, threshold: f32) -> String {
     match f.validation {
         Some(v) => format!(
@@ -381,7 +335,7 @@ fn list(ctx: &Context, json: bool) -> anyhow::Result<Outcome> {
         let f: Option<Figures> = serde_json::from_str(&t.figures).ok();
         let matches = catalog.taught_match_count(t.id)?;
         if json {
-            writeln!(out, "{}", tag_json(&t, f.as_ref(), matches))?;
+            writeln!(out, "{}", taught_json(&t, f.as_ref(), matches))?;
         } else {
             let (yes, no) = f.as_ref().map_or((0, 0), |f| (f.yes, f.no));
             writeln!(
@@ -427,33 +381,16 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
     };
     let f: Option<Figures> = serde_json::from_str(&t.figures).ok();
     let examples = catalog.taught_examples(t.id)?;
-    let (scores, scored) = score_catalog(&catalog, &ctx.db, t.model_id, &t.weights, t.bias, 0.0)?;
-    let mut best: Vec<&(Hash, f32)> = scores.iter().filter(|s| s.1 >= t.threshold).collect();
-    best.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let matches = best.len();
-    best.truncate(limit);
-    // Borderline: the closest to the threshold, on either side, that are not examples.
-    let is_example: std::collections::HashSet<Hash> = examples.iter().map(|e| e.hash).collect();
-    let mut border: Vec<&(Hash, f32)> = scores
-        .iter()
-        .filter(|s| !is_example.contains(&s.0))
-        .collect();
-    border.sort_by(|a, b| {
-        (a.1 - t.threshold)
-            .abs()
-            .total_cmp(&(b.1 - t.threshold).abs())
-            .then(a.0.cmp(&b.0))
-    });
-    border.truncate(limit);
-    border.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let m = matches(&catalog, &ctx.db, &t, &examples, limit)?;
+    let (best, border, matches, scored) = (m.best, m.borderline, m.matches, m.scored);
     let mut out = std::io::stdout().lock();
-    let row = |(h, p): &(Hash, f32)| -> anyhow::Result<serde_json::Value> {
+    let row = |m: &Match| -> anyhow::Result<serde_json::Value> {
         Ok(
-            json!({"hash": hex(h), "path": shown(&catalog, h)?, "probability": (p * 1e4).round() / 1e4}),
+            json!({"hash": hex(&m.hash), "path": shown(&catalog, &m.hash)?, "probability": (m.probability * 1e4).round() / 1e4}),
         )
     };
     if json {
-        let mut v = tag_json(&t, f.as_ref(), matches as u64);
+        let mut v = taught_json(&t, f.as_ref(), matches as u64);
         v["scored"] = json!(scored);
         v["examples"] = examples
             .iter()
@@ -462,12 +399,12 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
             .into();
         v["best"] = best
             .iter()
-            .map(|s| row(s))
+            .map(row)
             .collect::<anyhow::Result<Vec<_>>>()?
             .into();
         v["borderline"] = border
             .iter()
-            .map(|s| row(s))
+            .map(row)
             .collect::<anyhow::Result<Vec<_>>>()?
             .into();
         writeln!(out, "{v}")?;
@@ -490,16 +427,18 @@ fn show(ctx: &Context, name: &str, limit: usize, json: bool) -> anyhow::Result<O
         }
     }
     writeln!(out, "best matches:")?;
-    for (h, p) in &best {
-        writeln!(out, "  {:5.1}%  {}", p * 100.0, shown(&catalog, h)?)?;
+    for m in &best {
+        writeln!(
+            out,
+            "  {:5.1}%  {}",
+            m.probability * 100.0,
+            shown(&catalog, &m.hash)?
+        )?;
     }
     writeln!(out, "borderline (correct with --yes or --no):")?;
-    for (h, p) in &border {
-        let side = if *p >= t.threshold {
-            "tagged"
-        } else {
-            "not tagged"
-        };
+    for m in &border {
+        let (h, p) = (&m.hash, m.probability);
+        let side = if m.tagged { "tagged" } else { "not tagged" };
         writeln!(
             out,
             "  {:5.1}%  {side:10}  {}",

@@ -4,12 +4,15 @@
 //! rules for a tag's name.
 //!
 //! Layout: here the fit's entry, figures, warnings and names; `fit` the regression and the
-//! cross-validation; `apply` the catalog side (store, score every image, refit).
+//! cross-validation; `apply` the catalog side (store, score every image, refit); `refine`
+//! what `teach` and the web page share (new examples merged with a tag's own and fitted, a
+//! tag's best and borderline matches).
 //!
 //! May not: print (`cmd::teach` does), or read photos.
 
 pub mod apply;
 pub mod fit;
+pub mod refine;
 
 use serde::{Deserialize, Serialize};
 

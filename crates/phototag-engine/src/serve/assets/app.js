@@ -1,8 +1,9 @@
-// phototag's page: the library (newest first, more as you scroll), search, near-
-// duplicates, upload to classify, tag cloud, and the photo view with "more like this".
-// Plain JavaScript, no build step. Everything comes from the JSON API; the address bar
-// keeps the state (#q=QUERY, #dupes, #upload, #tags, #photo=HASH; nothing: the library) so
-// the back button and links work.
+// phototag's page: the library (newest first, more as you scroll; select photos in it to
+// teach a tag), search, near-duplicates, upload to classify, tag cloud, taught tags (each
+// with a page of its best and borderline matches, corrected with one click), and the photo
+// view with "more like this". Plain JavaScript, no build step. Everything comes from the
+// JSON API; the address bar keeps the state (#q=QUERY, #dupes, #upload, #tags, #taught,
+// #taught=NAME, #photo=HASH; nothing: the library) so the back button and links work.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -38,6 +39,14 @@ async function api(path, options = {}, onWait = null) {
   try { body = await r.json(); } catch (_) { /* not JSON */ }
   if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
   return body;
+}
+
+function postJSON(path, body) {
+  return api(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
 }
 
 // ---- login ----
@@ -160,7 +169,9 @@ async function libraryPage() {
     if (library.seen.has(p.hash)) continue;  // copies of one content: one tile
     library.seen.add(p.hash);
     const top = p.top ? `${p.top.class} ${percent(p.top.probability)}` : "";
-    tiles.push(tile(p.hash, p.thumb, top || fileName(p.path), `${fileName(p.path)}${top ? ": " + top : ""}`));
+    const t = tile(p.hash, p.thumb, top || fileName(p.path), `${fileName(p.path)}${top ? ": " + top : ""}`);
+    markTile(t);
+    tiles.push(t);
   }
   $("library-grid").append(...tiles);
   library.next = r.next;
@@ -181,6 +192,162 @@ function endInView() {
 new IntersectionObserver((entries) => {
   if (entries.some((e) => e.isIntersecting) && !$("library").hidden) libraryPage();
 }, { rootMargin: "600px" }).observe($("library-more"));
+
+// ---- select photos in the library, mark them yes or no, teach a tag ----
+
+const selection = { on: false, marks: new Map() };  // hash → "yes" | "no"
+
+function markTile(t) {
+  const m = selection.marks.get(t.dataset.hash);
+  t.classList.toggle("yes", m === "yes");
+  t.classList.toggle("no", m === "no");
+  if (m) t.dataset.mark = m; else delete t.dataset.mark;
+}
+
+function selectionChanged() {
+  for (const t of $("library-grid").querySelectorAll("a")) markTile(t);
+  const marks = [...selection.marks.values()];
+  const yes = marks.filter((m) => m === "yes").length;
+  $("teach-count").textContent = `${yes} yes · ${marks.length - yes} no`;
+}
+
+function selecting(on) {
+  selection.on = on;
+  $("teach-bar").hidden = !on;
+  $("select-start").hidden = on;
+  $("library-grid").classList.toggle("selecting", on);
+  $("teach-error").textContent = "";
+  if (on) { taughtNames(); selectionChanged(); }
+}
+
+async function taughtNames() {
+  try {
+    const r = await api("/api/taught");
+    $("taught-names").replaceChildren(...r.tags.map((t) => el("option", { value: t.name })));
+  } catch (_) { /* the datalist is a convenience */ }
+}
+
+$("select-start").addEventListener("click", () => selecting(true));
+$("teach-cancel").addEventListener("click", () => selecting(false));
+$("teach-clear").addEventListener("click", () => { selection.marks.clear(); selectionChanged(); });
+
+$("library-grid").addEventListener("click", (ev) => {
+  if (!selection.on) return;
+  const a = ev.target.closest("a");
+  if (!a) return;
+  ev.preventDefault();
+  const mark = document.querySelector("#teach-bar input[name=mark]:checked").value;
+  if (selection.marks.get(a.dataset.hash) === mark) selection.marks.delete(a.dataset.hash);
+  else selection.marks.set(a.dataset.hash, mark);
+  selectionChanged();
+});
+
+$("teach-bar").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  $("teach-error").textContent = "";
+  const name = $("teach-name").value.trim();
+  const yes = [], no = [];
+  for (const [hash, m] of selection.marks) (m === "yes" ? yes : no).push(hash);
+  $("teach-go").disabled = true;
+  try {
+    const r = await postJSON("/api/taught", { name, yes, no, replace: $("teach-replace").checked });
+    selection.marks.clear();
+    selecting(false);
+    taughtLoaded = false;
+    location.hash = "taught=" + encodeURIComponent(r.name);
+  } catch (e) {
+    if (!(e instanceof AuthNeeded)) $("teach-error").textContent = e.message;
+  } finally {
+    $("teach-go").disabled = false;
+  }
+});
+
+// ---- taught tags: the list, and a tag's page with one-click corrections ----
+
+let taughtLoaded = false;
+
+function figuresLine(t) {
+  const fit = t.folds ? `cross-validated (${t.folds} folds): precision ${(t.precision * 100).toFixed(0)}%, recall ${(t.recall * 100).toFixed(0)}%`
+    : "not cross-validated (too few examples)";
+  return `${t.yes} yes, ${t.no} no examples; ${fit}; threshold ${t.threshold.toFixed(2)}`;
+}
+
+async function taughtList() {
+  if (taughtLoaded) return;
+  taughtLoaded = true;
+  $("taught-note").textContent = "";
+  let r;
+  try { r = await api("/api/taught"); } catch (e) {
+    taughtLoaded = false;
+    if (!(e instanceof AuthNeeded)) $("taught-note").textContent = e.message;
+    return;
+  }
+  $("taught-list").replaceChildren(...r.tags.map((t) => el("li", {},
+    el("a", { href: "#taught=" + encodeURIComponent(t.name), text: t.name, "data-name": t.name }),
+    el("span", { class: "note", text: ` ${t.matches} photo${t.matches === 1 ? "" : "s"} — ${figuresLine(t)}` }))));
+  $("taught-note").textContent = r.tags.length === 0
+    ? "No taught tags yet: select photos in the library (or run `phototag teach NAME --yes ... --no ...`)." : "";
+}
+
+let currentTag = null;
+
+function judgedTile(name, m) {
+  const label = `${(m.probability * 100).toFixed(1)}%${m.example ? " · " + m.example : ""}`;
+  const t = tile(m.hash, m.thumb, label, `${m.path ? fileName(m.path) : m.hash}: ${label}${m.tagged ? ", tagged" : ", not tagged"}`);
+  t.dataset.probability = m.probability;
+  const judge = (yes) => {
+    const b = el("button", { type: "button", class: yes ? "judge yes" : "judge no",
+      "aria-label": `${yes ? "is" : "is not"} ${name}`, "data-hash": m.hash, "data-yes": String(yes),
+      text: yes ? "✓" : "✗" });
+    if (m.example === (yes ? "yes" : "no")) b.setAttribute("aria-pressed", "true");
+    b.addEventListener("click", () => correct(name, m.hash, yes));
+    return b;
+  };
+  return el("div", { class: m.tagged ? "judged-tile tagged" : "judged-tile", "data-hash": m.hash }, t,
+    el("div", { class: "judges" }, judge(true), judge(false)));
+}
+
+async function tagPage(name) {
+  currentTag = name;
+  $("tag-title").textContent = name;
+  $("tag-error").textContent = "";
+  let r;
+  try { r = await api(`/api/taught/${encodeURIComponent(name)}?limit=24`); } catch (e) {
+    if (!(e instanceof AuthNeeded)) $("tag-error").textContent = e.message;
+    return;
+  }
+  if (currentTag !== name) return;
+  $("tag-title").textContent = `${r.name} — ${r.matches} of ${r.scored} photos`;
+  $("tag-figures").textContent = `${figuresLine(r)}; model ${r.model}.`;
+  $("tag-search").href = searchHref(r.name);
+  $("tag-warnings").replaceChildren(...r.warnings.map((w) => el("li", { text: w })));
+  $("tag-borderline").replaceChildren(...r.borderline.map((m) => judgedTile(r.name, m)));
+  $("tag-best").replaceChildren(...r.best.map((m) => judgedTile(r.name, m)));
+  $("tag-borderline-note").textContent = r.borderline.length === 0 ? "Every photo it scores is an example: nothing left to judge." : "";
+  $("tag-best-note").textContent = r.best.length === 0 ? "No photo has it yet." : "";
+  $("tag-examples").replaceChildren(...r.examples.map((e) => {
+    const t = tile(e.hash, e.thumb, e.yes ? "✓ yes" : "✗ no", e.path || e.hash);
+    t.classList.add(e.yes ? "yes" : "no");
+    return t;
+  }));
+}
+
+async function correct(name, hash, yes) {
+  $("tag-error").textContent = "";
+  $("tag-status").textContent = "Refitting…";
+  for (const b of document.querySelectorAll("#tag-page button.judge")) b.disabled = true;
+  try {
+    const r = await postJSON(`/api/taught/${encodeURIComponent(name)}/examples`, { hash, yes });
+    $("tag-status").textContent = `Added as ${yes ? "yes" : "no"} and refitted: ${r.matches} photo${r.matches === 1 ? "" : "s"} have ${r.name} now.`;
+    taughtLoaded = false;
+    await tagPage(name);
+  } catch (e) {
+    $("tag-status").textContent = "";
+    if (!(e instanceof AuthNeeded)) $("tag-error").textContent = e.message;
+  } finally {
+    for (const b of document.querySelectorAll("#tag-page button.judge")) b.disabled = false;
+  }
+}
 
 // ---- near-duplicates ----
 
@@ -297,6 +464,10 @@ async function view(hash) {
     bars($("view-tags"), p.tags.filter((t) => t.index <= 1000));
     const taught = p.tags.filter((t) => t.index > 1000);
     bars($("view-taught"), taught);
+    // A taught tag links to its page, where it can be corrected.
+    for (const [i, a] of [...$("view-taught").querySelectorAll("a")].entries()) {
+      a.href = "#taught=" + encodeURIComponent(taught[i].class);
+    }
     $("view-taught-title").hidden = taught.length === 0;
     $("view-meta").textContent = `${p.width}×${p.height} ${p.format.toUpperCase()}, ${(p.size / 1048576).toFixed(1)} MB — tagged by ${p.model}`;
     $("view-paths").replaceChildren(...p.paths.map((x) => el("li", { text: x })));
@@ -365,8 +536,16 @@ function route() {
     return;
   }
   lastQuery = null;
+  if (!h.get("taught")) currentTag = null;
   if (raw === "dupes") { show("dupes"); dupes(); return; }
   if (raw === "upload") { show("upload"); return; }
+  if (h.has("taught")) {
+    const name = h.get("taught");
+    if (name) { show("tag-page"); if (name !== currentTag) tagPage(name); return; }
+    show("taught-section");
+    taughtList();
+    return;
+  }
   if (raw === "tags") {
     show("cloud-section");
     if (!cloudLoaded) { cloudLoaded = true; cloud(); }
