@@ -154,8 +154,9 @@ fn names(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
 
 /// Taught from three orange variants against two of each other photo, by the light
 /// binary alone: every orange variant has the tag (three it never saw), nothing else does;
-/// the tag is a search term like any other; list, show and remove work. On a SQLite and
-/// a PostgreSQL catalog, with the same figures and matches.
+/// the tag is a search term like any other; `index` gives it to a new orange photo; list,
+/// show and remove work. On a SQLite and a PostgreSQL catalog, with the same figures and
+/// matches.
 #[test]
 fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
     let test = "a_tag_taught_from_a_few_photos_matches_what_they_share";
@@ -230,18 +231,21 @@ fn taught_from_a_few_photos(lib: &Lib) -> Seen {
     let searches = vec![
         lib.search("tangerine"),
         lib.search("tangerine>0.8"),
-        lib.search("tangerine AND NOT animal"),
+        lib.search("tangerine AND NOT cat"),
         not,
         any,
     ];
 
     let list = lib.run(&["teach", "--list", "--json"]);
     assert!(list.status.success());
-    let mut v: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
-    assert_eq!(v["name"], "Tangerine");
-    assert_eq!(v["matches"], 6);
-    assert_eq!((v["yes"].as_u64(), v["no"].as_u64()), (Some(3), Some(4)));
-    v["fitted_at"].take();
+    let mut listed: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    assert_eq!(listed["name"], "Tangerine");
+    assert_eq!(listed["matches"], 6);
+    assert_eq!(
+        (listed["yes"].as_u64(), listed["no"].as_u64()),
+        (Some(3), Some(4))
+    );
+    listed["fitted_at"].take();
 
     let show = lib.run(&["teach", "--show", "tangerine", "--json", "--limit", "3"]);
     assert!(show.status.success(), "{}", stderr(&show));
@@ -263,6 +267,17 @@ fn taught_from_a_few_photos(lib: &Lib) -> Seen {
         "{}",
         stderr(&unknown)
     );
+    // A new orange photo gets the tag when `index` stores it.
+    let fresh = lib.root.join("fresh orange.jpg");
+    std::fs::write(&fresh, variant(&sources()[0].1, 1, 1, 97, 3, 88)).unwrap();
+    let out = lib.run(&["index", lib.root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after_index = lib.search("tangerine");
+    assert!(
+        after_index.contains(&"fresh orange".to_string()),
+        "{after_index:?}"
+    );
+
     let removed = lib.run(&["teach", "--remove", "tangerine"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert_eq!(
@@ -270,7 +285,7 @@ fn taught_from_a_few_photos(lib: &Lib) -> Seen {
         Some(1)
     );
     assert_eq!(lib.run(&["search", "tangerine"]).status.code(), Some(1));
-    (text, v, searches)
+    (text, listed, searches)
 }
 
 /// A correction (an orange variant given as a no) changes the matches; a file the catalog
