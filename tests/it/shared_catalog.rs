@@ -653,10 +653,27 @@ fn catalog_copy_both_ways_and_resumed() {
             let q = phototag_light::search::Query::compile_with(q, 0.0, &c.taught_names().unwrap())
                 .unwrap();
             assert_eq!(q.unknown().count(), 0);
-            hits.push(c.find(&phototag_light::search::Request::new(q.compiled)).unwrap());
+            hits.push(
+                c.find(&phototag_light::search::Request::new(q.compiled))
+                    .unwrap(),
+            );
         }
-        let row = (t.id, t.name, model(t.model_id), t.weights, t.bias, t.threshold, t.figures);
-        (row, t.created_at, examples, hits, c.taught_match_count(t.id).unwrap())
+        let row = (
+            t.id,
+            t.name,
+            model(t.model_id),
+            t.weights,
+            t.bias,
+            t.threshold,
+            t.figures,
+        );
+        (
+            row,
+            t.created_at,
+            examples,
+            hits,
+            c.taught_match_count(t.id).unwrap(),
+        )
     };
     let want = taught(&cats[0]);
     assert_eq!(want.2.len(), 8);

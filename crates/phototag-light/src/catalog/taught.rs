@@ -235,7 +235,14 @@ pub(super) fn copy_taught(
              SELECT ?1, ?2, ?3, m.id, ?5, ?6 FROM models m WHERE m.sha256 = ?4",
         )?;
         for (hash, positive, model, vector, scale) in &t.examples {
-            insert.execute(params![t.id, &hash[..], positive, model, vector, f64::from(*scale)])?;
+            insert.execute(params![
+                t.id,
+                &hash[..],
+                positive,
+                model,
+                vector,
+                f64::from(*scale)
+            ])?;
         }
     }
     Ok(n as u64)

@@ -356,7 +356,8 @@ mod tests {
         w.commit().unwrap();
         assert!(found(&cat, "rex").contains(&30));
         assert!(!found(&cat, "rex").contains(&31));
-        seen.3.extend(cat.tags(&[30; 32]).unwrap().iter().map(|t| t.probability));
+        seen.3
+            .extend(cat.tags(&[30; 32]).unwrap().iter().map(|t| t.probability));
 
         // Another model (its axes swapped): a refit from the stored examples follows it.
         let m2 = cat

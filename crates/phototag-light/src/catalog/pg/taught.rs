@@ -17,8 +17,7 @@ use super::{hash_of, PgCatalog};
 use crate::catalog::copy::{CopiedExample, CopiedTaught, Row as CopyRow};
 use crate::catalog::rows::Hash;
 use crate::catalog::taught::{
-    taught_class, weights_from_blob, weights_to_blob, ExampleRow, NewTaught, TaughtRow,
-    MAX_TAUGHT,
+    taught_class, weights_from_blob, weights_to_blob, ExampleRow, NewTaught, TaughtRow, MAX_TAUGHT,
 };
 use crate::catalog::CatalogError;
 use crate::vectors::{Embedding, EmbeddingRef};
@@ -201,7 +200,11 @@ pub(super) fn copy_taught(
 /// a key twice).
 fn last_of_each<T>(items: &[T], hash: impl Fn(&T) -> &Hash) -> Vec<&T> {
     let mut seen = std::collections::HashSet::new();
-    let mut out: Vec<&T> = items.iter().rev().filter(|i| seen.insert(*hash(i))).collect();
+    let mut out: Vec<&T> = items
+        .iter()
+        .rev()
+        .filter(|i| seen.insert(*hash(i)))
+        .collect();
     out.reverse();
     out
 }
