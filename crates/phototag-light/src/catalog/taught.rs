@@ -33,6 +33,22 @@ pub fn is_taught_class(class_index: usize) -> bool {
     class_index > IMAGENET_CLASSES
 }
 
+/// The taught tags of `model_id` whose threshold an embedding by that model reaches:
+/// class index, name and probability of each (what `put_image` stores on either backend).
+pub(super) fn taught_hits(
+    taught: &[TaughtRow],
+    model_id: i64,
+    e: EmbeddingRef<'_>,
+) -> Vec<(usize, String, f32)> {
+    taught
+        .iter()
+        .filter(|t| t.model_id == model_id)
+        .map(|t| (t, t.score(e)))
+        .filter(|(t, p)| *p >= t.threshold)
+        .map(|(t, p)| (taught_class(t.id), t.name.clone(), p))
+        .collect()
+}
+
 /// A taught tag as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaughtRow {
@@ -382,20 +398,13 @@ impl Writer<'_> {
         model_id: i64,
         e: EmbeddingRef<'_>,
     ) -> Result<(), CatalogError> {
-        let taught = self.taught_cache()?;
-        let hits: Vec<(i64, String, f32)> = taught
-            .iter()
-            .filter(|t| t.model_id == model_id)
-            .map(|t| (t.id, t.name.clone(), t.score(e), t.threshold))
-            .filter(|h| h.2 >= h.3)
-            .map(|(id, name, p, _)| (id, name, p))
-            .collect();
+        let hits = taught_hits(self.taught_cache()?, model_id, e);
         let mut insert = self.tx().prepare_cached(
             "INSERT OR REPLACE INTO tags (hash, rank, class_index, label, probability)
              VALUES (?1, ?2, ?2, ?3, ?4)",
         )?;
-        for (id, name, p) in hits {
-            insert.execute(params![hash, taught_class(id) as i64, name, f64::from(p)])?;
+        for (class, name, p) in hits {
+            insert.execute(params![hash, class as i64, name, f64::from(p)])?;
         }
         Ok(())
     }

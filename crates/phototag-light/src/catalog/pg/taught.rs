@@ -17,7 +17,8 @@ use super::{hash_of, PgCatalog};
 use crate::catalog::copy::{CopiedExample, CopiedTaught, Row as CopyRow};
 use crate::catalog::rows::Hash;
 use crate::catalog::taught::{
-    taught_class, weights_from_blob, weights_to_blob, ExampleRow, NewTaught, TaughtRow, MAX_TAUGHT,
+    taught_class, taught_hits, weights_from_blob, weights_to_blob, ExampleRow, NewTaught,
+    TaughtRow, MAX_TAUGHT,
 };
 use crate::catalog::CatalogError;
 use crate::vectors::{Embedding, EmbeddingRef};
@@ -337,21 +338,14 @@ impl Writer<'_> {
         model_id: i64,
         e: EmbeddingRef<'_>,
     ) -> Result<(), CatalogError> {
-        let taught = self.taught_cache()?;
-        let hits: Vec<(i32, String, f32)> = taught
-            .iter()
-            .filter(|t| t.model_id == model_id)
-            .map(|t| (t.id, t.name.clone(), t.score(e), t.threshold))
-            .filter(|h| h.2 >= h.3)
-            .map(|(id, name, p, _)| (taught_class(id) as i32, name, p))
-            .collect();
+        let hits = taught_hits(self.taught_cache()?, model_id, e);
         for (class, name, p) in hits {
             self.execute(
                 "INSERT INTO tags (hash, rank, class_index, label, probability)
                  VALUES ($1, $2, $2, $3, $4)
                  ON CONFLICT (hash, rank) DO UPDATE SET class_index = excluded.class_index,
                      label = excluded.label, probability = excluded.probability",
-                &[&&hash[..], &class, &name, &p],
+                &[&&hash[..], &(class as i32), &name, &p],
             )?;
         }
         Ok(())
