@@ -1,7 +1,7 @@
 //! The catalog on both backends (SQLite, and PostgreSQL on the test server): migrations
 //! and versions, paths as bytes, shared content, retag, failures, removal, search, reader
-//! isolation, stats, and size on disk. The behaviour tests run on each backend with the
-//! same data and the same expectations.
+//! isolation, stats, size on disk, and taught tags. The behaviour tests run on each
+//! backend with the same data and the same expectations.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -897,4 +897,156 @@ fn size_per_thousand_images() {
     eprintln!("  KiB by table and index: {}", parts.join(", "));
     assert!(bytes < 2 * 1024 * 1024, "{bytes} bytes for 1,000 images");
     assert_eq!(cat.stats().unwrap().images, 1000);
+}
+
+/// Taught tags on each backend, through the catalog API alone (no fit): stored with their
+/// examples (a hash given twice counts once, as the last), found by name whatever its
+/// case, searched like any tag (`rex>0.8`, `rex AND NOT goldfish`), given to a new image
+/// of their model when it is stored (not to another model's), fitted again under the same
+/// number, and removed with their scores; a removed tag's number is used again.
+#[test]
+fn taught_tags_are_stored_searched_applied_and_removed() {
+    use phototag_light::catalog::{taught_class, ExampleRow, NewTaught};
+    use phototag_light::search::{Query, Request};
+    use phototag_light::vectors::Embedding;
+
+    let test = "taught_tags_are_stored_searched_applied_and_removed";
+    each(test, |_, cat, model, root| {
+        let e = |x: f32| Embedding::quantize(&[x, 1.0 - x, 0.5, 0.25]).unwrap();
+        let mut w = cat.begin().unwrap();
+        for n in 1..=4u32 {
+            let t = if n <= 2 {
+                (1, "goldfish", 0.9)
+            } else {
+                (2, "great white shark", 0.9)
+            };
+            let mut img = image(h(n), model, &[t]);
+            img.embedding = Some(e(n as f32 / 8.0));
+            w.put_image(&img).unwrap();
+            let path = PathBuf::from(format!("/p/{n}.jpg"));
+            w.put_file(&file(&path, root, h(n))).unwrap();
+        }
+        w.commit().unwrap();
+        let example = |n: u32, positive: bool| ExampleRow {
+            hash: h(n),
+            positive,
+            model_id: model,
+            embedding: e(n as f32 / 8.0),
+        };
+        // Zero weights: every image of the model scores sigmoid(bias) = 0.88.
+        const WEIGHTS: [f32; 4] = [0.0; 4];
+        let weights = WEIGHTS;
+        fn tagged<'a>(name: &'a str, model: i64, examples: &'a [ExampleRow]) -> NewTaught<'a> {
+            NewTaught {
+                name,
+                model_id: model,
+                weights: &WEIGHTS,
+                bias: 2.0,
+                threshold: 0.5,
+                figures: "{}",
+                examples,
+                now: 1_700_000_000,
+            }
+        }
+        let taught = |name, examples| tagged(name, model, examples);
+        let found = |cat: &Catalog, q: &str| -> Vec<Hash> {
+            let q = Query::compile_with(q, 0.0, &cat.taught_names().unwrap()).unwrap();
+            assert_eq!(q.unknown().count(), 0, "{q}");
+            let mut hits: Vec<Hash> = cat
+                .find(&Request::new(q.compiled))
+                .unwrap()
+                .iter()
+                .map(|h| h.hash)
+                .collect();
+            hits.sort();
+            hits
+        };
+        let sorted = |mut v: Vec<Hash>| {
+            v.sort();
+            v
+        };
+
+        let examples = [example(1, true), example(2, false), example(1, false)];
+        let mut w = cat.begin().unwrap();
+        let id = w.put_taught(&taught("rex", &examples)).unwrap();
+        w.set_taught_scores(id, "rex", &[(h(1), 0.95), (h(3), 0.6), (h(99), 0.9)])
+            .unwrap();
+        w.commit().unwrap();
+        assert_eq!(id, 1);
+        let row = cat.taught_tag("REX").unwrap().unwrap();
+        assert_eq!((row.id, row.name.as_str(), row.bias), (1, "rex", 2.0));
+        assert_eq!(row.weights, weights);
+        let stored = cat.taught_examples(id).unwrap();
+        assert_eq!(stored.len(), 2);
+        let one = stored.iter().find(|x| x.hash == h(1)).unwrap();
+        assert!(!one.positive, "the last answer for a hash wins");
+        assert_eq!(one.embedding, e(1.0 / 8.0));
+        assert_eq!(
+            cat.taught_names().unwrap(),
+            [("rex".to_string(), taught_class(1))]
+        );
+        assert_eq!(cat.taught_match_count(id).unwrap(), 2);
+        assert_eq!(found(cat, "rex"), sorted(vec![h(1), h(3)]));
+        assert_eq!(found(cat, "Rex>0.8"), [h(1)]);
+        assert_eq!(found(cat, "rex AND NOT goldfish"), [h(3)]);
+        assert_eq!(found(cat, "NOT rex"), sorted(vec![h(2), h(4)]));
+        let tag = cat.tags(&h(1)).unwrap().pop().unwrap();
+        assert_eq!(
+            (tag.class_index, tag.rank as usize, tag.label.as_str()),
+            (taught_class(1), taught_class(1), "rex")
+        );
+
+        // A new image of the model gets the tag when stored; another model's does not.
+        let other = cat.register_model("other", "0b0b", "resnet18").unwrap();
+        let mut w = cat.begin().unwrap();
+        for (n, m) in [(5, model), (6, other)] {
+            let mut img = image(h(n), m, &[(1, "goldfish", 0.7)]);
+            img.embedding = Some(e(0.5));
+            w.put_image(&img).unwrap();
+            let path = PathBuf::from(format!("/p/{n}.jpg"));
+            w.put_file(&file(&path, root, h(n))).unwrap();
+        }
+        w.commit().unwrap();
+        let p = cat.tags(&h(5)).unwrap().pop().unwrap();
+        assert_eq!(p.label, "rex");
+        assert!(
+            (p.probability - 0.880_797).abs() < 1e-5,
+            "{}",
+            p.probability
+        );
+        assert!(cat.tags(&h(6)).unwrap().iter().all(|t| t.label != "rex"));
+        assert_eq!(found(cat, "rex"), sorted(vec![h(1), h(3), h(5)]));
+
+        // Fitted again under another case: the same number; a second tag the next one.
+        let mut w = cat.begin().unwrap();
+        assert_eq!(w.put_taught(&taught("Rex", &examples[..1])).unwrap(), 1);
+        assert_eq!(w.put_taught(&taught("fido", &examples[..1])).unwrap(), 2);
+        w.commit().unwrap();
+        assert_eq!(cat.taught_tags().unwrap().len(), 2);
+        assert_eq!(cat.taught_examples(1).unwrap().len(), 1);
+
+        // Removed with its scores; its number is used again.
+        let mut w = cat.begin().unwrap();
+        assert!(w.remove_taught("REX").unwrap());
+        assert!(!w.remove_taught("rex").unwrap());
+        w.commit().unwrap();
+        assert_eq!(cat.taught_match_count(1).unwrap(), 0);
+        assert!(cat.taught_tag("rex").unwrap().is_none());
+        assert!(cat.taught_examples(1).unwrap().is_empty());
+        assert!(cat
+            .tags(&h(1))
+            .unwrap()
+            .iter()
+            .all(|t| t.class_index != taught_class(1)));
+        let mut w = cat.begin().unwrap();
+        assert_eq!(w.put_taught(&taught("lassie", &[])).unwrap(), 1);
+        w.commit().unwrap();
+        assert_eq!(
+            cat.taught_names().unwrap(),
+            [
+                ("fido".to_string(), taught_class(2)),
+                ("lassie".to_string(), taught_class(1))
+            ]
+        );
+    });
 }

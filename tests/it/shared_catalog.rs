@@ -636,6 +636,23 @@ fn catalog_copy_both_ways_and_resumed() {
             w.put_image(img).unwrap();
         }
         w.commit().unwrap();
+        // A taught tag, from 4 yes and 4 no of those embeddings.
+        let examples: Vec<phototag_light::catalog::ExampleRow> = images
+            .iter()
+            .take(8)
+            .enumerate()
+            .map(|(i, img)| phototag_light::catalog::ExampleRow {
+                hash: img.hash,
+                positive: i % 2 == 0,
+                model_id: img.model_id,
+                embedding: img.embedding.clone().unwrap(),
+            })
+            .collect();
+        let model = images[0].model_id;
+        let taught =
+            phototag_light::taught::apply::fit_and_apply(&mut cat, "rex", model, &examples)
+                .unwrap();
+        assert!(taught.matches >= 4, "{taught:?}");
         let hash = cat.image_hashes().unwrap().into_iter().next().unwrap();
         cat.record_links(&[phototag_light::catalog::LinkRow {
             path: "/albums/some/x.jpg".into(),
@@ -685,10 +702,12 @@ fn catalog_copy_both_ways_and_resumed() {
         assert_eq!(table(&r, t)["copied"], 1, "{t}: {r}");
     }
     assert_eq!(table(&r, "embeddings")["copied"], 120, "{r}");
+    assert_eq!(table(&r, "taught_tags")["copied"], 1, "{r}");
     let r = copy(&url, &back_s);
     assert_eq!(r["matches"], true, "{r}");
     assert_eq!(table(&r, "images")["copied"], 300);
     assert_eq!(table(&r, "embeddings")["copied"], 120, "{r}");
+    assert_eq!(table(&r, "taught_tags")["copied"], 1, "{r}");
     // The same searches on all three give the same hits.
     let cats = [
         Catalog::open_readonly(&first).unwrap(),
@@ -705,6 +724,50 @@ fn catalog_copy_both_ways_and_resumed() {
         }
     }
     assert_eq!(cats[0].stats().unwrap(), cats[2].stats().unwrap());
+    // The taught tag arrives whole (its number, definition, examples), and searches by it
+    // give the same hits on all three.
+    let taught = |c: &Catalog| {
+        let names = c.model_names().unwrap();
+        let model = |id: i64| names.iter().find(|n| n.0 == id).unwrap().1.clone();
+        let t = c.taught_tag("REX").unwrap().unwrap();
+        let examples: Vec<_> = c
+            .taught_examples(t.id)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.hash, e.positive, model(e.model_id), e.embedding))
+            .collect();
+        let mut hits = Vec::new();
+        for q in ["rex", "rex>0.8", "rex AND NOT dog", "NOT rex"] {
+            let q = phototag_light::search::Query::compile_with(q, 0.0, &c.taught_names().unwrap())
+                .unwrap();
+            assert_eq!(q.unknown().count(), 0);
+            hits.push(
+                c.find(&phototag_light::search::Request::new(q.compiled))
+                    .unwrap(),
+            );
+        }
+        let row = (
+            t.id,
+            t.name,
+            model(t.model_id),
+            t.weights,
+            t.bias,
+            t.threshold,
+            t.figures,
+        );
+        (
+            row,
+            t.created_at,
+            examples,
+            hits,
+            c.taught_match_count(t.id).unwrap(),
+        )
+    };
+    let want = taught(&cats[0]);
+    assert_eq!(want.2.len(), 8);
+    assert!(!want.3[0].is_empty());
+    assert_eq!(taught(&cats[1]), want);
+    assert_eq!(taught(&cats[2]), want);
     // The embeddings arrive as they were, each with its model.
     let embeddings = |c: &Catalog| {
         let names = c.model_names().unwrap();

@@ -4,10 +4,12 @@
 
 use crate::common;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use phototag_light::catalog::{hash_bytes, hex};
+use phototag_light::catalog::fixtures::places;
+use phototag_light::catalog::{hash_bytes, hex, Location};
 
 /// The random model these tests classify with (the similar tests' too: prepared once).
 const SEED: i64 = 7;
@@ -25,13 +27,20 @@ const CHANGES: [(u32, u32, u32, i32, u8); 6] = [
 struct Lib {
     tmp: tempfile::TempDir,
     root: PathBuf,
-    db: PathBuf,
+    /// A SQLite file or a PostgreSQL URL.
+    db: OsString,
     models: PathBuf,
 }
 
 impl Lib {
-    /// Six variants each of orange, squirrel and hopper, indexed.
+    /// Six variants each of orange, squirrel and hopper, indexed in a SQLite catalog.
     fn indexed() -> Lib {
+        Lib::indexed_in(None)
+    }
+
+    /// [`Lib::indexed`] in the catalog `db` (a SQLite file in the library's folder when
+    /// `None`).
+    fn indexed_in(db: Option<&Location>) -> Lib {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("photos");
         std::fs::create_dir_all(&root).unwrap();
@@ -46,7 +55,11 @@ impl Lib {
         }
         let lib = Lib {
             root: root.canonicalize().unwrap(),
-            db: tmp.path().join("catalog.db"),
+            db: match db {
+                None => tmp.path().join("catalog.db").into_os_string(),
+                Some(Location::Sqlite(p)) => p.clone().into_os_string(),
+                Some(Location::Postgres(t)) => t.url.clone().into(),
+            },
             models: common::models(SEED),
             tmp,
         };
@@ -120,10 +133,29 @@ fn names(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
 
 /// Taught from three orange variants against two of each other photo, by the light
 /// binary alone: every orange variant has the tag (three it never saw), nothing else does;
-/// the tag is a search term like any other; list, show and remove work.
+/// the tag is a search term like any other; `index` gives it to a new orange photo; list,
+/// show and remove work. On a SQLite and a PostgreSQL catalog, with the same figures and
+/// matches.
 #[test]
 fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
-    let lib = Lib::indexed();
+    let test = "a_tag_taught_from_a_few_photos_matches_what_they_share";
+    let mut seen = Vec::new();
+    for place in places(test) {
+        eprintln!("{test}: {}", place.name());
+        seen.push(taught_from_a_few_photos(&Lib::indexed_in(Some(
+            &place.location,
+        ))));
+    }
+    for other in &seen[1..] {
+        assert_eq!(other, &seen[0], "PostgreSQL and SQLite differ");
+    }
+}
+
+/// What [`taught_from_a_few_photos`] saw: teach's report, `--list --json` (less its
+/// times), and searches.
+type Seen = (String, serde_json::Value, Vec<Vec<String>>);
+
+fn taught_from_a_few_photos(lib: &Lib) -> Seen {
     let lone_dir = tempfile::tempdir().unwrap();
     let lone = lone_dir.path().join("phototag");
     std::fs::copy(common::bin(), &lone).unwrap();
@@ -175,13 +207,24 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
     // only that AND and OR treat the taught tag as any term.
     let any = lib.search("tangerine OR animal OR thing OR object");
     assert!(names("orange", 0..6).iter().all(|n| any.contains(n)));
+    let searches = vec![
+        lib.search("tangerine"),
+        lib.search("tangerine>0.8"),
+        lib.search("tangerine AND NOT cat"),
+        not,
+        any,
+    ];
 
     let list = lib.run(&["teach", "--list", "--json"]);
     assert!(list.status.success());
-    let v: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
-    assert_eq!(v["name"], "Tangerine");
-    assert_eq!(v["matches"], 6);
-    assert_eq!((v["yes"].as_u64(), v["no"].as_u64()), (Some(3), Some(4)));
+    let mut listed: serde_json::Value = serde_json::from_str(stdout(&list).trim()).unwrap();
+    assert_eq!(listed["name"], "Tangerine");
+    assert_eq!(listed["matches"], 6);
+    assert_eq!(
+        (listed["yes"].as_u64(), listed["no"].as_u64()),
+        (Some(3), Some(4))
+    );
+    listed["fitted_at"].take();
 
     let show = lib.run(&["teach", "--show", "tangerine", "--json", "--limit", "3"]);
     assert!(show.status.success(), "{}", stderr(&show));
@@ -203,6 +246,17 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
         "{}",
         stderr(&unknown)
     );
+    // A new orange photo gets the tag when `index` stores it.
+    let fresh = lib.root.join("fresh orange.jpg");
+    std::fs::write(&fresh, variant(&sources()[0].1, 1, 1, 97, 3, 88)).unwrap();
+    let out = lib.run(&["index", lib.root.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after_index = lib.search("tangerine");
+    assert!(
+        after_index.contains(&"fresh orange".to_string()),
+        "{after_index:?}"
+    );
+
     let removed = lib.run(&["teach", "--remove", "tangerine"]);
     assert!(removed.status.success(), "{}", stderr(&removed));
     assert_eq!(
@@ -210,6 +264,7 @@ fn a_tag_taught_from_a_few_photos_matches_what_they_share() {
         Some(1)
     );
     assert_eq!(lib.run(&["search", "tangerine"]).status.code(), Some(1));
+    (text, listed, searches)
 }
 
 /// A correction (an orange variant given as a no) changes the matches; a file the catalog

@@ -25,17 +25,6 @@ use crate::search::Request;
 use crate::vectors::sketch::Sketch;
 use crate::vectors::EmbeddingRef;
 
-/// `sqlite_only!(self, c => c.call(args), "what")`: the call on a SQLite catalog;
-/// [`CatalogError::NotOnPostgres`] on PostgreSQL.
-macro_rules! sqlite_only {
-    ($self:ident, $c:ident => $call:expr, $what:expr) => {
-        match &$self.backend {
-            Backend::Sqlite($c) => $call,
-            Backend::Postgres(_) => Err(CatalogError::NotOnPostgres($what)),
-        }
-    };
-}
-
 /// `dispatch!(self, c => c.call(args))`: the call on whichever backend `self` has.
 macro_rules! dispatch {
     ($self:ident, $c:ident => $call:expr) => {
@@ -394,36 +383,29 @@ impl Catalog {
         dispatch!(self, c => c.model_and_tags(hash))
     }
 
-    /// Every taught tag, by name (none on PostgreSQL: taught tags live in SQLite only).
+    /// Every taught tag, by name.
     pub fn taught_tags(&self) -> Result<Vec<TaughtRow>, CatalogError> {
-        match &self.backend {
-            Backend::Sqlite(c) => c.taught_tags(),
-            Backend::Postgres(_) => Ok(Vec::new()),
-        }
+        dispatch!(self, c => c.taught_tags())
     }
 
     /// The taught tag of this name (case-insensitive), if any.
     pub fn taught_tag(&self, name: &str) -> Result<Option<TaughtRow>, CatalogError> {
-        sqlite_only!(self, c => c.taught_tag(name), "taught tags")
+        dispatch!(self, c => c.taught_tag(name))
     }
 
-    /// The names of the taught tags and their class indexes: what a query resolves (none
-    /// on PostgreSQL).
+    /// The names of the taught tags and their class indexes: what a query resolves.
     pub fn taught_names(&self) -> Result<Vec<(String, usize)>, CatalogError> {
-        match &self.backend {
-            Backend::Sqlite(c) => c.taught_names(),
-            Backend::Postgres(_) => Ok(Vec::new()),
-        }
+        dispatch!(self, c => c.taught_names())
     }
 
     /// A taught tag's examples, by hash.
     pub fn taught_examples(&self, id: i64) -> Result<Vec<ExampleRow>, CatalogError> {
-        sqlite_only!(self, c => c.taught_examples(id), "taught tags")
+        dispatch!(self, c => c.taught_examples(id))
     }
 
     /// How many images have the taught tag `id` (a probability at its threshold or more).
     pub fn taught_match_count(&self, id: i64) -> Result<u64, CatalogError> {
-        sqlite_only!(self, c => c.taught_match_count(id), "taught tags")
+        dispatch!(self, c => c.taught_match_count(id))
     }
 
     /// A number that changes when another connection commits: the daemon's worker polls
@@ -483,10 +465,7 @@ impl Writer<'_> {
     /// Stores a taught tag (a new one, or the same name fitted again: its id stays) and
     /// replaces its examples. Returns its id.
     pub fn put_taught(&mut self, t: &NewTaught<'_>) -> Result<i64, CatalogError> {
-        match &mut self.0 {
-            Inner::Sqlite(w) => w.put_taught(t),
-            Inner::Postgres(_) => Err(CatalogError::NotOnPostgres("taught tags")),
-        }
+        on_writer!(self, w => w.put_taught(t))
     }
 
     /// Replaces the scores of taught tag `id` (`name`) with these.
@@ -496,18 +475,12 @@ impl Writer<'_> {
         name: &str,
         scores: &[(Hash, f32)],
     ) -> Result<(), CatalogError> {
-        match &mut self.0 {
-            Inner::Sqlite(w) => w.set_taught_scores(id, name, scores),
-            Inner::Postgres(_) => Err(CatalogError::NotOnPostgres("taught tags")),
-        }
+        on_writer!(self, w => w.set_taught_scores(id, name, scores))
     }
 
     /// Forgets a taught tag, its examples and its scores. False when there is none.
     pub fn remove_taught(&mut self, name: &str) -> Result<bool, CatalogError> {
-        match &mut self.0 {
-            Inner::Sqlite(w) => w.remove_taught(name),
-            Inner::Postgres(_) => Err(CatalogError::NotOnPostgres("taught tags")),
-        }
+        on_writer!(self, w => w.remove_taught(name))
     }
 
     /// Records content whose classification waits: an image row with `classified_at = 0`

@@ -114,9 +114,6 @@ pub enum CatalogError {
     /// A stored value that cannot be what phototag wrote.
     #[error("catalog: {0}")]
     Corrupt(String),
-    /// Something this release keeps only in a SQLite catalog.
-    #[error("{0} are not kept in a PostgreSQL catalog yet (use a SQLite catalog for them)")]
-    NotOnPostgres(&'static str),
 }
 
 impl CatalogError {

@@ -5,12 +5,14 @@
 //! the class lists, albums, sidecars and export treat a taught tag as any other. The API is
 //! narrow so that another backend can give the same: read definitions and examples, write
 //! a definition with its examples, replace its scores, remove it; and
-//! [`Writer::put_image`] scores each new image against the definitions of its model.
+//! [`Writer::put_image`] scores each new image against the definitions of its model. The
+//! PostgreSQL catalog has the same functions in `pg/taught.rs`.
 //!
 //! May not: fit anything (see `taught`), or score embeddings beyond one new image's.
 
 use rusqlite::{params, OptionalExtension};
 
+use super::copy::{CopiedTaught, Row as CopyRow};
 use super::rows::{blob, Hash};
 use super::write::Writer;
 use super::{CatalogError, Sqlite};
@@ -29,6 +31,22 @@ pub fn taught_class(id: i64) -> usize {
 /// Whether a class index is a taught tag's.
 pub fn is_taught_class(class_index: usize) -> bool {
     class_index > IMAGENET_CLASSES
+}
+
+/// The taught tags of `model_id` whose threshold an embedding by that model reaches:
+/// class index, name and probability of each (what `put_image` stores on either backend).
+pub(super) fn taught_hits(
+    taught: &[TaughtRow],
+    model_id: i64,
+    e: EmbeddingRef<'_>,
+) -> Vec<(usize, String, f32)> {
+    taught
+        .iter()
+        .filter(|t| t.model_id == model_id)
+        .map(|t| (t, t.score(e)))
+        .filter(|(t, p)| *p >= t.threshold)
+        .map(|(t, p)| (taught_class(t.id), t.name.clone(), p))
+        .collect()
 }
 
 /// A taught tag as stored.
@@ -65,11 +83,11 @@ pub struct ExampleRow {
     pub embedding: Embedding,
 }
 
-fn weights_to_blob(w: &[f32]) -> Vec<u8> {
+pub(super) fn weights_to_blob(w: &[f32]) -> Vec<u8> {
     w.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn weights_from_blob(b: &[u8]) -> Vec<f32> {
+pub(super) fn weights_from_blob(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
@@ -150,6 +168,100 @@ impl Sqlite {
             |r| super::rows::get_u64(r, 0),
         )?)
     }
+}
+
+/// A page of taught tags for `catalog copy`: those named after `after` (bytewise), each
+/// with all its examples, in name order.
+pub(super) fn read_taught_page(
+    conn: &rusqlite::Connection,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<CopyRow>, CatalogError> {
+    let mut tags = conn
+        .prepare_cached(
+            "SELECT t.name, t.id, m.sha256, t.weights, t.bias, t.threshold, t.figures,
+                    t.created_at, t.fitted_at
+             FROM taught_tags t JOIN models m ON m.id = t.model_id
+             WHERE t.name COLLATE BINARY > ?1 ORDER BY t.name COLLATE BINARY LIMIT ?2",
+        )?
+        .query_map(params![after, limit], |r| {
+            Ok(CopyRow::Taught(CopiedTaught {
+                name: r.get(0)?,
+                id: r.get(1)?,
+                model_sha256: r.get(2)?,
+                weights: r.get(3)?,
+                bias: r.get::<_, f64>(4)? as f32,
+                threshold: r.get::<_, f64>(5)? as f32,
+                figures: r.get(6)?,
+                created_at: r.get(7)?,
+                fitted_at: r.get(8)?,
+                examples: Vec::new(),
+            }))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT e.hash, e.positive, m.sha256, e.vector, e.scale
+         FROM taught_examples e JOIN models m ON m.id = e.model_id
+         WHERE e.tag_id = ?1 ORDER BY e.hash",
+    )?;
+    for t in &mut tags {
+        if let CopyRow::Taught(t) = t {
+            t.examples = stmt
+                .query_map([t.id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get::<_, f64>(4)? as f32,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+        }
+    }
+    Ok(tags)
+}
+
+/// Writes a taught tag of `catalog copy` with its examples, unless the catalog has a tag of
+/// that name or that id (it is kept; the comparison says so). Returns 1 when written.
+pub(super) fn copy_taught(
+    tx: &rusqlite::Transaction<'_>,
+    t: &CopiedTaught,
+) -> Result<u64, CatalogError> {
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO taught_tags (id, name, model_id, weights, bias, threshold,
+             figures, created_at, fitted_at)
+             SELECT ?1, ?2, m.id, ?4, ?5, ?6, ?7, ?8, ?9 FROM models m WHERE m.sha256 = ?3",
+        )?
+        .execute(params![
+            t.id,
+            t.name,
+            t.model_sha256,
+            t.weights,
+            f64::from(t.bias),
+            f64::from(t.threshold),
+            t.figures,
+            t.created_at,
+            t.fitted_at
+        ])?;
+    if n == 1 {
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO taught_examples (tag_id, hash, positive, model_id, vector, scale)
+             SELECT ?1, ?2, ?3, m.id, ?5, ?6 FROM models m WHERE m.sha256 = ?4",
+        )?;
+        for (hash, positive, model, vector, scale) in &t.examples {
+            insert.execute(params![
+                t.id,
+                &hash[..],
+                positive,
+                model,
+                vector,
+                f64::from(*scale)
+            ])?;
+        }
+    }
+    Ok(n as u64)
 }
 
 /// What [`Writer::put_taught`] stores: a definition and all its examples.
@@ -286,20 +398,13 @@ impl Writer<'_> {
         model_id: i64,
         e: EmbeddingRef<'_>,
     ) -> Result<(), CatalogError> {
-        let taught = self.taught_cache()?;
-        let hits: Vec<(i64, String, f32)> = taught
-            .iter()
-            .filter(|t| t.model_id == model_id)
-            .map(|t| (t.id, t.name.clone(), t.score(e), t.threshold))
-            .filter(|h| h.2 >= h.3)
-            .map(|(id, name, p, _)| (id, name, p))
-            .collect();
+        let hits = taught_hits(self.taught_cache()?, model_id, e);
         let mut insert = self.tx().prepare_cached(
             "INSERT OR REPLACE INTO tags (hash, rank, class_index, label, probability)
              VALUES (?1, ?2, ?2, ?3, ?4)",
         )?;
-        for (id, name, p) in hits {
-            insert.execute(params![hash, taught_class(id) as i64, name, f64::from(p)])?;
+        for (class, name, p) in hits {
+            insert.execute(params![hash, class as i64, name, f64::from(p)])?;
         }
         Ok(())
     }

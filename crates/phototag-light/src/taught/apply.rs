@@ -280,11 +280,27 @@ mod tests {
     /// a tag taught from 4 of each is on every photo near axis 0 and no other, is
     /// searchable with the others, given to a new photo when it is stored, refitted for
     /// another model's embeddings, corrected, and removed with its scores.
+    /// On each backend, from the same data: the same matches, figures, searches and
+    /// probabilities.
     #[test]
     fn taught_applied_searched_refitted_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("c.db");
-        let mut cat = Catalog::open(&db).unwrap();
+        let test = "taught_applied_searched_refitted_removed";
+        let mut seen = Vec::new();
+        for place in crate::catalog::fixtures::places(test) {
+            eprintln!("{test}: {}", place.name());
+            seen.push(taught_on(&place.location));
+        }
+        for other in &seen[1..] {
+            assert_eq!(other, &seen[0], "PostgreSQL and SQLite differ");
+        }
+    }
+
+    /// What [`taught_on`] saw: matches, figures (JSON), searches, probabilities.
+    type Seen = (Vec<usize>, Vec<String>, Vec<Vec<u8>>, Vec<f32>);
+
+    fn taught_on(at: &Location) -> Seen {
+        let mut seen: Seen = Default::default();
+        let mut cat = Catalog::open(at).unwrap();
         let m1 = cat
             .register_model("m1", &"1".repeat(64), "resnet18")
             .unwrap();
@@ -313,6 +329,10 @@ mod tests {
             .collect();
         let a = fit_and_apply(&mut cat, "rex", m1, &ex).unwrap();
         assert_eq!((a.matches, a.scored), (10, 20));
+        seen.0.push(a.matches);
+        seen.1.push(serde_json::to_string(&a.figures).unwrap());
+        seen.2.push(found(&cat, "rex AND NOT \"electric ray\""));
+        seen.2.push(found(&cat, "rex>0.8"));
         assert_eq!(a.figures.validation.unwrap().folds, 4);
         assert!(
             a.warnings.iter().any(|w| w.contains("only 4 yes")),
@@ -336,6 +356,8 @@ mod tests {
         w.commit().unwrap();
         assert!(found(&cat, "rex").contains(&30));
         assert!(!found(&cat, "rex").contains(&31));
+        seen.3
+            .extend(cat.tags(&[30; 32]).unwrap().iter().map(|t| t.probability));
 
         // Another model (its axes swapped): a refit from the stored examples follows it.
         let m2 = cat
@@ -380,6 +402,9 @@ mod tests {
         ));
         let b = fit_and_apply(&mut cat, "rex", m2, &ex).unwrap();
         assert_eq!(b.id, a.id);
+        seen.0.push(b.matches);
+        seen.1.push(serde_json::to_string(&b.figures).unwrap());
+        assert_eq!(cat.taught_examples(a.id).unwrap().len(), 11);
         let t = cat.taught_tag("rex").unwrap().unwrap();
         let probs: Vec<f32> = (0..20u8)
             .map(|n| t.score(cat.embedding(&[n; 32]).unwrap().unwrap().embedding.as_ref()))
@@ -392,6 +417,7 @@ mod tests {
             t.threshold
         );
         assert!(!found(&cat, "rex").contains(&4));
+        seen.2.push(found(&cat, "rex"));
 
         let mut w = cat.begin().unwrap();
         assert!(w.remove_taught("rex").unwrap());
@@ -404,6 +430,7 @@ mod tests {
             .unwrap()
             .iter()
             .all(|t| t.class_index < 1000));
+        seen
     }
 
     #[test]

@@ -37,10 +37,11 @@ pub enum Table {
     Failures,
     Albums,
     AlbumLinks,
+    TaughtTags,
 }
 
 impl Table {
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 9] = [
         Table::Models,
         Table::Roots,
         Table::Images,
@@ -49,6 +50,7 @@ impl Table {
         Table::Failures,
         Table::Albums,
         Table::AlbumLinks,
+        Table::TaughtTags,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,12 +63,26 @@ impl Table {
             Table::Failures => "failures",
             Table::Albums => "albums",
             Table::AlbumLinks => "album_links",
+            Table::TaughtTags => "taught_tags",
+        }
+    }
+
+    /// Rows per page (and per target transaction): [`PAGE`], but a few taught tags, each of
+    /// which carries all its examples with their embeddings.
+    pub fn page(self) -> usize {
+        match self {
+            Table::TaughtTags => 16,
+            _ => PAGE,
         }
     }
 }
 
 /// A tag of a copied image: rank, class, label, probability.
 pub type CopiedTag = (u32, i64, String, f32);
+
+/// An example of a copied taught tag: hash, yes or no, the SHA-256 of the model of its
+/// embedding, the embedding's bytes and scale.
+pub type CopiedExample = (Hash, bool, String, Vec<u8>, f32);
 
 /// One row, by natural keys (no ids).
 #[derive(Debug, Clone, PartialEq)]
@@ -129,6 +145,25 @@ pub enum Row {
         hash: Hash,
         inode: Option<i64>,
     },
+    /// A taught tag with all its examples.
+    Taught(CopiedTaught),
+}
+
+/// A copied taught tag with all its examples. Its id travels with it: the id is the class
+/// number of its scores, which travel as the tags of their images.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CopiedTaught {
+    pub name: String,
+    pub id: i64,
+    pub model_sha256: String,
+    /// Little-endian f32s, as stored.
+    pub weights: Vec<u8>,
+    pub bias: f32,
+    pub threshold: f32,
+    pub figures: String,
+    pub created_at: i64,
+    pub fitted_at: i64,
+    pub examples: Vec<CopiedExample>,
 }
 
 impl Row {
@@ -142,6 +177,7 @@ impl Row {
             | Row::Link { path, .. } => path.clone(),
             Row::Image { hash, .. } | Row::Embedding { hash, .. } => hash.to_vec(),
             Row::Album { name, .. } => name.as_bytes().to_vec(),
+            Row::Taught(t) => t.name.as_bytes().to_vec(),
         }
     }
 
@@ -280,6 +316,26 @@ impl Row {
                 bytes(&mut b, hash);
                 opt(&mut b, *inode);
             }
+            Row::Taught(t) => {
+                b.push(9);
+                bytes(&mut b, t.name.as_bytes());
+                int(&mut b, t.id);
+                bytes(&mut b, t.model_sha256.as_bytes());
+                bytes(&mut b, &t.weights);
+                b.extend_from_slice(&t.bias.to_bits().to_le_bytes());
+                b.extend_from_slice(&t.threshold.to_bits().to_le_bytes());
+                bytes(&mut b, t.figures.as_bytes());
+                int(&mut b, t.created_at);
+                int(&mut b, t.fitted_at);
+                int(&mut b, t.examples.len() as i64);
+                for (hash, positive, model, vector, scale) in &t.examples {
+                    bytes(&mut b, hash);
+                    b.push(u8::from(*positive));
+                    bytes(&mut b, model.as_bytes());
+                    bytes(&mut b, vector);
+                    b.extend_from_slice(&scale.to_bits().to_le_bytes());
+                }
+            }
         }
         b
     }
@@ -370,8 +426,9 @@ pub fn copy(
         let mut keys: HashSet<[u8; 16]> = HashSet::new();
         let mut copied = 0;
         let mut after: Option<Vec<u8>> = None;
+        let page = table.page();
         loop {
-            let rows = read_page(from, table, after.as_deref(), PAGE)?;
+            let rows = read_page(from, table, after.as_deref(), page)?;
             if rows.is_empty() {
                 break;
             }
@@ -382,7 +439,7 @@ pub fn copy(
             copied += write_page(to, table, &rows)?;
             after = rows.last().map(Row::key);
             progress(table, digest.rows);
-            if rows.len() < PAGE {
+            if rows.len() < page {
                 break;
             }
         }
@@ -393,13 +450,14 @@ pub fn copy(
     for (table, digest, keys, copied) in copied_tables {
         let mut back = Digest::default();
         let mut after: Option<Vec<u8>> = None;
+        let page = table.page();
         loop {
-            let rows = read_page(to, table, after.as_deref(), PAGE)?;
+            let rows = read_page(to, table, after.as_deref(), page)?;
             for r in rows.iter().filter(|r| keys.contains(&key_digest(&r.key()))) {
                 back.add(r);
             }
             after = rows.last().map(Row::key);
-            if rows.len() < PAGE {
+            if rows.len() < page {
                 break;
             }
         }

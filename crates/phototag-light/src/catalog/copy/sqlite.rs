@@ -171,6 +171,7 @@ pub(super) fn read_page(
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?,
+        Table::TaughtTags => crate::catalog::taught::read_taught_page(conn, &after_text, limit)?,
     };
     Ok(rows)
 }
@@ -325,6 +326,7 @@ pub(super) fn write_page(c: &mut Sqlite, rows: &[Row]) -> Result<u64, CatalogErr
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                     )?
                     .execute(params![path, album, target, &hash[..], inode])?,
+                Row::Taught(t) => crate::catalog::taught::copy_taught(&tx, t)? as usize,
             };
             written += n as u64;
         }

@@ -185,6 +185,7 @@ impl PgCatalog {
                 }
                 out
             }
+            Table::TaughtTags => self.read_taught_page(&after_text, limit)?,
         };
         Ok(out)
     }
@@ -460,6 +461,15 @@ impl PgCatalog {
                                 &[&host, path, album, target, &&hash[..], inode],
                             )
                             .map_err(e)?;
+                    }
+                }
+                n
+            }
+            Table::TaughtTags => {
+                let mut n = 0;
+                for r in rows {
+                    if let Row::Taught(t) = r {
+                        n += super::taught::copy_taught(&mut tx, t).map_err(e)?;
                     }
                 }
                 n

@@ -11,7 +11,7 @@
 //! Layout: `connect` (URL, password, TLS), `schema` (migrations and the version),
 //! `write` (the writer), `read` (lookups and stats), `query` (search and dupes), `albums`,
 //! `claims` (leases on contents being classified), `copy` (bulk rows for
-//! `catalog copy`).
+//! `catalog copy`), `embeddings` (reads and streams), `taught` (tags taught by example).
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 
@@ -23,6 +23,7 @@ mod embeddings;
 mod query;
 mod read;
 pub(crate) mod schema;
+mod taught;
 mod write;
 
 use std::cell::{Cell, RefCell, RefMut};

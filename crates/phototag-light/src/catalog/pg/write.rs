@@ -13,15 +13,18 @@ use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 
 use crate::catalog::rows::{path_bytes, size_to_sql, Hash, NewFile, NewImage};
+use crate::catalog::taught::TaughtRow;
 use crate::catalog::CatalogError;
 use crate::vectors::sketch::sketch;
 
 /// The open write transaction (see [`super::PgCatalog::begin`]).
 pub struct Writer<'c> {
-    tx: Transaction<'c>,
+    pub(super) tx: Transaction<'c>,
     stmts: &'c RefCell<HashMap<&'static str, Statement>>,
     host: &'c str,
     shown: String,
+    /// The taught tags, read when the first image is stored (see `taught.rs`).
+    pub(super) taught: Option<Vec<TaughtRow>>,
 }
 
 /// Paths per statement of the set operations (`touch_files`, `remove_files`).
@@ -39,14 +42,15 @@ impl<'c> Writer<'c> {
             stmts,
             host,
             shown,
+            taught: None,
         }
     }
 
-    fn error(&self, e: postgres::Error) -> CatalogError {
+    pub(super) fn error(&self, e: postgres::Error) -> CatalogError {
         super::to_catalog_error(&self.shown, e)
     }
 
-    fn stmt(&mut self, sql: &'static str) -> Result<Statement, CatalogError> {
+    pub(super) fn stmt(&mut self, sql: &'static str) -> Result<Statement, CatalogError> {
         if let Some(s) = self.stmts.borrow().get(sql) {
             return Ok(s.clone());
         }
@@ -55,7 +59,7 @@ impl<'c> Writer<'c> {
         Ok(s)
     }
 
-    fn execute(
+    pub(super) fn execute(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -108,7 +112,8 @@ impl<'c> Writer<'c> {
     }
 
     /// Stores a classified content: inserts the image, or replaces its size, format, model
-    /// and all its tags (a retag).
+    /// and all its tags (a retag). With an embedding, it gets the taught tags of its model
+    /// whose threshold it reaches.
     pub fn put_image(&mut self, img: &NewImage) -> Result<(), CatalogError> {
         let hash = &img.hash[..];
         self.execute(
@@ -154,6 +159,7 @@ impl<'c> Writer<'c> {
                          bits = excluded.bits",
                     &[&hash, &img.model_id, &bits.as_slice()],
                 )?;
+                self.score_taught(&img.hash, img.model_id, e.as_ref())?;
             }
             None => {
                 self.execute("DELETE FROM embeddings WHERE hash = $1", &[&hash])?;
