@@ -248,7 +248,7 @@ fn taught_from_a_few_photos(lib: &Lib) -> Seen {
     );
     // A new orange photo gets the tag when `index` stores it.
     let fresh = lib.root.join("fresh orange.jpg");
-    std::fs::write(&fresh, variant(&sources()[0].1, 1, 1, 97, 3, 88)).unwrap();
+    std::fs::write(&fresh, common::variant(&sources()[0].1, 1, 1, 97, 3, 88)).unwrap();
     let out = lib.run(&["index", lib.root.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
     let after_index = lib.search("tangerine");
