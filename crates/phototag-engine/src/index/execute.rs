@@ -488,15 +488,8 @@ pub fn execute(
     };
     let claimed = Mutex::new(HashSet::new());
     let (workers, depth) = settings.decoders();
-    // Leases are renewed by a thread of their own while the run lasts, so that a long
-    // model load or batch never lets a claim this worker still holds expire.
-    let running = AtomicBool::new(true);
-    let result: Result<(), IndexError> = std::thread::scope(|scope| {
-        if let Some(c) = claimer.as_ref() {
-            let running = &running;
-            scope.spawn(move || keep_claims(c, running));
-        }
-        let result = crate::ordered::map(
+    let result: Result<(), IndexError> = renewing(claimer.as_ref(), || {
+        crate::ordered::map(
             todo,
             workers,
             depth,
@@ -550,9 +543,7 @@ pub fn execute(
                 }
                 Ok(sink.commit(w)?)
             },
-        );
-        running.store(false, Ordering::Relaxed);
-        result
+        )
     });
     if let Some(c) = &claimer {
         // Claims of contents never written (a stop, an error): free for others at once.
@@ -568,10 +559,26 @@ pub fn execute(
     })
 }
 
+/// Runs `f` while a thread of its own renews the leases `claimer` holds (when the catalog
+/// is shared), so that a long model load or batch never lets a claim this worker still
+/// holds expire.
+pub(super) fn renewing<R>(claimer: Option<&Claimer>, f: impl FnOnce() -> R) -> R {
+    let running = AtomicBool::new(true);
+    std::thread::scope(|scope| {
+        if let Some(c) = claimer {
+            let running = &running;
+            scope.spawn(move || keep_claims(c, running));
+        }
+        let result = f();
+        running.store(false, Ordering::Relaxed);
+        result
+    })
+}
+
 /// Renews this worker's claims (when a third of a lease has passed) until `running` is
 /// cleared. A renewal that fails is tried again; the claims expire only if it keeps
 /// failing for a whole lease (the server away), as they would for a worker that died.
-pub(super) fn keep_claims(c: &Claimer, running: &AtomicBool) {
+fn keep_claims(c: &Claimer, running: &AtomicBool) {
     let step = (c.lease() / 20).clamp(Duration::from_millis(20), Duration::from_millis(250));
     while running.load(Ordering::Relaxed) {
         if let Err(e) = c.renew_held() {

@@ -12,7 +12,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use super::execute::{image_row, keep_claims};
+use super::execute::{image_row, renewing};
 use super::{IndexError, Progress, Turn};
 use crate::classify::{reread, Batch, LazyClassifier, Missed, Prepared, Reread, Settings};
 use phototag_light::catalog::{unix_now, Catalog, Claim, Claimer, FileRow, Hash, Writer};
@@ -149,13 +149,8 @@ pub fn classify_queued(
     let model_id = catalog.register_model(&name, &manifest.sha256, &manifest.architecture)?;
     let claimer = catalog.claimer()?;
     let (workers, depth) = settings.decoders();
-    let running = AtomicBool::new(true);
-    let result: Result<(), IndexError> = std::thread::scope(|scope| {
-        if let Some(c) = claimer.as_ref() {
-            let running = &running;
-            scope.spawn(move || keep_claims(c, running));
-        }
-        let result = crate::ordered::map(
+    let result: Result<(), IndexError> = renewing(claimer.as_ref(), || {
+        crate::ordered::map(
             todo,
             workers,
             depth,
@@ -245,9 +240,7 @@ pub fn classify_queued(
                 }
                 Ok(w.commit()?)
             },
-        );
-        running.store(false, Ordering::Relaxed);
-        result
+        )
     });
     if let Some(c) = &claimer {
         // After the last commit: what was written is found as classified; what was not

@@ -92,16 +92,8 @@ fn node_sql(n: &Node) -> (String, String) {
     }
 }
 
-/// The statement of a search: `shown` path, hash, score (and nothing else), ranked.
-fn search_sql(host: &str, q: &Request) -> Sql {
-    let query: &Compiled = &q.query;
-    let mut sql = Sql {
-        text: String::new(),
-        params: Vec::new(),
-    };
-    let classes = query.classes();
-    let class_ids: Vec<i32> = classes.iter().map(|(c, _)| *c as i32).collect();
-    let mins: Vec<f32> = classes.iter().map(|(_, m)| *m).collect();
+/// Per image (tags `t` grouped by hash), each term's best probability: `, ... AS b0, ...`.
+fn bests_sql(sql: &mut Sql, query: &Compiled) -> String {
     let mut bests = String::new();
     for (i, c) in query.conditions.iter().enumerate() {
         let ids: Vec<i32> = c.classes.iter().map(|c| c as i32).collect();
@@ -112,6 +104,20 @@ fn search_sql(host: &str, q: &Request) -> Sql {
             ", max(t.probability) FILTER (WHERE t.class_index = ANY ({p_ids}) AND t.probability >= {p_min}) AS b{i}"
         );
     }
+    bests
+}
+
+/// The statement of a search: `shown` path, hash, score (and nothing else), ranked.
+fn search_sql(host: &str, q: &Request) -> Sql {
+    let query: &Compiled = &q.query;
+    let mut sql = Sql {
+        text: String::new(),
+        params: Vec::new(),
+    };
+    let classes = query.classes();
+    let class_ids: Vec<i32> = classes.iter().map(|(c, _)| *c as i32).collect();
+    let mins: Vec<f32> = classes.iter().map(|(_, m)| *m).collect();
+    let bests = bests_sql(&mut sql, query);
     let p_classes = sql.param(class_ids);
     let p_mins = sql.param(mins);
     // One index range per class (LATERAL: the planner cannot turn it into a scan of tags).
@@ -176,16 +182,7 @@ fn page_sql(host: &str, q: &Request, limit: usize, k: usize) -> Option<Sql> {
         text: String::new(),
         params: Vec::new(),
     };
-    let mut bests = String::new();
-    for (i, c) in query.conditions.iter().enumerate() {
-        let ids: Vec<i32> = c.classes.iter().map(|c| c as i32).collect();
-        let p_ids = sql.param(ids);
-        let p_min = sql.param(c.min_prob);
-        let _ = write!(
-            bests,
-            ", max(t.probability) FILTER (WHERE t.class_index = ANY ({p_ids}) AND t.probability >= {p_min}) AS b{i}"
-        );
-    }
+    let bests = bests_sql(&mut sql, query);
     let p_classes = sql.param(
         positive
             .iter()
