@@ -35,6 +35,7 @@ mod location;
 mod pg;
 mod query;
 mod read;
+pub mod readers;
 mod rows;
 mod schema;
 mod taught;

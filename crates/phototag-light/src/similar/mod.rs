@@ -24,6 +24,7 @@ pub mod dupes;
 
 use std::path::PathBuf;
 
+use crate::catalog::readers::{in_parts, parts};
 use crate::catalog::{Catalog, CatalogError, EmbeddingScan, Hash, Location};
 use crate::vectors::sketch::{self, Sketch};
 use crate::vectors::top::TopK;
@@ -66,9 +67,6 @@ pub struct Found {
     pub sketched: bool,
 }
 
-/// Below this many rows one reader is as quick as several.
-const ROWS_PER_READER: i64 = 20_000;
-
 /// Up to this many stored embeddings, every one is compared (quick enough: ~0.1 s).
 pub const EXACT_UP_TO: i64 = 50_000;
 
@@ -90,48 +88,6 @@ fn count(read: &mut Vec<(i64, u64)>, model: i64, n: u64) {
         Some((_, total)) => *total += n,
         None => read.push((model, n)),
     }
-}
-
-/// Row-id ranges for the readers of `[start, end)`.
-fn parts(start: i64, end: i64, threads: usize) -> Vec<(i64, i64)> {
-    let readers = if threads > 0 {
-        threads as i64
-    } else {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores as i64).min((end - start) / ROWS_PER_READER)
-    };
-    let readers = readers.min(end - start).clamp(1, 16);
-    let step = (end - start + readers - 1) / readers;
-    (0..readers)
-        .map(|i| (start + i * step, (start + (i + 1) * step).min(end)))
-        .collect()
-}
-
-/// Runs `f` on each part, the first on `catalog` and the others each on its own
-/// read-only connection to `db`, at once; the results in part order.
-fn in_parts<T: Send>(
-    catalog: &Catalog,
-    db: &Location,
-    parts: &[(i64, i64)],
-    f: impl Fn(&Catalog, (i64, i64)) -> Result<T, CatalogError> + Sync,
-) -> Result<Vec<T>, CatalogError> {
-    std::thread::scope(|s| {
-        let f = &f;
-        let others: Vec<_> = parts[1..]
-            .iter()
-            .map(|&ids| {
-                s.spawn(move || {
-                    let c = Catalog::open_readonly(db)?;
-                    f(&c, ids)
-                })
-            })
-            .collect();
-        let mut out = vec![f(catalog, parts[0])?];
-        for h in others {
-            out.push(h.join().expect("a reader thread panicked")?);
-        }
-        Ok(out)
-    })
 }
 
 /// Scores stored embeddings against the query, keeping the best `limit` at or above

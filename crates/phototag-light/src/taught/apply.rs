@@ -8,6 +8,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{teach, warnings, Figures, Fitted, TeachError};
+use crate::catalog::readers::{in_parts, parts};
 use crate::catalog::{
     unix_now, Catalog, CatalogError, EmbeddingScan, ExampleRow, Hash, Location, NewTaught,
     TaughtRow,
@@ -37,9 +38,6 @@ pub struct Applied {
     pub warnings: Vec<String>,
 }
 
-/// Rows a reader takes at least, before another is started.
-const ROWS_PER_READER: i64 = 20_000;
-
 /// The probability of every image with an embedding by `model_id`, by `weights` and
 /// `bias`, keeping those at `min` or more. Reads in parallel row-id ranges (the first on
 /// `catalog`, the others on their own read-only connections to `db`).
@@ -54,9 +52,6 @@ pub fn score_catalog(
     let Some((start, end)) = catalog.embedding_ids()? else {
         return Ok((Vec::new(), 0));
     };
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
-    let readers = cores.min((end - start) / ROWS_PER_READER).clamp(1, 16);
-    let step = (end - start + readers - 1) / readers;
     let part = |c: &Catalog, ids: (i64, i64)| -> Result<(Vec<(Hash, f32)>, usize), CatalogError> {
         let scan = EmbeddingScan {
             model_id: Some(model_id),
@@ -76,21 +71,12 @@ pub fn score_catalog(
         })?;
         Ok((out, scored))
     };
-    std::thread::scope(|s| {
-        let others: Vec<_> = (1..readers)
-            .map(|i| {
-                let ids = (start + i * step, (start + (i + 1) * step).min(end));
-                s.spawn(move || part(&Catalog::open_readonly(db.clone())?, ids))
-            })
-            .collect();
-        let (mut all, mut scored) = part(catalog, (start, (start + step).min(end)))?;
-        for h in others {
-            let (more, n) = h.join().expect("a scoring thread panicked")?;
-            all.extend(more);
-            scored += n;
-        }
-        Ok((all, scored))
-    })
+    let (mut all, mut scored) = (Vec::new(), 0);
+    for (more, n) in in_parts(catalog, db, &parts(start, end, 0), part)? {
+        all.extend(more);
+        scored += n;
+    }
+    Ok((all, scored))
 }
 
 /// Fits tag `name` on `examples` (all of `model_id`'s embeddings), stores it with them, and
