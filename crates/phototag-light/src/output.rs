@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 
 use crate::catalog::{hex, Hit, TagRow, TaughtRow};
 use crate::labels::Prediction;
+use crate::taught::apply::Applied;
 use crate::taught::Figures;
 
 /// A probability in [0, 1] as the percent with two decimals that all JSON output uses.
@@ -93,6 +94,18 @@ pub fn taught_json(t: &TaughtRow, f: Option<&Figures>, matches: u64) -> Value {
     v["name"] = json!(t.name);
     v["matches"] = json!(matches);
     v["fitted_at"] = json!(t.fitted_at);
+    v
+}
+
+/// What teaching did (`teach --json`, and the web page's teach and corrections, which add
+/// to it): the fit's figures, the tag's name, its matches, the photos scored, and the
+/// examples the new ones turned around.
+pub fn applied_json(a: &Applied, corrected: usize) -> Value {
+    let mut v = figures_json(&a.figures, a.threshold);
+    v["name"] = json!(a.name);
+    v["matches"] = json!(a.matches);
+    v["scored"] = json!(a.scored);
+    v["corrected"] = json!(corrected);
     v
 }
 

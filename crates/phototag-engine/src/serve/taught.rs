@@ -29,7 +29,7 @@ use super::routes::body_rejected;
 use super::views::{links, merge, with_catalog};
 use super::{blocking, AppState};
 use phototag_light::catalog::{hex, parse_hash, Catalog, CatalogError, Hash, TaughtRow};
-use phototag_light::output::{figures_json, taught_json};
+use phototag_light::output::{applied_json, taught_json};
 use phototag_light::taught::apply::ApplyError;
 use phototag_light::taught::refine::{matches, refine, Match, NewExample};
 use phototag_light::taught::{check_name, warnings, Figures, TeachError};
@@ -308,11 +308,7 @@ fn fit(
         ApplyError::Catalog(e) => catalog_refused(e),
     })?;
     let a = &r.applied;
-    let mut v = figures_json(&a.figures, a.threshold);
-    v["name"] = json!(a.name);
-    v["matches"] = json!(a.matches);
-    v["scored"] = json!(a.scored);
-    v["corrected"] = json!(r.corrected);
+    let mut v = applied_json(a, r.corrected);
     v["lost"] = json!(r.lost);
     v["warnings"] = json!(a.warnings);
     v["created"] = json!(existing.is_none());

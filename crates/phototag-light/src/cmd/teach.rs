@@ -17,7 +17,7 @@ use super::{Context, Outcome};
 use crate::album::UsageError;
 use crate::catalog::{hex, parse_hash, Catalog, Hash, TaughtRow};
 use crate::cli::TeachArgs;
-use crate::output::{figures_json, taught_json};
+use crate::output::{applied_json, taught_json};
 use crate::search::{edit_distance, Query, Request};
 use crate::taught::apply::{Applied, ApplyError};
 use crate::taught::refine::{matches, refine, Match, NewExample};
@@ -269,11 +269,7 @@ fn figures_line(f: &Figures, threshold: f32) -> String {
 fn report(a: &Applied, corrected: usize, json: bool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
-        let mut v = figures_json(&a.figures, a.threshold);
-        v["name"] = json!(a.name);
-        v["matches"] = json!(a.matches);
-        v["scored"] = json!(a.scored);
-        v["corrected"] = json!(corrected);
+        let mut v = applied_json(a, corrected);
         v["warnings"] = json!(a.warnings);
         writeln!(out, "{v}")?;
     } else {
