@@ -141,12 +141,7 @@ fn search_sql(host: &str, q: &Request) -> Sql {
         per_image
     };
     let p_host = sql.param(host.to_string());
-    let filter = file_filters(&mut sql, q, &p_host);
-    let filter = if filter.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {filter}")
-    };
+    let filter = file_filters(&mut sql, q, &p_host, "WHERE");
     let limit = match q.limit {
         Some(n) => format!("LIMIT {}", sql.param(n.min(i64::MAX as usize) as i64)),
         None => String::new(),
@@ -193,12 +188,7 @@ fn page_sql(host: &str, q: &Request, limit: usize, k: usize) -> Option<Sql> {
     let p_k = sql.param(k.min(i64::MAX as usize) as i64);
     let (matches, score) = node_sql(&query.root);
     let p_host = sql.param(host.to_string());
-    let filter = file_filters(&mut sql, q, &p_host);
-    let filter = if filter.is_empty() {
-        String::new()
-    } else {
-        format!("AND {filter}")
-    };
+    let filter = file_filters(&mut sql, q, &p_host, "AND");
     let p_limit = sql.param(limit.min(i64::MAX as usize) as i64);
     sql.text = format!(
         "WITH th AS MATERIALIZED (
@@ -241,9 +231,9 @@ fn page_sql(host: &str, q: &Request, limit: usize, k: usize) -> Option<Sql> {
     Some(sql)
 }
 
-/// The folder and date conditions on files `f` of a request, joined by `AND` (empty when
-/// none).
-fn file_filters(sql: &mut Sql, q: &Request, p_host: &str) -> String {
+/// The folder and date conditions on files `f` of a request, joined by `AND`, after
+/// `keyword` (`WHERE`, or `AND` after other conditions); empty when there are none.
+fn file_filters(sql: &mut Sql, q: &Request, p_host: &str, keyword: &str) -> String {
     let mut filters: Vec<String> = Vec::new();
     if !q.under.is_empty() {
         let mut ranges = Vec::new();
@@ -259,7 +249,11 @@ fn file_filters(sql: &mut Sql, q: &Request, p_host: &str) -> String {
         let (a, b) = (sql.param(r.start), sql.param(r.end));
         filters.push(format!("f.mtime_ns >= {a} AND f.mtime_ns < {b}"));
     }
-    filters.join(" AND ")
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("{keyword} {}", filters.join(" AND "))
+    }
 }
 
 /// The top of the index read for a page of `limit`: `limit` rows per class, then 16 times
