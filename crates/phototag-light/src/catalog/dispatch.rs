@@ -223,41 +223,45 @@ impl Catalog {
         dispatch!(self, c => c.duplicates(under))
     }
 
-    /// [`Catalog::find`] by a chosen SQLite strategy; PostgreSQL has one way (tests
-    /// compare them all).
+    /// [`Catalog::find`] by a chosen SQLite strategy; on PostgreSQL, `Lists` reads only
+    /// the class lists and `Scan` and `Lookup` only the statements (tests compare them
+    /// all).
     #[cfg(test)]
     pub(super) fn search_using(
         &self,
         q: &Request,
         strategy: super::query::Strategy,
     ) -> Result<Vec<Hit>, CatalogError> {
+        use super::pg::Way;
+        use super::query::Strategy;
         match &self.backend {
             Backend::Sqlite(c) => c.search_using(q, strategy),
-            Backend::Postgres(c) => c.find(q),
+            Backend::Postgres(c) => c.find_using(
+                q,
+                match strategy {
+                    Strategy::Auto => Way::Auto,
+                    Strategy::Lists => Way::Lists,
+                    Strategy::Scan | Strategy::Lookup => Way::Statement,
+                },
+            ),
         }
     }
 
-    /// SQLite: rebuilds the per-class search lists that changes removed (see
-    /// `catalog::lists`). PostgreSQL has none (its indexes answer): nothing to do.
+    /// Rebuilds the per-class search lists that changes removed or made stale (see
+    /// `catalog::lists` and `catalog::pg::lists`), until none is left or `budget` is spent.
     pub fn refresh_class_lists(
         &mut self,
         budget: Option<Duration>,
     ) -> Result<ListsRefresh, CatalogError> {
         match &mut self.backend {
             Backend::Sqlite(c) => c.refresh_class_lists(budget),
-            Backend::Postgres(_) => Ok(ListsRefresh {
-                rebuilt: 0,
-                missing: 0,
-            }),
+            Backend::Postgres(c) => c.refresh_class_lists(budget),
         }
     }
 
-    /// How many classes have no search list (always 0 on PostgreSQL).
+    /// How many classes have no (true) search list.
     pub fn missing_class_lists(&self) -> Result<usize, CatalogError> {
-        match &self.backend {
-            Backend::Sqlite(c) => c.missing_class_lists(),
-            Backend::Postgres(_) => Ok(0),
-        }
+        dispatch!(self, c => c.missing_class_lists())
     }
 
     // --- embeddings (see `embeddings`) ---------------------------------------------------

@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_taught_tags",
         sql: include_str!("../../../../migrations/0006_taught_tags.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_shared_lists",
+        sql: include_str!("../../../../migrations/0007_shared_lists.sql"),
+    },
 ];
 
 /// The schema version this binary writes and reads.

@@ -63,7 +63,7 @@ pub fn find(
         );
         return Ok(None);
     }
-    let found = Found::new(q, &classes);
+    let found = Found::new(q, &classes, None);
     // The lists are read here (the connection stays on this thread) while a second thread
     // takes in those already read; buffers go back and forth.
     let (to_worker, inbox) = mpsc::sync_channel::<(usize, f32, Vec<u8>, bool)>(2);
@@ -73,9 +73,10 @@ pub fn find(
             let mut found = found;
             for (class, min, buf, whole) in inbox {
                 let ok = if whole {
-                    format::records_of(&buf, min).is_some_and(|r| found.add(class, min, r))
+                    format::records_of(&buf, min)
+                        .is_some_and(|(r, hosts)| found.add(class, min, r, hosts))
                 } else {
-                    found.add(class, min, &buf)
+                    found.add(class, min, &buf, false)
                 };
                 let _ = recycle.send(buf);
                 if !ok {
@@ -145,7 +146,8 @@ fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, Catal
         return Ok(false);
     }
     b.read_at_exact(&mut head, 0)?;
-    let Some(marks_len) = format::marks_len(&head) else {
+    // SQLite's lists have no hosts: a list of another format is rebuilt.
+    let Some((marks_len, false)) = format::marks_len(&head) else {
         return Ok(false);
     };
     let Some(records_at) = HEAD.checked_add(marks_len).filter(|&a| a <= len) else {
@@ -163,8 +165,11 @@ fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, Catal
 }
 
 /// The matching files met so far.
-struct Found<'r> {
+pub(in crate::catalog) struct Found<'r> {
     q: &'r Request,
+    /// On a catalog of many hosts, this one's name: its files are shown as their path and
+    /// are the only ones `--under` keeps; another host's as `host:path`.
+    host: Option<&'r str>,
     /// Per class: the minimum its list is read down to (`INFINITY`: not read).
     min_of: Vec<f32>,
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
@@ -178,7 +183,8 @@ struct Found<'r> {
 }
 
 impl<'r> Found<'r> {
-    fn new(q: &'r Request, classes: &[(usize, f32)]) -> Self {
+    /// `classes`: the query's positive classes with their minimums.
+    pub fn new(q: &'r Request, classes: &[(usize, f32)], host: Option<&'r str>) -> Self {
         let mut min_of = vec![f32::INFINITY; ClassSet::CAPACITY];
         for &(c, min) in classes {
             if let Some(m) = min_of.get_mut(c) {
@@ -187,6 +193,7 @@ impl<'r> Found<'r> {
         }
         Found {
             q,
+            host,
             min_of,
             ranges: q.under.iter().map(|p| under_range(p)).collect(),
             paths: Vec::new(),
@@ -197,11 +204,12 @@ impl<'r> Found<'r> {
         }
     }
 
-    /// Takes in the records of `class` that meet `min`; false when they do not parse.
-    /// An image is evaluated once, at the first list read that holds it (the lowest of
-    /// its classes whose list is read down to its probability).
-    fn add(&mut self, class: usize, min: f32, records: &[u8]) -> bool {
-        for r in format::records(records) {
+    /// Takes in the records of `class` that meet `min` (their files carry their host when
+    /// `hosts`); false when they do not parse. An image is evaluated once, at the first
+    /// list read that holds it (the lowest of its classes whose list is read down to its
+    /// probability).
+    pub fn add(&mut self, class: usize, min: f32, records: &[u8], hosts: bool) -> bool {
+        for r in format::records(records, hosts) {
             let Some(r) = r else {
                 return false;
             };
@@ -222,28 +230,36 @@ impl<'r> Found<'r> {
                 continue;
             };
             let mut image = None;
-            for (mtime, path) in format::files(r.file_bytes, r.files) {
-                if !in_scope(self.q, &self.ranges, path, Some(mtime)) {
+            for f in format::files(r.file_bytes, r.files, hosts) {
+                let here = self.host.is_none_or(|h| f.host == h.as_bytes());
+                if !(here || self.ranges.is_empty())
+                    || !in_scope(self.q, &self.ranges, f.path, Some(f.mtime_ns))
+                {
                     continue;
                 }
                 let image = *image.get_or_insert_with(|| {
                     self.hashes.push(*r.hash);
                     self.hashes.len() as u32 - 1
                 });
+                let start = self.paths.len();
+                if !here {
+                    self.paths.extend_from_slice(f.host);
+                    self.paths.push(b':');
+                }
+                self.paths.extend_from_slice(f.path);
                 self.files.push(Entry {
                     score,
-                    start: self.paths.len(),
-                    len: path.len() as u32,
+                    start,
+                    len: (self.paths.len() - start) as u32,
                     image,
                 });
-                self.paths.extend_from_slice(path);
             }
         }
         true
     }
 
     /// The files best first, then by path; the first `limit` when the request has one.
-    fn finish(mut self) -> Listing {
+    pub fn finish(mut self) -> Listing {
         let paths = &self.paths;
         let path = |e: &Entry| &paths[e.start..e.start + e.len as usize];
         let order = |a: &Entry, b: &Entry| {

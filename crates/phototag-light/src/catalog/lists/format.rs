@@ -1,14 +1,17 @@
 //! The bytes of one class list, little-endian:
 //!
 //! ```text
-//! format u8 (= 1) | mark count u32 | marks | records
+//! format u8 (1 or 2) | mark count u32 | marks | records
 //! mark   = probability f32 | offset u64        (of every 64th record, into records)
 //! record = probability f32 | hash [32] | tag count u16 | tag* | file count u32 | file*
 //! tag    = class u16 | probability f32          (all the image's tags, by rank)
-//! file   = mtime_ns i64 | path length u32 | path bytes
+//! file   = mtime_ns i64 | path length u32 | path bytes                     (format 1)
+//! file   = mtime_ns i64 | host length u16 | host bytes | path length u32 | path bytes
+//!                                                          (format 2, PostgreSQL's lists)
 //! ```
 //!
-//! Records are ordered by probability descending, then hash; an image's files by path.
+//! Records are ordered by probability descending, then hash; an image's files by host,
+//! then path.
 //! The marks let a reader with a minimum probability read only the records that can meet
 //! it: everything from the first mark below the minimum on is lower. Each record carries
 //! all its image's tags, so a query is evaluated on one record, without the other lists.
@@ -23,8 +26,11 @@ use crate::catalog::rows::Hash;
 use crate::catalog::CatalogError;
 use crate::labels::IMAGENET_CLASSES;
 
-/// The first byte of every list.
+/// The first byte of a list whose files have no host (SQLite: one host per catalog).
 pub const FORMAT: u8 = 1;
+
+/// The first byte of a list whose files carry their host (PostgreSQL: many hosts).
+pub const FORMAT_HOSTS: u8 = 2;
 
 /// Bytes before the marks: the format and the mark count.
 pub const HEAD: usize = 5;
@@ -46,7 +52,7 @@ pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
          WHERE t.class_index = ?1 AND a.class_index < ?2
          ORDER BY t.probability DESC, t.hash, f.path, a.rank",
     )?;
-    let mut out = Layout::default();
+    let mut out = Layout::new(false);
     let mut rec: Option<Pending> = None;
     // Taught tags are left out: their scores change without the image's other tags
     // changing, and a list must stay true (queries naming them do not use lists).
@@ -72,9 +78,9 @@ pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
         let x = rec.as_mut().expect("set above");
         if x.files
             .last()
-            .is_none_or(|(_, last)| last.as_slice() != path)
+            .is_none_or(|(_, _, last)| last.as_slice() != path)
         {
-            x.files.push((r.get(3)?, path.to_vec()));
+            x.files.push((r.get(3)?, Vec::new(), path.to_vec()));
         }
         if x.files.len() == 1 {
             let c: i64 = r.get(4)?;
@@ -91,23 +97,34 @@ pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
 }
 
 /// An image's record before it is laid out.
-struct Pending {
-    probability: f32,
-    hash: Hash,
-    tags: Vec<(u16, f32)>,
-    files: Vec<(i64, Vec<u8>)>,
+pub struct Pending {
+    pub probability: f32,
+    pub hash: Hash,
+    pub tags: Vec<(u16, f32)>,
+    /// (mtime_ns, host, path); the host is left out of a list without hosts.
+    pub files: Vec<(i64, Vec<u8>, Vec<u8>)>,
 }
 
 /// A list being laid out: its marks and records.
-#[derive(Default)]
-struct Layout {
+pub struct Layout {
+    hosts: bool,
     marks: Vec<u8>,
     records: Vec<u8>,
     count: usize,
 }
 
 impl Layout {
-    fn record(&mut self, r: &Pending) {
+    /// A list of format [`FORMAT_HOSTS`] when `hosts`, else [`FORMAT`].
+    pub fn new(hosts: bool) -> Self {
+        Layout {
+            hosts,
+            marks: Vec::new(),
+            records: Vec::new(),
+            count: 0,
+        }
+    }
+
+    pub fn record(&mut self, r: &Pending) {
         let out = &mut self.records;
         if self.count.is_multiple_of(MARK_EVERY) {
             self.marks.extend_from_slice(&r.probability.to_le_bytes());
@@ -124,16 +141,21 @@ impl Layout {
             out.extend_from_slice(&p.to_le_bytes());
         }
         out.extend_from_slice(&(r.files.len() as u32).to_le_bytes());
-        for (mtime, path) in &r.files {
+        for (mtime, host, path) in &r.files {
             out.extend_from_slice(&mtime.to_le_bytes());
+            if self.hosts {
+                let host = &host[..host.len().min(usize::from(u16::MAX))];
+                out.extend_from_slice(&(host.len() as u16).to_le_bytes());
+                out.extend_from_slice(host);
+            }
             out.extend_from_slice(&(path.len() as u32).to_le_bytes());
             out.extend_from_slice(path);
         }
     }
 
-    fn finish(self) -> Vec<u8> {
+    pub fn finish(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEAD + self.marks.len() + self.records.len());
-        out.push(FORMAT);
+        out.push(if self.hosts { FORMAT_HOSTS } else { FORMAT });
         out.extend_from_slice(&((self.marks.len() / MARK) as u32).to_le_bytes());
         out.extend_from_slice(&self.marks);
         out.extend_from_slice(&self.records);
@@ -141,14 +163,16 @@ impl Layout {
     }
 }
 
-/// How many bytes of marks follow a list's first [`HEAD`] bytes; `None` for another
-/// format.
-pub fn marks_len(head: &[u8]) -> Option<usize> {
+/// How many bytes of marks follow a list's first [`HEAD`] bytes, and whether its files
+/// carry their host; `None` for an unknown format.
+pub fn marks_len(head: &[u8]) -> Option<(usize, bool)> {
     let mut c = Cursor(head);
-    if c.take(1)? != [FORMAT] {
-        return None;
-    }
-    (c.u32()? as usize).checked_mul(MARK)
+    let hosts = match c.take(1)? {
+        [FORMAT] => false,
+        [FORMAT_HOSTS] => true,
+        _ => return None,
+    };
+    Some(((c.u32()? as usize).checked_mul(MARK)?, hosts))
 }
 
 /// Where, after the marks, the records that may reach `min` end, in a list of
@@ -168,12 +192,13 @@ pub fn records_end(marks: &[u8], records_len: usize, min: f32) -> Option<usize> 
     Some(records_len)
 }
 
-/// The records of a whole list that may reach `min`; `None` when it does not parse.
-pub fn records_of(list: &[u8], min: f32) -> Option<&[u8]> {
-    let marks = marks_len(list.get(..HEAD)?)?;
+/// The records of a whole list that may reach `min`, and whether its files carry their
+/// host; `None` when it does not parse.
+pub fn records_of(list: &[u8], min: f32) -> Option<(&[u8], bool)> {
+    let (marks, hosts) = marks_len(list.get(..HEAD)?)?;
     let records = list.get(HEAD.checked_add(marks)?..)?;
     let end = records_end(&list[HEAD..HEAD + marks], records.len(), min)?;
-    records.get(..end)
+    Some((records.get(..end)?, hosts))
 }
 
 /// One image in a list.
@@ -210,24 +235,45 @@ impl<'a> Cursor<'a> {
         Some(f32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
 
-    /// One file: its mtime and path.
-    pub fn file(&mut self) -> Option<(i64, &'a [u8])> {
-        let mtime = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+    /// One file: its mtime, host (empty in a list without hosts) and path.
+    pub fn file(&mut self, hosts: bool) -> Option<File<'a>> {
+        let mtime_ns = i64::from_le_bytes(self.take(8)?.try_into().ok()?);
+        let host = if hosts {
+            let len = u16::from_le_bytes(self.take(2)?.try_into().ok()?);
+            self.take(usize::from(len))?
+        } else {
+            &[]
+        };
         let len = self.u32()? as usize;
-        Some((mtime, self.take(len)?))
+        Some(File {
+            mtime_ns,
+            host,
+            path: self.take(len)?,
+        })
     }
+}
+
+/// One file of a record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct File<'a> {
+    pub mtime_ns: i64,
+    pub host: &'a [u8],
+    pub path: &'a [u8],
 }
 
 /// The records in some bytes of records; an item is `None` where the bytes stop making
 /// sense, and nothing follows it.
 pub struct Records<'a> {
     c: Cursor<'a>,
+    hosts: bool,
     failed: bool,
 }
 
-pub fn records(bytes: &[u8]) -> Records<'_> {
+/// The records of a list whose files carry their host when `hosts`.
+pub fn records(bytes: &[u8], hosts: bool) -> Records<'_> {
     Records {
         c: Cursor(bytes),
+        hosts,
         failed: false,
     }
 }
@@ -242,7 +288,7 @@ impl<'a> Records<'a> {
         let files = c.u32()?;
         let start = c.0;
         for _ in 0..files {
-            c.file()?;
+            c.file(self.hosts)?;
         }
         Some(Record {
             probability,
@@ -278,10 +324,10 @@ pub fn tags_into(r: &Record<'_>, out: &mut Vec<(usize, f32)>) {
     }
 }
 
-/// The files in the bytes of a record's files: (mtime_ns, path bytes).
-pub fn files(bytes: &[u8], count: u32) -> impl Iterator<Item = (i64, &[u8])> {
+/// The files in the bytes of a record's files.
+pub fn files(bytes: &[u8], count: u32, hosts: bool) -> impl Iterator<Item = File<'_>> {
     let mut c = Cursor(bytes);
-    (0..count).map_while(move |_| c.file())
+    (0..count).map_while(move |_| c.file(hosts))
 }
 
 #[cfg(test)]
@@ -320,7 +366,9 @@ mod tests {
     fn marks_cut_the_records_that_cannot_reach_the_minimum() {
         let (l, probs) = list(1000);
         for min in [0.0, 0.001, 0.25, 0.5, 0.937, 0.999, 1.0, 2.0] {
-            let recs: Vec<f32> = records(records_of(&l, min).unwrap())
+            let (bytes, hosts) = records_of(&l, min).unwrap();
+            assert!(!hosts);
+            let recs: Vec<f32> = records(bytes, hosts)
                 .map(|r| r.unwrap().probability)
                 .collect();
             let reaching = probs.iter().filter(|&&p| p >= min).count();
@@ -332,12 +380,19 @@ mod tests {
             );
             assert_eq!(recs[..], probs[..recs.len()]);
         }
-        let r = records(records_of(&l, 0.0).unwrap())
+        let r = records(records_of(&l, 0.0).unwrap().0, false)
             .nth(7)
             .unwrap()
             .unwrap();
-        let files: Vec<(i64, &[u8])> = files(r.file_bytes, r.files).collect();
-        assert_eq!(files, [(7, &b"/p/7.jpg"[..])]);
+        let files: Vec<File<'_>> = files(r.file_bytes, r.files, false).collect();
+        assert_eq!(
+            files,
+            [File {
+                mtime_ns: 7,
+                host: b"",
+                path: b"/p/7.jpg"
+            }]
+        );
         let mut tags = Vec::new();
         tags_into(&r, &mut tags);
         assert_eq!(tags, [(7, probs[7])]);
@@ -348,7 +403,7 @@ mod tests {
         let (l, _) = list(200);
         assert!(records_of(&l[..3], 0.0).is_none(), "short head");
         let mut other = l.clone();
-        other[0] = 2;
+        other[0] = 3;
         assert!(records_of(&other, 0.0).is_none(), "another format");
         let mut marks = l.clone();
         marks[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
@@ -357,9 +412,9 @@ mod tests {
         far[HEAD + 4..HEAD + 12].copy_from_slice(&u64::MAX.to_le_bytes());
         assert!(records_of(&far, 0.0).is_none(), "a mark past the end");
         // Records cut anywhere: the iterator stops with a `None`, never panics.
-        let whole = records_of(&l, 0.0).unwrap();
+        let whole = records_of(&l, 0.0).unwrap().0;
         for cut in [1, 4, 36, 37, 39, 43, 47, 50, whole.len() - 1] {
-            let items: Vec<bool> = records(&whole[..cut]).map(|r| r.is_some()).collect();
+            let items: Vec<bool> = records(&whole[..cut], false).map(|r| r.is_some()).collect();
             assert_eq!(items.last(), Some(&false), "cut {cut}");
             assert!(items[..items.len() - 1].iter().all(|&ok| ok));
         }
@@ -367,10 +422,65 @@ mod tests {
             let mut huge = whole.to_vec();
             huge[at..at + width].fill(0xff);
             assert_eq!(
-                records(&huge).next().map(|r| r.is_some()),
+                records(&huge, false).next().map(|r| r.is_some()),
                 Some(false),
                 "a count of {width} bytes at {at}"
             );
+        }
+    }
+
+    /// A list whose files carry their host (PostgreSQL's) reads back as it was laid out,
+    /// and its cut bytes are refused as the others are.
+    #[test]
+    fn files_with_hosts_read_back() {
+        let mut out = Layout::new(true);
+        for i in 0..100u8 {
+            out.record(&Pending {
+                probability: 1.0 - f32::from(i) / 100.0,
+                hash: [i; 32],
+                tags: vec![(u16::from(i), 0.5), (999, 0.25)],
+                files: vec![
+                    (
+                        i64::from(i),
+                        b"nas".to_vec(),
+                        format!("/a/{i}").into_bytes(),
+                    ),
+                    (-1, b"desk".to_vec(), b"/b".to_vec()),
+                ],
+            });
+        }
+        let list = out.finish();
+        assert_eq!(list[0], FORMAT_HOSTS);
+        let (bytes, hosts) = records_of(&list, 0.5).unwrap();
+        assert!(hosts);
+        let recs: Vec<Record<'_>> = records(bytes, hosts).map(Option::unwrap).collect();
+        assert!(recs.len() >= 51 && recs.len() < 51 + MARK_EVERY);
+        let r = &recs[42];
+        assert_eq!((r.probability, r.hash), (1.0 - 0.42, &[42; 32]));
+        let mut tags = Vec::new();
+        tags_into(r, &mut tags);
+        assert_eq!(tags, [(42, 0.5), (999, 0.25)]);
+        let files: Vec<File<'_>> = files(r.file_bytes, r.files, hosts).collect();
+        assert_eq!(
+            files,
+            [
+                File {
+                    mtime_ns: 42,
+                    host: b"nas",
+                    path: b"/a/42"
+                },
+                File {
+                    mtime_ns: -1,
+                    host: b"desk",
+                    path: b"/b"
+                }
+            ]
+        );
+        // Read as a list without hosts, the same bytes do not parse: never a panic.
+        assert!(records(bytes, false).any(|r| r.is_none()));
+        for cut in [1, 40, 47, 51, 60, bytes.len() - 1] {
+            let items: Vec<bool> = records(&bytes[..cut], true).map(|r| r.is_some()).collect();
+            assert_eq!(items.last(), Some(&false), "cut {cut}");
         }
     }
 }

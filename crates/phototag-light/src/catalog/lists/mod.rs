@@ -19,7 +19,7 @@
 //! (`search::matching` does).
 
 mod find;
-mod format;
+pub(super) mod format;
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{CatalogError, Sqlite};
 use crate::labels::IMAGENET_CLASSES;
-pub(super) use find::find;
+pub(super) use find::{find, Found};
 use format::build;
 
 /// Classes rebuilt per write transaction by [`Catalog::refresh_class_lists`].
@@ -180,7 +180,7 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(stored, build(&cat.sqlite().conn, class).unwrap());
-            let records = format::records_of(&stored, 0.0).unwrap();
+            let (records, _) = format::records_of(&stored, 0.0).unwrap();
             assert_eq!(records.is_empty(), class == 12, "class {class}");
         }
     }

@@ -11,7 +11,8 @@
 //! Layout: `connect` (URL, password, TLS), `schema` (migrations and the version),
 //! `write` (the writer), `read` (lookups and stats), `query` (search and dupes), `albums`,
 //! `claims` (leases on contents being classified), `copy` (bulk rows for
-//! `catalog copy`), `embeddings` (reads and streams), `taught` (tags taught by example).
+//! `catalog copy`), `embeddings` (reads and streams), `taught` (tags taught by example),
+//! `lists` (per-class search lists).
 //!
 //! May not: decode, hash or classify files, walk folders, or print.
 
@@ -20,6 +21,7 @@ mod claims;
 mod connect;
 mod copy;
 mod embeddings;
+mod lists;
 mod query;
 mod read;
 pub(crate) mod schema;
@@ -35,6 +37,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
 
 pub use claims::{Claim, Claimer};
+pub(in crate::catalog) use query::Way;
 pub(crate) use write::Writer;
 
 use super::location::PgTarget;

@@ -36,6 +36,7 @@ use postgres::GenericClient;
 
 use super::{hash_of, PgCatalog};
 use crate::catalog::listing::{Entry, Listing};
+use crate::catalog::lists::BUILD_IN_SEARCH;
 use crate::catalog::query::{matched_ranks, DupeGroup};
 use crate::catalog::rows::{path_bytes, path_from, under_range, Hash, Hit, TagRow};
 use crate::catalog::CatalogError;
@@ -260,17 +261,39 @@ fn file_filters(sql: &mut Sql, q: &Request, p_host: &str, keyword: &str) -> Stri
 /// as many, then the whole search.
 const PAGE_DEPTHS: [usize; 2] = [1, 16];
 
+/// How a search is answered (tests compare them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::catalog) enum Way {
+    /// A page from the top of the index, else the class lists (a few missing ones built
+    /// in memory), else the statement.
+    Auto,
+    /// The class lists, every missing one built in memory (the statement for what lists
+    /// cannot answer).
+    Lists,
+    /// The statements alone: a page from the top of the index, else the whole statement.
+    Statement,
+}
+
 impl PgCatalog {
     /// Files matching a compiled query, best score first, then by path bytes, in one
     /// snapshot (see the module's documentation).
     pub fn find(&self, q: &Request) -> Result<Vec<Hit>, CatalogError> {
+        self.find_using(q, Way::Auto)
+    }
+
+    /// [`PgCatalog::find`] answered one way.
+    pub(in crate::catalog) fn find_using(
+        &self,
+        q: &Request,
+        way: Way,
+    ) -> Result<Vec<Hit>, CatalogError> {
         if q.limit == Some(0) {
             return Ok(Vec::new());
         }
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let mut hits = Vec::new();
-        self.each_hit(&mut tx, q, |path, hash, score| {
+        self.each_hit(&mut tx, q, way, |path, hash, score| {
             hits.push(Hit {
                 path: path_from(path.to_vec()),
                 hash,
@@ -294,7 +317,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let (mut paths, mut files, mut hashes) = (Vec::new(), Vec::new(), Vec::<Hash>::new());
-        self.each_hit(&mut tx, q, |path, hash, score| {
+        self.each_hit(&mut tx, q, Way::Auto, |path, hash, score| {
             if hashes.last() != Some(&hash) {
                 hashes.push(hash);
             }
@@ -311,11 +334,12 @@ impl PgCatalog {
         Ok(Listing::from_parts(paths, files, order, hashes))
     }
 
-    /// Runs the search statement, handing each file to `f` in rank order.
+    /// Answers the search `way`, handing each file to `f` in rank order.
     fn each_hit(
         &self,
         c: &mut impl GenericClient,
         q: &Request,
+        way: Way,
         mut f: impl FnMut(&[u8], Hash, f32),
     ) -> Result<(), CatalogError> {
         if q.query.classes().is_empty() && !q.query.matches_untagged() {
@@ -327,7 +351,7 @@ impl PgCatalog {
         // cost passes `jit_above_cost`) took 0.4 s of a 0.41 s page on 1,000,000 images.
         c.batch_execute("SET LOCAL jit = off")
             .map_err(|e| self.error(e))?;
-        if let Some(limit) = q.limit {
+        if let Some(limit) = q.limit.filter(|_| way != Way::Lists) {
             for depth in PAGE_DEPTHS {
                 let Some(sql) = page_sql(&self.host, q, limit, limit.saturating_mul(depth)) else {
                     break;
@@ -347,6 +371,15 @@ impl PgCatalog {
                     );
                     return Ok(());
                 }
+            }
+        }
+        if way != Way::Statement {
+            let build_limit = (way == Way::Auto).then_some(BUILD_IN_SEARCH);
+            if let Some(listing) = self.list_from_lists(c, q, build_limit)? {
+                for e in listing.iter() {
+                    f(e.path, *e.hash, e.score);
+                }
+                return Ok(());
             }
         }
         let sql = search_sql(&self.host, q);

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0006_taught_tags",
         sql: include_str!("../../../../../migrations/pg/0006_taught_tags.sql"),
     },
+    Migration {
+        version: 7,
+        name: "0007_shared_lists",
+        sql: include_str!("../../../../../migrations/pg/0007_shared_lists.sql"),
+    },
 ];
 
 /// The version whose migration needs the sketches of the embeddings already stored.

@@ -1,0 +1,553 @@
+//! Per-class search lists on PostgreSQL (`class_lists`, migration `pg/0007`): SQLite's
+//! lists (`catalog::lists`, the same bytes in format 2, whose files carry their host), so
+//! that a full listing or a count reads one row per class of the query instead of
+//! gathering every tag and file of its matches on the server.
+//!
+//! Many hosts write at once, so a list is not deleted by each change as in SQLite. The
+//! migration's triggers record each change as (class, writer's transaction id) in
+//! `class_changes`; a list records the snapshot it was built from, and is true for a
+//! reader while every change of its class the reader sees was visible in that snapshot
+//! ([`TRUE_LIST`]). A builder holds the class's advisory lock (so builders of one class
+//! take turns, each from a snapshot taken after the last one committed), stores the list
+//! and deletes the changes it holds, in one transaction. [`PgCatalog::refresh_class_lists`]
+//! builds what is missing or stale; a search builds the few it lacks in memory, or answers
+//! without lists when many are missing.
+//!
+//! May not: decide what a query means (it takes a compiled one), or write outside
+//! `class_lists` and `class_changes`.
+
+use std::time::{Duration, Instant};
+
+use postgres::GenericClient;
+
+use super::{hash_of, PgCatalog};
+use crate::catalog::listing::Listing;
+use crate::catalog::lists::format::{self, Layout, Pending, HEAD};
+use crate::catalog::lists::{Found, ListsRefresh};
+use crate::catalog::CatalogError;
+use crate::labels::IMAGENET_CLASSES;
+use crate::search::Request;
+
+/// The first key of the advisory locks builders hold; the second is the class.
+const LOCK_SPACE: i32 = 0x7074_6c73; // "ptls"
+
+/// Condition on `class_lists l`: the list holds every change of its class this snapshot
+/// sees.
+const TRUE_LIST: &str = "NOT EXISTS (
+    SELECT 1 FROM class_changes ch
+    WHERE ch.class_index = l.class_index AND NOT pg_visible_in_snapshot(ch.xid, l.built_in))";
+
+/// One row per (image tagged with the class, file, ImageNet tag of the image), an image's
+/// rows side by side, its first file's rows giving its tags by rank; and the snapshot
+/// read (one row of NULLs when the class has no image).
+const BUILD: &str = "SELECT x.probability, x.hash, x.host, x.path, x.mtime_ns, x.class_index,
+        x.tag_probability, s.snap::text
+ FROM (SELECT pg_current_snapshot() AS snap) s
+ LEFT JOIN LATERAL (
+     SELECT t.probability, t.hash, f.host, f.path, f.mtime_ns, a.class_index,
+            a.probability AS tag_probability
+     FROM tags t JOIN files f ON f.hash = t.hash JOIN tags a ON a.hash = t.hash
+     WHERE t.class_index = $1 AND a.class_index < $2
+     ORDER BY t.probability DESC, t.hash, f.host, f.path, a.rank
+ ) x ON true";
+
+/// The list of one class as the statement's snapshot sees it, and that snapshot.
+fn build(
+    c: &mut impl GenericClient,
+    class: usize,
+    error: impl Fn(postgres::Error) -> CatalogError,
+) -> Result<(Vec<u8>, String), CatalogError> {
+    let rows = c
+        .query(BUILD, &[&(class as i32), &(IMAGENET_CLASSES as i32)])
+        .map_err(error)?;
+    let mut out = Layout::new(true);
+    let mut snap = String::new();
+    let mut rec: Option<Pending> = None;
+    for r in &rows {
+        if snap.is_empty() {
+            snap = r.get(7);
+        }
+        let Some(p) = r.get::<_, Option<f32>>(0) else {
+            continue; // the class has no image
+        };
+        let hash = hash_of(r, 1)?;
+        let host: &str = r.get(2);
+        let path: &[u8] = r.get(3);
+        if rec
+            .as_ref()
+            .is_none_or(|x| x.probability.to_bits() != p.to_bits() || x.hash != hash)
+        {
+            if let Some(done) = rec.take() {
+                out.record(&done);
+            }
+            rec = Some(Pending {
+                probability: p,
+                hash,
+                tags: Vec::new(),
+                files: Vec::new(),
+            });
+        }
+        let x = rec.as_mut().expect("set above");
+        if x.files
+            .last()
+            .is_none_or(|(_, h, last)| h.as_slice() != host.as_bytes() || last != path)
+        {
+            x.files
+                .push((r.get(4), host.as_bytes().to_vec(), path.to_vec()));
+        }
+        if x.files.len() == 1 {
+            let c: i32 = r.get(5);
+            x.tags
+                .push((u16::try_from(c).unwrap_or(u16::MAX), r.get(6)));
+        }
+    }
+    if let Some(done) = rec {
+        out.record(&done);
+    }
+    Ok((out.finish(), snap))
+}
+
+/// The classes whose list is missing or stale, ascending.
+fn stale(c: &mut impl GenericClient) -> Result<Vec<usize>, postgres::Error> {
+    let sql = format!(
+        "SELECT c FROM generate_series(0, $1 - 1) c
+         WHERE NOT EXISTS (SELECT 1 FROM class_lists l WHERE l.class_index = c AND {TRUE_LIST})
+         ORDER BY c"
+    );
+    let rows = c.query(sql.as_str(), &[&(IMAGENET_CLASSES as i32)])?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, i32>(0).max(0) as usize)
+        .collect())
+}
+
+impl PgCatalog {
+    /// Builds the lists that are missing or that changes made stale, one class per
+    /// transaction, until none is left or `budget` is spent (checked after each class, so
+    /// at least one is built). A class another process is building is left to it (and
+    /// counted as missing).
+    pub fn refresh_class_lists(
+        &self,
+        budget: Option<Duration>,
+    ) -> Result<ListsRefresh, CatalogError> {
+        let started = Instant::now();
+        let mut c = self.conn()?;
+        let todo = stale(&mut *c).map_err(|e| self.error(e))?;
+        let mut rebuilt = 0;
+        for &class in &todo {
+            if rebuilt > 0 && budget.is_some_and(|b| started.elapsed() >= b) {
+                break;
+            }
+            let mut tx = c.transaction().map_err(|e| self.error(e))?;
+            let mine: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock($1, $2)",
+                    &[&LOCK_SPACE, &(class as i32)],
+                )
+                .map_err(|e| self.error(e))?
+                .get(0);
+            if !mine {
+                continue; // another process builds it (the rollback releases nothing)
+            }
+            // READ COMMITTED: the build's snapshot is taken after the lock was granted,
+            // so it sees the list the last builder committed and everything before it.
+            let (data, snap) = build(&mut tx, class, |e| self.error(e))?;
+            let (marks, records) = split(&data);
+            tx.execute(
+                "INSERT INTO class_lists (class_index, built_in, marks, records)
+                 VALUES ($1, $2::text::pg_snapshot, $3, $4)
+                 ON CONFLICT (class_index) DO UPDATE SET built_in = excluded.built_in,
+                     marks = excluded.marks, records = excluded.records",
+                &[&(class as i32), &snap, &marks, &records],
+            )
+            .map_err(|e| self.error(e))?;
+            tx.execute(
+                "DELETE FROM class_changes
+                 WHERE class_index = $1 AND pg_visible_in_snapshot(xid, $2::text::pg_snapshot)",
+                &[&(class as i32), &snap],
+            )
+            .map_err(|e| self.error(e))?;
+            tx.commit().map_err(|e| self.error(e))?;
+            rebuilt += 1;
+        }
+        if rebuilt > 0 {
+            tracing::debug!(
+                rebuilt,
+                missing = todo.len() - rebuilt,
+                "search lists rebuilt in {:.0} ms",
+                started.elapsed().as_secs_f64() * 1e3
+            );
+        }
+        Ok(ListsRefresh {
+            rebuilt,
+            missing: todo.len() - rebuilt,
+        })
+    }
+
+    /// How many classes have no true search list.
+    pub fn missing_class_lists(&self) -> Result<usize, CatalogError> {
+        let mut c = self.conn()?;
+        Ok(stale(&mut *c).map_err(|e| self.error(e))?.len())
+    }
+
+    /// The files matching `q`, ranked and cut to its limit, read from the lists of the
+    /// query's positive classes in `c`'s snapshot; `None` when lists cannot answer (as
+    /// SQLite's `lists::find`: a query matching images without its classes, a taught tag,
+    /// a damaged list) or when more lists are missing than `build_limit` (or one in eight
+    /// of the query's classes, when more) allows. Missing lists are built in memory.
+    pub(super) fn list_from_lists(
+        &self,
+        c: &mut impl GenericClient,
+        q: &Request,
+        build_limit: Option<usize>,
+    ) -> Result<Option<Listing>, CatalogError> {
+        let query = &q.query;
+        if query.matches_untagged() || query.classes().iter().any(|&(c, _)| c >= IMAGENET_CLASSES) {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        let classes = query.positive_classes();
+        let ids: Vec<i32> = classes.iter().map(|&(c, _)| c as i32).collect();
+        // The marks of the true lists: how many bytes of records each query minimum needs.
+        let sql = format!(
+            "SELECT l.class_index, l.marks, length(l.records)::bigint FROM class_lists l
+             WHERE l.class_index = ANY ($1) AND {TRUE_LIST}"
+        );
+        let rows = c.query(sql.as_str(), &[&ids]).map_err(|e| self.error(e))?;
+        let mut wanted: Vec<Option<usize>> = vec![None; classes.len()];
+        for r in &rows {
+            let class = r.get::<_, i32>(0);
+            let Some(i) = ids.iter().position(|&c| c == class) else {
+                continue;
+            };
+            let marks: &[u8] = r.get(1);
+            let len = usize::try_from(r.get::<_, i64>(2)).unwrap_or(0);
+            wanted[i] = records_wanted(marks, len, classes[i].1);
+        }
+        let absent = wanted.iter().filter(|w| w.is_none()).count();
+        if build_limit.is_some_and(|l| absent > l.max(classes.len() / 8)) {
+            tracing::debug!(
+                absent,
+                "search: too many class lists missing; asking the server instead"
+            );
+            return Ok(None);
+        }
+        let mut found = Found::new(q, &classes, Some(&self.host));
+        let (read_ids, read_lens): (Vec<i32>, Vec<i32>) = wanted
+            .iter()
+            .zip(&ids)
+            .filter_map(|(w, &c)| Some((c, i32::try_from((*w)?).ok()?)))
+            .unzip();
+        let mut bytes = 0;
+        if !read_ids.is_empty() {
+            let mut rows = c
+                .query_raw(
+                    "SELECT q.c, substring(l.records FROM 1 FOR q.n)
+                     FROM unnest($1::integer[], $2::integer[]) WITH ORDINALITY AS q (c, n, o)
+                     JOIN class_lists l ON l.class_index = q.c
+                     ORDER BY q.o",
+                    [
+                        &read_ids as &(dyn postgres::types::ToSql + Sync),
+                        &read_lens,
+                    ],
+                )
+                .map_err(|e| self.error(e))?;
+            while let Some(r) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)
+                .map_err(|e| self.error(e))?
+            {
+                let class = r.get::<_, i32>(0);
+                let records: &[u8] = r.get(1);
+                bytes += records.len();
+                let min = classes
+                    .iter()
+                    .find(|&&(c, _)| c as i32 == class)
+                    .map_or(f32::INFINITY, |&(_, m)| m);
+                if !found.add(class.max(0) as usize, min, records, true) {
+                    tracing::warn!(class, "search list unreadable: asking the server instead");
+                    return Ok(None);
+                }
+            }
+        }
+        for (&(class, min), w) in classes.iter().zip(&wanted) {
+            if w.is_some() {
+                continue;
+            }
+            let (list, _) = build(c, class, |e| self.error(e))?;
+            bytes += list.len();
+            let added = format::records_of(&list, min)
+                .is_some_and(|(records, hosts)| found.add(class, min, records, hosts));
+            if !added {
+                return Ok(None);
+            }
+        }
+        let listing = found.finish();
+        tracing::debug!(
+            lists = classes.len(),
+            absent,
+            bytes,
+            files = listing.len(),
+            "search: read from the class lists in {:.1} ms",
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(Some(listing))
+    }
+}
+
+/// A list's bytes as stored: its head and marks, then its records.
+fn split(list: &[u8]) -> (&[u8], &[u8]) {
+    let marks = format::marks_len(&list[..HEAD.min(list.len())]).map_or(0, |(m, _)| m);
+    list.split_at((HEAD + marks).min(list.len()))
+}
+
+/// How many bytes of a stored list's records (`len` of them) may reach `min`; `None` when
+/// its marks do not parse or are not of a list with hosts.
+fn records_wanted(marks: &[u8], len: usize, min: f32) -> Option<usize> {
+    let (n, hosts) = format::marks_len(marks.get(..HEAD)?)?;
+    if !hosts || marks.len() != HEAD.checked_add(n)? {
+        return None;
+    }
+    format::records_end(&marks[HEAD..], len, min)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::catalog::fixtures::{self, file, image};
+    use crate::catalog::query::Strategy;
+    use crate::catalog::{test_server, Catalog, Listing, PgTarget};
+
+    /// A catalog at `url` recorded under host `host`.
+    fn as_host(url: &str, host: &str) -> Catalog {
+        let mut t = PgTarget::new(url);
+        t.options.host_name = Some(host.into());
+        Catalog::open(t).unwrap()
+    }
+
+    /// Every query of the fixtures, with and without filters and limits: the lists alone,
+    /// the statements alone and the automatic choice give the same files in the same
+    /// order, and a listing gives them too.
+    fn agrees(cat: &Catalog) {
+        for query in fixtures::queries() {
+            for (under, mtime) in fixtures::filters() {
+                for limit in [None, Some(1), Some(5), Some(1000)] {
+                    let mut sq = Request::new(query.clone());
+                    sq.under = under.clone();
+                    sq.mtime_ns = mtime.clone();
+                    sq.limit = limit;
+                    let want = cat.search_using(&sq, Strategy::Scan).unwrap();
+                    let lists = cat.search_using(&sq, Strategy::Lists).unwrap();
+                    assert_eq!(lists, want, "{query:?} {limit:?}");
+                    assert_eq!(cat.search_using(&sq, Strategy::Auto).unwrap(), want);
+                    assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&want));
+                }
+            }
+        }
+    }
+
+    /// Which of `classes` lack a true list, as a reader sees them now.
+    fn stale_of(url: &str, classes: &[usize]) -> Vec<usize> {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let stale = stale(&mut c).unwrap();
+        classes
+            .iter()
+            .copied()
+            .filter(|c| stale.contains(c))
+            .collect()
+    }
+
+    /// The classes of an image of the random fixture.
+    fn classes_of(url: &str, hash: &[u8]) -> Vec<usize> {
+        let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        let mut v: Vec<usize> = c
+            .query(
+                "SELECT class_index FROM tags WHERE hash = $1 ORDER BY class_index",
+                &[&hash],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<_, i32>(0) as usize)
+            .collect();
+        v.dedup();
+        v
+    }
+
+    const CLASSES: [usize; 12] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+
+    #[test]
+    fn lists_answer_as_the_statements_do_on_many_hosts() {
+        let Some(db) = test_server::database("lists_answer_as_the_statements_do_on_many_hosts")
+        else {
+            return;
+        };
+        let mut cat = fixtures::random(PgTarget::new(&db.url));
+        // Another host holds copies of some images, one under a path this host also
+        // filters on (`--under /r/a` means this host's folders only), and an image of its
+        // own.
+        let mut desk = as_host(&db.url, "desk");
+        let model = desk.register_model("m", "00", "resnet18").unwrap();
+        let mut w = desk.begin().unwrap();
+        let root = w.root_id(Path::new("/r")).unwrap();
+        for i in (0..300u32).step_by(11) {
+            let hash = crate::catalog::hash_bytes(&i.to_le_bytes());
+            w.put_file(&file(&format!("/r/a/desk-{i}.jpg"), root, hash, 1, 2))
+                .unwrap();
+        }
+        let own = crate::catalog::hash_bytes(b"desk's own");
+        w.put_image(&image(own, model, &[(3, 0.95), (4, 0.5)]))
+            .unwrap();
+        w.put_file(&file("/r/b/own.jpg", root, own, 1, 1)).unwrap();
+        w.commit().unwrap();
+
+        assert_eq!(cat.missing_class_lists().unwrap(), IMAGENET_CLASSES);
+        agrees(&cat); // every list built in memory
+        let r = cat.refresh_class_lists(None).unwrap();
+        assert_eq!(
+            (r.rebuilt, r.missing),
+            (IMAGENET_CLASSES, 0),
+            "every class, the empty ones too"
+        );
+        assert_eq!(cat.missing_class_lists().unwrap(), 0);
+        agrees(&cat); // every list stored
+
+        // Stored lists are what a build gives now; another host's files are in them.
+        let mut c = db.client();
+        for class in [0, 3, 11, 12] {
+            let row = c
+                .query_one(
+                    "SELECT marks || records FROM class_lists WHERE class_index = $1",
+                    &[&class],
+                )
+                .unwrap();
+            let stored: Vec<u8> = row.get(0);
+            let (built, _) = build(&mut c, class as usize, |e| panic!("{e}")).unwrap();
+            assert_eq!(stored, built, "class {class}");
+            let (records, hosts) = format::records_of(&stored, 0.0).unwrap();
+            assert!(hosts);
+            assert_eq!(records.is_empty(), class == 12, "class {class}");
+        }
+        let shown: Vec<PathBuf> = cat
+            .search_using(
+                &Request::new(fixtures::queries()[0].clone()),
+                Strategy::Lists,
+            )
+            .unwrap()
+            .into_iter()
+            .map(|h| h.path)
+            .collect();
+        assert!(
+            shown.iter().any(|p| p.starts_with("desk:/r/a/")),
+            "{shown:?}"
+        );
+    }
+
+    /// A change makes the lists of the classes it touches stale and no other, for every
+    /// reader at once; a list built while a change is under way (not yet committed) is
+    /// stale once that change commits: never believed without it.
+    #[test]
+    fn changes_make_their_classes_stale_even_mid_build() {
+        let Some(db) = test_server::database("changes_make_their_classes_stale_even_mid_build")
+        else {
+            return;
+        };
+        let url = db.url.clone();
+        let mut cat = fixtures::random(PgTarget::new(&url));
+        cat.refresh_class_lists(None).unwrap();
+        assert!(stale_of(&url, &CLASSES).is_empty());
+        let hash = |i: u32| crate::catalog::hash_bytes(&i.to_le_bytes());
+        let (a, b) = (hash(4), hash(5));
+
+        // A rescan that finds nothing new changes nothing.
+        let mut w = cat.begin().unwrap();
+        w.touch_files(&[Path::new("/r/a/nothing.jpg")], 9).unwrap();
+        w.commit().unwrap();
+        let mut c = db.client();
+        c.batch_execute("UPDATE files SET last_seen = 77").unwrap();
+        assert!(stale_of(&url, &CLASSES).is_empty());
+
+        // Another host's new file of `a`: exactly a's classes.
+        let mut desk = as_host(&url, "desk");
+        let mut w = desk.begin().unwrap();
+        let root = w.root_id(Path::new("/d")).unwrap();
+        w.put_file(&file("/d/a.jpg", root, a, 1, 1)).unwrap();
+        w.commit().unwrap();
+        assert_eq!(stale_of(&url, &CLASSES), classes_of(&url, &a));
+        agrees(&cat);
+        cat.refresh_class_lists(None).unwrap();
+        assert!(stale_of(&url, &CLASSES).is_empty());
+
+        // A new file of b under way on the other host while this one builds: the build
+        // cannot see it, so the list it stores is stale as soon as the file commits.
+        let mut w = desk.begin().unwrap();
+        w.put_file(&file("/d/b.jpg", root, b, 1, 3)).unwrap();
+        assert!(
+            stale_of(&url, &CLASSES).is_empty(),
+            "an uncommitted change is invisible"
+        );
+        // Force a build of every class (as a writer whose lists were stale would).
+        c.batch_execute("DELETE FROM class_lists").unwrap();
+        let r = cat.refresh_class_lists(None).unwrap();
+        assert_eq!(r.missing, 0);
+        assert!(stale_of(&url, &CLASSES).is_empty());
+        w.commit().unwrap();
+        assert_eq!(stale_of(&url, &CLASSES), classes_of(&url, &b));
+        let sq = Request::new(fixtures::queries()[0].clone());
+        let listed = cat.search_using(&sq, Strategy::Lists).unwrap();
+        let has_b = classes_of(&url, &b)
+            .iter()
+            .any(|c| fixtures::queries()[0].conditions[0].classes.contains(*c));
+        assert_eq!(
+            listed.iter().any(|h| h.path == Path::new("desk:/d/b.jpg")),
+            has_b
+        );
+        agrees(&cat);
+
+        // Retagging an image and removing one: their classes, then lists true again.
+        let model = cat.register_model("m", "00", "resnet18").unwrap();
+        let mut w = cat.begin().unwrap();
+        w.put_image(&image(a, model, &[(11, 0.4)])).unwrap();
+        w.commit().unwrap();
+        let mut want = classes_of(&url, &b);
+        want.extend([11]);
+        let mut touched = stale_of(&url, &CLASSES);
+        touched.retain(|c| !want.contains(c));
+        assert!(!touched.is_empty(), "a's old classes");
+        agrees(&cat);
+        cat.refresh_class_lists(None).unwrap();
+        assert!(stale_of(&url, &CLASSES).is_empty());
+        // The changes a list holds are forgotten with its build.
+        let left: i64 = c
+            .query_one("SELECT count(*) FROM class_changes", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0);
+    }
+
+    #[test]
+    fn a_damaged_list_is_not_believed() {
+        let Some(db) = test_server::database("pg_a_damaged_list_is_not_believed") else {
+            return;
+        };
+        let mut cat = fixtures::random(PgTarget::new(&db.url));
+        cat.refresh_class_lists(None).unwrap();
+        let mut c = db.client();
+        for (marks, records) in [
+            (&[format::FORMAT_HOSTS, 0xff][..], None),
+            (&[9, 1, 2, 3, 4], None),
+            (&[][..], None),
+            (&[format::FORMAT, 0, 0, 0, 0], None),
+            (&[format::FORMAT_HOSTS, 0, 0, 0, 0], Some(&[1u8, 2, 3][..])),
+        ] {
+            for class in [1, 2, 3, 4, 7] {
+                c.execute(
+                    "UPDATE class_lists SET marks = $2, records = COALESCE($3, records)
+                     WHERE class_index = $1",
+                    &[&class, &marks, &records],
+                )
+                .unwrap();
+            }
+            agrees(&cat);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+-- phototag catalog, schema 7: search lists for a catalog shared by many writers.
+--
+-- Applied by src/catalog/schema.rs after 0006; sets PRAGMA user_version = 7.
+-- Never edit a released migration: add 0008_*.sql.
+--
+-- Nothing changes in SQLite: one process writes a SQLite catalog, so the lists of
+-- 0003 are kept true by deleting them in the writer's transaction. PostgreSQL's
+-- flavour of this version (pg/0007_shared_lists.sql) adds the lists there, where
+-- many hosts write at once; the version is taken here too so that both schemas
+-- keep one version (catalog copy and the version check rely on it).
+SELECT 1;
