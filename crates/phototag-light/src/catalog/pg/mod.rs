@@ -37,6 +37,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Statement};
 
 pub use claims::{Claim, Claimer};
+#[cfg(test)]
 pub(in crate::catalog) use query::Way;
 pub(crate) use write::Writer;
 

@@ -293,7 +293,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let mut hits = Vec::new();
-        self.each_hit(&mut tx, q, way, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, way, |path, hash, score| {
             hits.push(Hit {
                 path: path_from(path.to_vec()),
                 hash,
@@ -302,6 +302,9 @@ impl PgCatalog {
                 tags: Vec::new(),
             });
         })?;
+        if let Some(listing) = listed {
+            hits = listing.to_hits();
+        }
         if q.with_tags {
             self.add_tags(&mut tx, q, &mut hits)?;
         }
@@ -317,7 +320,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let (mut paths, mut files, mut hashes) = (Vec::new(), Vec::new(), Vec::<Hash>::new());
-        self.each_hit(&mut tx, q, Way::Auto, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, Way::Auto, |path, hash, score| {
             if hashes.last() != Some(&hash) {
                 hashes.push(hash);
             }
@@ -330,20 +333,24 @@ impl PgCatalog {
             paths.extend_from_slice(path);
         })?;
         tx.commit().map_err(|e| self.error(e))?;
+        if let Some(listing) = listed {
+            return Ok(listing);
+        }
         let order = (0..files.len() as u32).collect();
         Ok(Listing::from_parts(paths, files, order, hashes))
     }
 
-    /// Answers the search `way`, handing each file to `f` in rank order.
+    /// Answers the search `way`: a listing when the class lists answered it, else `None`
+    /// after handing each file to `f` in rank order.
     fn each_hit(
         &self,
         c: &mut impl GenericClient,
         q: &Request,
         way: Way,
         mut f: impl FnMut(&[u8], Hash, f32),
-    ) -> Result<(), CatalogError> {
+    ) -> Result<Option<Listing>, CatalogError> {
         if q.query.classes().is_empty() && !q.query.matches_untagged() {
-            return Ok(());
+            return Ok(None);
         }
         let started = std::time::Instant::now();
         // These statements read a few thousand index rows for a page and at most a few
@@ -369,17 +376,14 @@ impl PgCatalog {
                         "search: a page from the top of the index in {:.1} ms",
                         started.elapsed().as_secs_f64() * 1e3
                     );
-                    return Ok(());
+                    return Ok(None);
                 }
             }
         }
         if way != Way::Statement {
             let build_limit = (way == Way::Auto).then_some(BUILD_IN_SEARCH);
             if let Some(listing) = self.list_from_lists(c, q, build_limit)? {
-                for e in listing.iter() {
-                    f(e.path, *e.hash, e.score);
-                }
-                return Ok(());
+                return Ok(Some(listing));
             }
         }
         let sql = search_sql(&self.host, q);
@@ -398,7 +402,7 @@ impl PgCatalog {
             "search: answered by the server in {:.1} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
-        Ok(())
+        Ok(None)
     }
 
     /// Each hit's tags, and the ranks of those that matched (one statement for all).
