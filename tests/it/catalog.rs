@@ -138,8 +138,8 @@ fn migrations_apply_once_and_record_the_version() {
             "taught_tags"
         ]
     );
-    // PostgreSQL: the same tables but the class lists (indexes answer there), plus the
-    // claims of workers and the version.
+    // PostgreSQL: the same tables, plus the changes that make a class list stale (schema
+    // 7), the claims of workers and the version.
     if let Some(db) = pg.as_ref().and_then(Place::db) {
         let tables: Vec<String> = db
             .client()
@@ -158,6 +158,8 @@ fn migrations_apply_once_and_record_the_version() {
                 "album_links",
                 "albums",
                 "claims",
+                "class_changes",
+                "class_lists",
                 "embeddings",
                 "failures",
                 "files",
