@@ -52,61 +52,101 @@ pub fn build(conn: &Connection, class: usize) -> Result<Vec<u8>, CatalogError> {
          WHERE t.class_index = ?1 AND a.class_index < ?2
          ORDER BY t.probability DESC, t.hash, f.path, a.rank",
     )?;
-    let mut out = Layout::new(false);
-    let mut rec: Option<Pending> = None;
+    let mut out = Builder::new(false);
     // Taught tags are left out: their scores change without the image's other tags
     // changing, and a list must stay true (queries naming them do not use lists).
     let mut rows = stmt.query([class as i64, IMAGENET_CLASSES as i64])?;
     while let Some(r) = rows.next()? {
-        let p = r.get::<_, f64>(0)? as f32;
-        let hash: Hash = r.get(1)?;
-        let path = blob(r, 2)?;
-        if rec
-            .as_ref()
-            .is_none_or(|x| x.probability.to_bits() != p.to_bits() || x.hash != hash)
-        {
-            if let Some(done) = rec.take() {
-                out.record(&done);
-            }
-            rec = Some(Pending {
-                probability: p,
-                hash,
-                tags: Vec::new(),
-                files: Vec::new(),
-            });
-        }
-        let x = rec.as_mut().expect("set above");
-        if x.files
-            .last()
-            .is_none_or(|(_, _, last)| last.as_slice() != path)
-        {
-            x.files.push((r.get(3)?, Vec::new(), path.to_vec()));
-        }
-        if x.files.len() == 1 {
-            let c: i64 = r.get(4)?;
-            x.tags.push((
-                u16::try_from(c).unwrap_or(u16::MAX),
-                r.get::<_, f64>(5)? as f32,
-            ));
-        }
-    }
-    if let Some(done) = rec {
-        out.record(&done);
+        out.row(
+            Row {
+                probability: r.get::<_, f64>(0)? as f32,
+                hash: r.get(1)?,
+                host: &[],
+                path: blob(r, 2)?,
+                mtime_ns: r.get(3)?,
+            },
+            r.get(4)?,
+            r.get::<_, f64>(5)? as f32,
+        );
     }
     Ok(out.finish())
 }
 
-/// An image's record before it is laid out.
-pub struct Pending {
+/// One row of a list's build query: an image tagged with the class, and one of its files.
+pub struct Row<'a> {
     pub probability: f32,
     pub hash: Hash,
-    pub tags: Vec<(u16, f32)>,
+    pub host: &'a [u8],
+    pub path: &'a [u8],
+    pub mtime_ns: i64,
+}
+
+/// Lays out a list from the rows of its build query, one per (image, file, tag of the
+/// image), in the list's order: an image's rows side by side, its first file's rows giving
+/// its tags by rank.
+pub struct Builder {
+    out: Layout,
+    rec: Option<Pending>,
+}
+
+impl Builder {
+    /// A list of format [`FORMAT_HOSTS`] when `hosts`, else [`FORMAT`].
+    pub fn new(hosts: bool) -> Self {
+        Builder {
+            out: Layout::new(hosts),
+            rec: None,
+        }
+    }
+
+    /// Takes in a row and one tag (class, probability) of its image.
+    pub fn row(&mut self, r: Row<'_>, class: i64, probability: f32) {
+        if self
+            .rec
+            .as_ref()
+            .is_none_or(|x| x.probability.to_bits() != r.probability.to_bits() || x.hash != r.hash)
+        {
+            if let Some(done) = self.rec.take() {
+                self.out.record(&done);
+            }
+            self.rec = Some(Pending {
+                probability: r.probability,
+                hash: r.hash,
+                tags: Vec::new(),
+                files: Vec::new(),
+            });
+        }
+        let x = self.rec.as_mut().expect("set above");
+        if x.files
+            .last()
+            .is_none_or(|(_, host, path)| host.as_slice() != r.host || path.as_slice() != r.path)
+        {
+            x.files.push((r.mtime_ns, r.host.to_vec(), r.path.to_vec()));
+        }
+        if x.files.len() == 1 {
+            x.tags
+                .push((u16::try_from(class).unwrap_or(u16::MAX), probability));
+        }
+    }
+
+    pub fn finish(mut self) -> Vec<u8> {
+        if let Some(done) = self.rec.take() {
+            self.out.record(&done);
+        }
+        self.out.finish()
+    }
+}
+
+/// An image's record before it is laid out.
+struct Pending {
+    probability: f32,
+    hash: Hash,
+    tags: Vec<(u16, f32)>,
     /// (mtime_ns, host, path); the host is left out of a list without hosts.
-    pub files: Vec<(i64, Vec<u8>, Vec<u8>)>,
+    files: Vec<(i64, Vec<u8>, Vec<u8>)>,
 }
 
 /// A list being laid out: its marks and records.
-pub struct Layout {
+struct Layout {
     hosts: bool,
     marks: Vec<u8>,
     records: Vec<u8>,
@@ -114,8 +154,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// A list of format [`FORMAT_HOSTS`] when `hosts`, else [`FORMAT`].
-    pub fn new(hosts: bool) -> Self {
+    fn new(hosts: bool) -> Self {
         Layout {
             hosts,
             marks: Vec::new(),
@@ -124,7 +163,7 @@ impl Layout {
         }
     }
 
-    pub fn record(&mut self, r: &Pending) {
+    fn record(&mut self, r: &Pending) {
         let out = &mut self.records;
         if self.count.is_multiple_of(MARK_EVERY) {
             self.marks.extend_from_slice(&r.probability.to_le_bytes());
@@ -153,7 +192,7 @@ impl Layout {
         }
     }
 
-    pub fn finish(self) -> Vec<u8> {
+    fn finish(self) -> Vec<u8> {
         let mut out = Vec::with_capacity(HEAD + self.marks.len() + self.records.len());
         out.push(if self.hosts { FORMAT_HOSTS } else { FORMAT });
         out.extend_from_slice(&((self.marks.len() / MARK) as u32).to_le_bytes());

@@ -23,7 +23,7 @@ use postgres::GenericClient;
 
 use super::{hash_of, PgCatalog};
 use crate::catalog::listing::Listing;
-use crate::catalog::lists::format::{self, Layout, Pending, HEAD};
+use crate::catalog::lists::format::{self, Builder, Row, HEAD};
 use crate::catalog::lists::{Found, ListsRefresh};
 use crate::catalog::CatalogError;
 use crate::labels::IMAGENET_CLASSES;
@@ -61,49 +61,26 @@ fn build(
     let rows = c
         .query(BUILD, &[&(class as i32), &(IMAGENET_CLASSES as i32)])
         .map_err(error)?;
-    let mut out = Layout::new(true);
+    let mut out = Builder::new(true);
     let mut snap = String::new();
-    let mut rec: Option<Pending> = None;
     for r in &rows {
         if snap.is_empty() {
             snap = r.get(7);
         }
-        let Some(p) = r.get::<_, Option<f32>>(0) else {
+        let Some(probability) = r.get::<_, Option<f32>>(0) else {
             continue; // the class has no image
         };
-        let hash = hash_of(r, 1)?;
-        let host: &str = r.get(2);
-        let path: &[u8] = r.get(3);
-        if rec
-            .as_ref()
-            .is_none_or(|x| x.probability.to_bits() != p.to_bits() || x.hash != hash)
-        {
-            if let Some(done) = rec.take() {
-                out.record(&done);
-            }
-            rec = Some(Pending {
-                probability: p,
-                hash,
-                tags: Vec::new(),
-                files: Vec::new(),
-            });
-        }
-        let x = rec.as_mut().expect("set above");
-        if x.files
-            .last()
-            .is_none_or(|(_, h, last)| h.as_slice() != host.as_bytes() || last != path)
-        {
-            x.files
-                .push((r.get(4), host.as_bytes().to_vec(), path.to_vec()));
-        }
-        if x.files.len() == 1 {
-            let c: i32 = r.get(5);
-            x.tags
-                .push((u16::try_from(c).unwrap_or(u16::MAX), r.get(6)));
-        }
-    }
-    if let Some(done) = rec {
-        out.record(&done);
+        out.row(
+            Row {
+                probability,
+                hash: hash_of(r, 1)?,
+                host: r.get::<_, &str>(2).as_bytes(),
+                path: r.get(3),
+                mtime_ns: r.get(4),
+            },
+            i64::from(r.get::<_, i32>(5)),
+            r.get(6),
+        );
     }
     Ok((out.finish(), snap))
 }
