@@ -20,6 +20,11 @@
 //! `N`, they are the page (ties included); otherwise `k` grows, and after that the whole
 //! statement above answers. `dog --limit 20` reads a few thousand index rows, not 354,000.
 //!
+//! A full listing or a count (no limit, or a page the top of the index could not prove)
+//! is read from the per-class search lists instead when they are true (`lists.rs`): one
+//! row per class of the query rather than every tag and file of the matches; the statement
+//! above answers what lists cannot (a lone `NOT`, a taught tag, too many stale lists).
+//!
 //! A query that matches images without any of its classes (`NOT cat`) starts from every
 //! image instead. The order and the scores are those of the SQLite strategies (tested on
 //! the same data). Another host's file is shown as `host:path`; `--under` means this
