@@ -32,14 +32,7 @@ pub fn find(
     build_limit: Option<usize>,
 ) -> Result<Option<Listing>, CatalogError> {
     let query = &q.query;
-    // Lists are kept for ImageNet classes, and hold only their tags (see `format::build`):
-    // a query naming a taught tag reads the index.
-    if query.matches_untagged()
-        || query
-            .classes()
-            .iter()
-            .any(|&(c, _)| c >= crate::labels::IMAGENET_CLASSES)
-    {
+    if !answerable(query) {
         return Ok(None);
     }
     // A match has a tag of one of these with at least its minimum (see
@@ -56,7 +49,7 @@ pub fn find(
         }
     }
     let absent = stored.iter().filter(|s| !**s).count();
-    if build_limit.is_some_and(|l| absent > l.max(classes.len() / 8)) {
+    if too_many_absent(build_limit, absent, classes.len()) {
         tracing::debug!(
             absent,
             "search: too many class lists absent; reading the index instead"
@@ -135,6 +128,27 @@ pub fn find(
         "search: read from the class lists"
     );
     Ok(Some(listing))
+}
+
+/// Whether lists can answer `query` (on either backend): not when it matches images
+/// without its classes (`NOT cat`: the lists do not hold them), nor when it names a taught
+/// tag (lists are kept for ImageNet classes and hold only their tags, see `format::build`).
+pub(in crate::catalog) fn answerable(query: &crate::search::Compiled) -> bool {
+    !query.matches_untagged()
+        && query
+            .classes()
+            .iter()
+            .all(|&(c, _)| c < crate::labels::IMAGENET_CLASSES)
+}
+
+/// Whether `absent` lists of a query's `classes` are more than a search builds itself:
+/// `build_limit`, or one in eight of the classes when that is more (`None`: no limit).
+pub(in crate::catalog) fn too_many_absent(
+    build_limit: Option<usize>,
+    absent: usize,
+    classes: usize,
+) -> bool {
+    build_limit.is_some_and(|l| absent > l.max(classes / 8))
 }
 
 /// Reads into `buf` the records of a stored list that may reach `min`. False when the

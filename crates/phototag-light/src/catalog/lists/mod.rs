@@ -27,7 +27,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{CatalogError, Sqlite};
 use crate::labels::IMAGENET_CLASSES;
-pub(super) use find::{find, Found};
+pub(super) use find::{answerable, find, too_many_absent, Found};
 use format::build;
 
 /// Classes rebuilt per write transaction by [`Catalog::refresh_class_lists`].

@@ -24,7 +24,7 @@ use postgres::GenericClient;
 use super::{hash_of, PgCatalog};
 use crate::catalog::listing::Listing;
 use crate::catalog::lists::format::{self, Builder, Row, HEAD};
-use crate::catalog::lists::{Found, ListsRefresh};
+use crate::catalog::lists::{answerable, too_many_absent, Found, ListsRefresh};
 use crate::catalog::CatalogError;
 use crate::labels::IMAGENET_CLASSES;
 use crate::search::Request;
@@ -181,7 +181,7 @@ impl PgCatalog {
         build_limit: Option<usize>,
     ) -> Result<Option<Listing>, CatalogError> {
         let query = &q.query;
-        if query.matches_untagged() || query.classes().iter().any(|&(c, _)| c >= IMAGENET_CLASSES) {
+        if !answerable(query) {
             return Ok(None);
         }
         let started = Instant::now();
@@ -204,7 +204,7 @@ impl PgCatalog {
             wanted[i] = records_wanted(marks, len, classes[i].1);
         }
         let absent = wanted.iter().filter(|w| w.is_none()).count();
-        if build_limit.is_some_and(|l| absent > l.max(classes.len() / 8)) {
+        if too_many_absent(build_limit, absent, classes.len()) {
             tracing::debug!(
                 absent,
                 "search: too many class lists missing; asking the server instead"
