@@ -230,10 +230,13 @@ impl PgCatalog {
         if !read_ids.is_empty() {
             let mut rows = c
                 .query_raw(
+                    // No ORDER BY: the order lists are taken in does not change the
+                    // answer (`Found::add`), and sorting the read prefixes made the server
+                    // write them all to a temporary file first (154 ms, not 32, for the
+                    // 38 MB of `dog`).
                     "SELECT q.c, substring(l.records FROM 1 FOR q.n)
-                     FROM unnest($1::integer[], $2::integer[]) WITH ORDINALITY AS q (c, n, o)
-                     JOIN class_lists l ON l.class_index = q.c
-                     ORDER BY q.o",
+                     FROM unnest($1::integer[], $2::integer[]) AS q (c, n)
+                     JOIN class_lists l ON l.class_index = q.c",
                     [
                         &read_ids as &(dyn postgres::types::ToSql + Sync),
                         &read_lens,
