@@ -42,6 +42,17 @@ macro_rules! dispatch {
 }
 
 impl Catalog {
+    /// PostgreSQL: from how many bytes a search reads half of its lists on a second
+    /// connection; returns how many searches have so far. (Tests: make small searches
+    /// split.)
+    #[cfg(test)]
+    pub(crate) fn pg_split_reads(&self, from_bytes: usize) -> usize {
+        match &self.backend {
+            Backend::Postgres(c) => c.split_reads(from_bytes),
+            Backend::Sqlite(_) => 0,
+        }
+    }
+
     /// Where the catalog is.
     pub fn location(&self) -> Location {
         match &self.backend {

@@ -18,10 +18,9 @@
 
 use std::time::{Duration, Instant};
 
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::GenericClient;
 
-use super::{hash_of, PgCatalog};
+use super::{hash_of, split_read, PgCatalog};
 use crate::catalog::listing::Listing;
 use crate::catalog::lists::format::{self, Builder, Row, HEAD};
 use crate::catalog::lists::{answerable, too_many_absent, Found, ListsRefresh};
@@ -223,32 +222,22 @@ impl PgCatalog {
                 .find(|&&(c, _)| c == class)
                 .map_or(f32::INFINITY, |&(_, m)| m)
         };
-        // Each list is taken in as it arrives. (A second thread for it, as SQLite has, made
-        // this slower on 2 cores: the server sending is the third busy thread.)
-        let mut bytes = 0;
-        let mut readable = true;
-        if !read_ids.is_empty() {
-            let mut rows = c
-                .query_raw(
-                    // No ORDER BY: the order lists are taken in does not change the
-                    // answer (`Found::add`), and sorting the read prefixes made the server
-                    // write them all to a temporary file first (154 ms, not 32, for the
-                    // 38 MB of `dog`).
-                    "SELECT q.c, substring(l.records FROM 1 FOR q.n)
-                     FROM unnest($1::integer[], $2::integer[]) AS q (c, n)
-                     JOIN class_lists l ON l.class_index = q.c",
-                    [
-                        &read_ids as &(dyn postgres::types::ToSql + Sync),
-                        &read_lens,
-                    ],
-                )
-                .map_err(|e| self.error(e))?;
-            while let Some(r) = FallibleIterator::next(&mut rows).map_err(|e| self.error(e))? {
-                let class = r.get::<_, i32>(0).max(0) as usize;
-                let records: &[u8] = r.get(1);
-                bytes += records.len();
-                readable = readable && found.add(class, min_of(class), records, true);
-            }
+        let reads = split_read::Reads {
+            classes: read_ids,
+            lens: read_lens,
+        };
+        let read = split_read::read(
+            c,
+            &self.connector,
+            reads,
+            self.split_read_from.get(),
+            &mut found,
+            &min_of,
+        )
+        .map_err(|e| self.error(e))?;
+        let (mut bytes, mut readable) = (read.bytes, read.readable);
+        if read.split {
+            self.split_reads.set(self.split_reads.get() + 1);
         }
         for (&(class, min), w) in classes.iter().zip(&wanted) {
             if w.is_none() && readable {
@@ -392,6 +381,19 @@ mod tests {
         );
         assert_eq!(cat.missing_class_lists().unwrap(), 0);
         agrees(&cat); // every list stored
+                      // Every list stored, and each search of two lists or more read on two
+                      // connections.
+        assert_eq!(cat.pg_split_reads(0), 0);
+        agrees(&cat);
+        let split = cat.pg_split_reads(0);
+        assert!(split > 0, "a second connection read lists");
+        // A server that refuses the second connection: the first reads every list.
+        let mut admin = db.server.superuser("postgres").unwrap();
+        let allow = |on: bool| format!("ALTER DATABASE {} ALLOW_CONNECTIONS {on}", db.name);
+        admin.batch_execute(&allow(false)).unwrap();
+        agrees(&cat);
+        admin.batch_execute(&allow(true)).unwrap();
+        assert_eq!(cat.pg_split_reads(0), split, "no second connection");
 
         // Stored lists are what a build gives now; another host's files are in them.
         let mut c = db.client();

@@ -25,6 +25,7 @@ mod lists;
 mod query;
 mod read;
 pub(crate) mod schema;
+mod split_read;
 mod taught;
 mod write;
 
@@ -130,6 +131,10 @@ pub struct PgCatalog {
     changes: Cell<i64>,
     /// The backend of this connection, once it listens for changes.
     listening: Cell<Option<i32>>,
+    /// From how many bytes of search lists a second connection reads half of them.
+    split_read_from: Cell<usize>,
+    /// How many searches a second connection helped read.
+    split_reads: Cell<usize>,
 }
 
 impl fmt::Debug for PgCatalog {
@@ -165,6 +170,8 @@ impl PgCatalog {
             stmts: RefCell::new(HashMap::new()),
             changes: Cell::new(0),
             listening: Cell::new(None),
+            split_read_from: Cell::new(split_read::SPLIT_FROM_BYTES),
+            split_reads: Cell::new(0),
         })
     }
 
@@ -194,6 +201,14 @@ impl PgCatalog {
         let cat = PgCatalog::new(target, true)?;
         drop(cat.conn()?);
         Ok(cat)
+    }
+
+    /// Reads of search lists from `from_bytes` on are split over two connections (tests);
+    /// how many have been so far.
+    #[cfg(test)]
+    pub(super) fn split_reads(&self, from_bytes: usize) -> usize {
+        self.split_read_from.set(from_bytes);
+        self.split_reads.get()
     }
 
     /// This machine's name in the catalog.
