@@ -96,13 +96,10 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
             if format == Format::Count {
                 writeln!(out, "{}", listing.len())?;
             } else {
-                let end = if format == Format::Null { 0 } else { b'\n' };
-                let mut line = Vec::with_capacity(256);
+                let end: &[u8] = if format == Format::Null { b"\0" } else { b"\n" };
                 for f in listing.iter() {
-                    line.clear();
-                    line.extend_from_slice(f.path);
-                    line.push(end);
-                    out.write_all(&line)?;
+                    out.write_all(f.path)?;
+                    out.write_all(end)?;
                 }
             }
             listing.len()
