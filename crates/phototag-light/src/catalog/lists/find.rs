@@ -218,6 +218,12 @@ impl<'r> Found<'r> {
         }
     }
 
+    /// The minimum the list of `class` is read down to (`INFINITY`: not one of the
+    /// query's positive classes).
+    pub fn min_of(&self, class: usize) -> f32 {
+        self.min_of.get(class).copied().unwrap_or(f32::INFINITY)
+    }
+
     /// Takes in the records of `class` that meet `min` (their files carry their host when
     /// `hosts`); false when they do not parse. An image is evaluated once, at the first
     /// list read that holds it (the lowest of its classes whose list is read down to its

@@ -216,12 +216,6 @@ impl PgCatalog {
             .zip(&ids)
             .filter_map(|(w, &c)| Some((c, i32::try_from((*w)?).ok()?)))
             .unzip();
-        let min_of = |class: usize| {
-            classes
-                .iter()
-                .find(|&&(c, _)| c == class)
-                .map_or(f32::INFINITY, |&(_, m)| m)
-        };
         let reads = split_read::Reads {
             classes: read_ids,
             lens: read_lens,
@@ -232,7 +226,6 @@ impl PgCatalog {
             reads,
             self.split_read_from.get(),
             &mut found,
-            &min_of,
         )
         .map_err(|e| self.error(e))?;
         let (mut bytes, mut readable) = (read.bytes, read.readable);
@@ -381,8 +374,9 @@ mod tests {
         );
         assert_eq!(cat.missing_class_lists().unwrap(), 0);
         agrees(&cat); // every list stored
-                      // Every list stored, and each search of two lists or more read on two
-                      // connections.
+
+        // Every list stored, and each search of two lists or more read on two
+        // connections.
         assert_eq!(cat.pg_split_reads(0), 0);
         agrees(&cat);
         let split = cat.pg_split_reads(0);

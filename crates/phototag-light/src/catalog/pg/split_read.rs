@@ -30,17 +30,15 @@ pub struct Reads {
     pub lens: Vec<i32>,
 }
 
-/// Reads the prefixes into `found` (each class read down to `min_of(class)`), on `c`, and
-/// half of them (by bytes) on a second connection from `connector` when there are at
-/// least `split_from` bytes. Returns the bytes read, whether a second connection read
-/// some, and false when a list did not parse.
+/// Reads the prefixes into `found` (each class read down to its minimum there), on `c`,
+/// and half of them (by bytes) on a second connection from `connector` when there are at
+/// least `split_from` bytes.
 pub fn read(
     c: &mut impl GenericClient,
     connector: &Connector,
     reads: Reads,
     split_from: usize,
     found: &mut Found<'_>,
-    min_of: &(dyn Fn(usize) -> f32 + Sync),
 ) -> Result<Read, postgres::Error> {
     let total: usize = reads.lens.iter().map(|&n| n.max(0) as usize).sum();
     let at = if total >= split_from && reads.classes.len() >= 2 {
@@ -52,33 +50,20 @@ pub fn read(
         (&reads.classes[..at], &reads.lens[..at]),
         (&reads.classes[at..], &reads.lens[at..]),
     );
-    let alone = |(bytes, readable)| Read {
-        bytes,
-        readable,
+    let mut read = Read {
+        bytes: 0,
+        readable: true,
         split: false,
     };
     if theirs.0.is_empty() {
-        return read_on(c, mine.0, mine.1, found, min_of).map(alone);
+        read_on(c, mine.0, mine.1, found, &mut read)?;
+        return Ok(read);
     }
     let snapshot = export_snapshot(c)?;
     // The second connection's rows come here, and are taken in between this connection's
     // (one thread takes in every list: nothing to merge after).
     let (send, rows) = std::sync::mpsc::sync_channel::<postgres::Row>(8);
-    let mut read = alone((0, true));
     let mut delivered = Vec::new();
-    let take = |read: &mut Read, found: &mut Found<'_>, r: &postgres::Row| {
-        let class = r.get::<_, i32>(0);
-        let records: &[u8] = r.get(1);
-        read.bytes += records.len();
-        read.readable = read.readable
-            && found.add(
-                class.max(0) as usize,
-                min_of(class.max(0) as usize),
-                records,
-                true,
-            );
-        class
-    };
     let (here, there) = std::thread::scope(|s| {
         let helper = s.spawn(move || -> Result<(), CatalogError> {
             let mut h = connector.connect()?;
@@ -97,16 +82,16 @@ pub fn read(
         let here = (|| -> Result<(), postgres::Error> {
             let mut it = query(c, mine.0, mine.1)?;
             while let Some(r) = FallibleIterator::next(&mut it)? {
-                take(&mut read, found, &r);
+                read.take(found, &r);
                 while let Ok(r) = rows.try_recv() {
-                    delivered.push(take(&mut read, found, &r));
+                    delivered.push(read.take(found, &r));
                 }
             }
             Ok(())
         })();
         if here.is_ok() {
             for r in rows.iter() {
-                delivered.push(take(&mut read, found, &r));
+                delivered.push(read.take(found, &r));
             }
         }
         drop(rows);
@@ -128,9 +113,7 @@ pub fn read(
                 .zip(theirs.1)
                 .filter(|(c, _)| !delivered.contains(c))
                 .unzip();
-            let (bytes, readable) = read_on(c, &classes, &lens, found, min_of)?;
-            read.bytes += bytes;
-            read.readable &= readable;
+            read_on(c, &classes, &lens, found, &mut read)?;
         }
     }
     Ok(read)
@@ -143,6 +126,18 @@ pub struct Read {
     pub readable: bool,
     /// Whether a second connection read some of the lists.
     pub split: bool,
+}
+
+impl Read {
+    /// Takes a row (class, prefix of its records) into `found`; its class.
+    fn take(&mut self, found: &mut Found<'_>, r: &postgres::Row) -> i32 {
+        let class = r.get::<_, i32>(0);
+        let records: &[u8] = r.get(1);
+        let c = class.max(0) as usize;
+        self.bytes += records.len();
+        self.readable = self.readable && found.add(c, found.min_of(c), records, true);
+        class
+    }
 }
 
 /// The first index whose lists, with those after it, are about half the bytes.
@@ -163,21 +158,16 @@ fn read_on(
     classes: &[i32],
     lens: &[i32],
     found: &mut Found<'_>,
-    min_of: &(dyn Fn(usize) -> f32 + Sync),
-) -> Result<(usize, bool), postgres::Error> {
-    let mut bytes = 0;
-    let mut readable = true;
+    read: &mut Read,
+) -> Result<(), postgres::Error> {
     if classes.is_empty() {
-        return Ok((0, true));
+        return Ok(());
     }
     let mut rows = query(c, classes, lens)?;
     while let Some(r) = FallibleIterator::next(&mut rows)? {
-        let class = r.get::<_, i32>(0).max(0) as usize;
-        let records: &[u8] = r.get(1);
-        bytes += records.len();
-        readable = readable && found.add(class, min_of(class), records, true);
+        read.take(found, &r);
     }
-    Ok((bytes, readable))
+    Ok(())
 }
 
 /// The rows (class, prefix of its records) of the lists of `classes`.
