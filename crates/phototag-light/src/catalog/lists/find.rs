@@ -67,9 +67,9 @@ pub fn find(
             for (class, min, buf, whole) in inbox {
                 let ok = if whole {
                     format::records_of(&buf, min)
-                        .is_some_and(|(r, hosts)| found.add(class, min, r, hosts))
+                        .is_some_and(|(r, hosts)| found.add(class, r, hosts))
                 } else {
-                    found.add(class, min, &buf, false)
+                    found.add(class, &buf, false)
                 };
                 let _ = recycle.send(buf);
                 if !ok {
@@ -220,15 +220,16 @@ impl<'r> Found<'r> {
 
     /// The minimum the list of `class` is read down to (`INFINITY`: not one of the
     /// query's positive classes).
-    pub fn min_of(&self, class: usize) -> f32 {
+    fn min_of(&self, class: usize) -> f32 {
         self.min_of.get(class).copied().unwrap_or(f32::INFINITY)
     }
 
-    /// Takes in the records of `class` that meet `min` (their files carry their host when
-    /// `hosts`); false when they do not parse. An image is evaluated once, at the first
-    /// list read that holds it (the lowest of its classes whose list is read down to its
-    /// probability).
-    pub fn add(&mut self, class: usize, min: f32, records: &[u8], hosts: bool) -> bool {
+    /// Takes in the records of `class` that meet its minimum in the query (their files
+    /// carry their host when `hosts`); false when they do not parse. An image is evaluated
+    /// once, at the first list read that holds it (the lowest of its classes whose list is
+    /// read down to its probability).
+    pub fn add(&mut self, class: usize, records: &[u8], hosts: bool) -> bool {
+        let min = self.min_of(class);
         for r in format::records(records, hosts) {
             let Some(r) = r else {
                 return false;

@@ -237,7 +237,7 @@ impl PgCatalog {
                 let (list, _) = build(c, class, |e| self.error(e))?;
                 bytes += list.len();
                 readable = format::records_of(&list, min)
-                    .is_some_and(|(records, hosts)| found.add(class, min, records, hosts));
+                    .is_some_and(|(records, hosts)| found.add(class, records, hosts));
             }
         }
         if !readable {

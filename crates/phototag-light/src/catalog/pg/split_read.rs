@@ -133,9 +133,8 @@ impl Read {
     fn take(&mut self, found: &mut Found<'_>, r: &postgres::Row) -> i32 {
         let class = r.get::<_, i32>(0);
         let records: &[u8] = r.get(1);
-        let c = class.max(0) as usize;
         self.bytes += records.len();
-        self.readable = self.readable && found.add(c, found.min_of(c), records, true);
+        self.readable = self.readable && found.add(class.max(0) as usize, records, true);
         class
     }
 }
