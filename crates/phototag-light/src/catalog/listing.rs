@@ -14,7 +14,8 @@ pub struct Listing {
     /// The files, in any order, and the listing's order of them.
     files: Vec<Entry>,
     order: Vec<u32>,
-    /// The files' contents.
+    /// The files' contents; empty when the listing was read without them (a listing of
+    /// paths or a count has no use for them).
     hashes: Vec<Hash>,
 }
 
@@ -24,15 +25,19 @@ pub(super) struct Entry {
     pub score: f32,
     pub start: usize,
     pub len: u32,
-    /// Index into the hashes.
+    /// Index into the hashes (`u32::MAX`: read without).
     pub image: u32,
 }
 
-/// Two listings are equal when they list the same files in the same order, however their
-/// bytes are laid out.
+/// Two listings are equal when they list the same files with the same scores in the same
+/// order, however their bytes are laid out and whether or not they were read with hashes.
 impl PartialEq for Listing {
     fn eq(&self, other: &Listing) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
+        self.len() == other.len()
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|(a, b)| (a.path, a.score) == (b.path, b.score))
     }
 }
 
@@ -40,7 +45,8 @@ impl PartialEq for Listing {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Listed<'a> {
     pub path: &'a [u8],
-    pub hash: &'a Hash,
+    /// `None` when the listing was read without hashes.
+    pub hash: Option<&'a Hash>,
     /// As [`Hit::score`].
     pub score: f32,
 }
@@ -75,7 +81,7 @@ impl Listing {
         let e = self.files.get(*self.order.get(i)? as usize)?;
         Some(Listed {
             path: self.paths.get(e.start..e.start + e.len as usize)?,
-            hash: self.hashes.get(e.image as usize)?,
+            hash: self.hashes.get(e.image as usize),
             score: e.score,
         })
     }
@@ -84,10 +90,11 @@ impl Listing {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The same files as hits (without tags).
-    pub fn to_hits(&self) -> Vec<Hit> {
+    /// The same files as hits (without tags); `None` when the listing was read without
+    /// hashes.
+    pub fn to_hits(&self) -> Option<Vec<Hit>> {
         self.iter()
-            .map(|f| hit(f.path.to_vec(), *f.hash, f.score))
+            .map(|f| Some(hit(f.path.to_vec(), *f.hash?, f.score)))
             .collect()
     }
 
@@ -129,12 +136,18 @@ mod tests {
         let l = Listing::from_hits(&hits);
         assert_eq!(l.len(), 4);
         assert_eq!(l.hashes.len(), 3, "neighbours of one content share a hash");
-        assert_eq!(l.to_hits(), hits);
+        assert_eq!(l.to_hits(), Some(hits.clone()));
         let f = l.get(2).unwrap();
         assert_eq!(
             (f.path, f.hash, f.score),
-            (&b"/b/\xff.jpg"[..], &[2; 32], 0.5)
+            (&b"/b/\xff.jpg"[..], Some(&[2; 32]), 0.5)
         );
+        // Read without hashes: the same files, and no hits to make of them.
+        let mut bare = l.clone();
+        bare.hashes.clear();
+        assert_eq!(bare, l);
+        assert_eq!(bare.get(2).unwrap().hash, None);
+        assert_eq!(bare.to_hits(), None);
         assert!(l.get(4).is_none());
         assert!(Listing::default().is_empty());
         assert_eq!(

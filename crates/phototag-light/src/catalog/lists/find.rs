@@ -13,7 +13,7 @@ use std::sync::mpsc;
 use rusqlite::blob::Blob;
 use rusqlite::{Connection, MAIN_DB};
 
-use super::format::{self, HEAD};
+use super::format::{self, Format, Part, HEAD};
 use crate::catalog::listing::{Entry, Listing};
 use crate::catalog::rows::in_scope;
 use crate::catalog::rows::{under_range, Hash};
@@ -25,11 +25,12 @@ use crate::search::{ClassSet, Request};
 /// lists do not hold them), when more lists are absent than `build_limit` (or one in eight
 /// of the query's classes, when that is more) allows, when it names a taught tag, or when
 /// a stored list is damaged.
-/// Absent lists are built in memory.
+/// Absent lists are built in memory. The listing has its files' hashes when `hashes`.
 pub fn find(
     conn: &Connection,
     q: &Request,
     build_limit: Option<usize>,
+    hashes: bool,
 ) -> Result<Option<Listing>, CatalogError> {
     let query = &q.query;
     if !answerable(query) {
@@ -56,7 +57,7 @@ pub fn find(
         );
         return Ok(None);
     }
-    let found = Found::new(q, &classes, None);
+    let found = Found::new(q, &classes, None, hashes);
     // The lists are read here (the connection stays on this thread) while a second thread
     // takes in those already read; buffers go back and forth.
     let (to_worker, inbox) = mpsc::sync_channel::<(usize, f32, Vec<u8>, bool)>(2);
@@ -66,10 +67,16 @@ pub fn find(
             let mut found = found;
             for (class, min, buf, whole) in inbox {
                 let ok = if whole {
-                    format::records_of(&buf, min)
-                        .is_some_and(|(r, hosts)| found.add(class, r, hosts))
+                    format::records_of(&buf, min).is_some_and(|part| found.add(class, part))
                 } else {
-                    found.add(class, &buf, false)
+                    found.add(
+                        class,
+                        Part {
+                            format: Format::Local,
+                            records: &buf,
+                            hashes: &[],
+                        },
+                    )
                 };
                 let _ = recycle.send(buf);
                 if !ok {
@@ -160,8 +167,13 @@ fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, Catal
         return Ok(false);
     }
     b.read_at_exact(&mut head, 0)?;
-    // SQLite's lists have no hosts: a list of another format is rebuilt.
-    let Some((marks_len, false)) = format::marks_len(&head) else {
+    // SQLite's lists are of format 1: a list of another format is rebuilt.
+    let Some(format::Head {
+        format: Format::Local,
+        marks: marks_len,
+        ..
+    }) = format::head(&head)
+    else {
         return Ok(false);
     };
     let Some(records_at) = HEAD.checked_add(marks_len).filter(|&a| a <= len) else {
@@ -169,7 +181,7 @@ fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, Catal
     };
     let mut marks = vec![0u8; marks_len];
     b.read_at_exact(&mut marks, HEAD)?;
-    let Some(end) = format::records_end(&marks, len - records_at, min) else {
+    let Some(format::Cut { end, .. }) = format::records_end(&marks, len - records_at, min) else {
         return Ok(false);
     };
     buf.clear();
@@ -190,15 +202,22 @@ pub(in crate::catalog) struct Found<'r> {
     /// Every matching file's path, one after the other.
     paths: Vec<u8>,
     files: Vec<Entry>,
-    hashes: Vec<Hash>,
+    /// The matching images' hashes, when the answer shows them.
+    hashes: Option<Vec<Hash>>,
     /// Scratch: a record's tags, and the query's per-condition bests.
     tags: Vec<(usize, f32)>,
     best: Vec<f32>,
 }
 
 impl<'r> Found<'r> {
-    /// `classes`: the query's positive classes with their minimums.
-    pub fn new(q: &'r Request, classes: &[(usize, f32)], host: Option<&'r str>) -> Self {
+    /// `classes`: the query's positive classes with their minimums; `hashes`: whether the
+    /// listing shows the files' hashes (`find`; not a listing of paths or a count).
+    pub fn new(
+        q: &'r Request,
+        classes: &[(usize, f32)],
+        host: Option<&'r str>,
+        hashes: bool,
+    ) -> Self {
         let mut min_of = vec![f32::INFINITY; ClassSet::CAPACITY];
         for &(c, min) in classes {
             if let Some(m) = min_of.get_mut(c) {
@@ -212,7 +231,7 @@ impl<'r> Found<'r> {
             ranges: q.under.iter().map(|p| under_range(p)).collect(),
             paths: Vec::new(),
             files: Vec::new(),
-            hashes: Vec::new(),
+            hashes: hashes.then(Vec::new),
             tags: Vec::new(),
             best: Vec::new(),
         }
@@ -224,13 +243,14 @@ impl<'r> Found<'r> {
         self.min_of.get(class).copied().unwrap_or(f32::INFINITY)
     }
 
-    /// Takes in the records of `class` that meet its minimum in the query (their files
-    /// carry their host when `hosts`); false when they do not parse. An image is evaluated
+    /// Takes in the records of `class` that meet its minimum in the query; false when
+    /// they do not parse, or their hashes are wanted and not there. An image is evaluated
     /// once, at the first list read that holds it (the lowest of its classes whose list is
     /// read down to its probability).
-    pub fn add(&mut self, class: usize, records: &[u8], hosts: bool) -> bool {
+    pub fn add(&mut self, class: usize, part: Part<'_>) -> bool {
         let min = self.min_of(class);
-        for r in format::records(records, hosts) {
+        let mut records = format::records(part);
+        while let Some(r) = records.next() {
             let Some(r) = r else {
                 return false;
             };
@@ -250,24 +270,42 @@ impl<'r> Found<'r> {
             let Some(score) = self.q.query.eval_with(&self.tags, &mut self.best) else {
                 continue;
             };
+            let hash = match (&self.hashes, r.hash) {
+                (None, _) => None,
+                (Some(_), Some(h)) => Some(h),
+                (Some(_), None) => return false,
+            };
             let mut image = None;
-            for f in format::files(r.file_bytes, r.files, hosts) {
+            for f in records.files() {
                 let here = self.host.is_none_or(|h| f.host == h.as_bytes());
-                if !(here || self.ranges.is_empty())
-                    || !in_scope(self.q, &self.ranges, f.path, Some(f.mtime_ns))
-                {
+                if !(here || self.ranges.is_empty()) {
                     continue;
                 }
-                let image = *image.get_or_insert_with(|| {
-                    self.hashes.push(*r.hash);
-                    self.hashes.len() as u32 - 1
-                });
+                // The path is laid down, then checked (it is in two pieces in a list).
                 let start = self.paths.len();
                 if !here {
                     self.paths.extend_from_slice(f.host);
                     self.paths.push(b':');
                 }
-                self.paths.extend_from_slice(f.path);
+                let path_at = self.paths.len();
+                self.paths.extend_from_slice(f.folder);
+                self.paths.extend_from_slice(f.name);
+                if !in_scope(
+                    self.q,
+                    &self.ranges,
+                    &self.paths[path_at..],
+                    Some(f.mtime_ns),
+                ) {
+                    self.paths.truncate(start);
+                    continue;
+                }
+                let image = *image.get_or_insert_with(|| match (&mut self.hashes, hash) {
+                    (Some(hashes), Some(h)) => {
+                        hashes.push(*h);
+                        hashes.len() as u32 - 1
+                    }
+                    _ => u32::MAX,
+                });
                 self.files.push(Entry {
                     score,
                     start,
@@ -310,6 +348,11 @@ impl<'r> Found<'r> {
             }
         }
         let order: Vec<u32> = by_score.into_iter().map(|(_, i)| i).collect();
-        Listing::from_parts(self.paths, self.files, order, self.hashes)
+        Listing::from_parts(
+            self.paths,
+            self.files,
+            order,
+            self.hashes.unwrap_or_default(),
+        )
     }
 }

@@ -180,8 +180,9 @@ mod tests {
                 )
                 .unwrap();
             assert_eq!(stored, build(&cat.sqlite().conn, class).unwrap());
-            let (records, _) = format::records_of(&stored, 0.0).unwrap();
-            assert_eq!(records.is_empty(), class == 12, "class {class}");
+            let part = format::records_of(&stored, 0.0).unwrap();
+            assert_eq!(part.format, format::Format::Local);
+            assert_eq!(part.records.is_empty(), class == 12, "class {class}");
         }
     }
 
@@ -313,7 +314,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cat = fixtures::random(dir.path().join("r.db"));
         cat.refresh_class_lists(None).unwrap();
-        for bad in [&[format::FORMAT, 0xff][..], &[9, 1, 2, 3], &[]] {
+        for bad in [&[format::LOCAL, 0xff][..], &[9, 1, 2, 3], &[]] {
             for class in [1, 2, 3, 4, 7] {
                 cat.sqlite()
                     .conn

@@ -1,7 +1,11 @@
 //! Per-class search lists on PostgreSQL (`class_lists`, migration `pg/0007`): SQLite's
-//! lists (`catalog::lists`, the same bytes in format 2, whose files carry their host), so
-//! that a full listing or a count reads one row per class of the query instead of
-//! gathering every tag and file of its matches on the server.
+//! lists (`catalog::lists`) in format 3, whose files carry their host and whose hashes lie
+//! after the records, so that a full listing or a count reads one row per class of the
+//! query instead of gathering every tag and file of its matches on the server. The
+//! `marks` column holds a list's head and marks, `records` its records then its hashes: a
+//! search reads the first bytes of the records its minimums need, and of the hashes only
+//! when its answer shows them (`find`: JSON and table output). A list of another format
+//! (an older phototag's format 2) counts as missing and is rebuilt.
 //!
 //! Many hosts write at once, so a list is not deleted by each change as in SQLite. The
 //! migration's triggers record each change as (class, writer's transaction id) in
@@ -22,7 +26,7 @@ use postgres::GenericClient;
 
 use super::{hash_of, split_read, PgCatalog};
 use crate::catalog::listing::Listing;
-use crate::catalog::lists::format::{self, Builder, Row, HEAD};
+use crate::catalog::lists::format::{self, Builder, Format, Row, HASH};
 use crate::catalog::lists::{answerable, too_many_absent, Found, ListsRefresh};
 use crate::catalog::CatalogError;
 use crate::labels::IMAGENET_CLASSES;
@@ -36,6 +40,10 @@ const LOCK_SPACE: i32 = 0x7074_6c73; // "ptls"
 const TRUE_LIST: &str = "NOT EXISTS (
     SELECT 1 FROM class_changes ch
     WHERE ch.class_index = l.class_index AND NOT pg_visible_in_snapshot(ch.xid, l.built_in))";
+
+/// Condition on `class_lists l`: the list is of the format this phototag writes (3); one of
+/// another (an older phototag's) counts as missing, and is rebuilt.
+const IN_FORMAT: &str = "substring(l.marks FROM 1 FOR 1) = '\\x03'::bytea";
 
 /// One row per (image tagged with the class, file, ImageNet tag of the image), an image's
 /// rows side by side, its first file's rows giving its tags by rank; and the snapshot
@@ -60,7 +68,7 @@ fn build(
     let rows = c
         .query(BUILD, &[&(class as i32), &(IMAGENET_CLASSES as i32)])
         .map_err(error)?;
-    let mut out = Builder::new(true);
+    let mut out = Builder::new(Format::Shared);
     let mut snap = String::new();
     for r in &rows {
         if snap.is_empty() {
@@ -88,7 +96,8 @@ fn build(
 fn stale(c: &mut impl GenericClient) -> Result<Vec<usize>, postgres::Error> {
     let sql = format!(
         "SELECT c FROM generate_series(0, $1 - 1) c
-         WHERE NOT EXISTS (SELECT 1 FROM class_lists l WHERE l.class_index = c AND {TRUE_LIST})
+         WHERE NOT EXISTS (SELECT 1 FROM class_lists l
+                           WHERE l.class_index = c AND {TRUE_LIST} AND {IN_FORMAT})
          ORDER BY c"
     );
     let rows = c.query(sql.as_str(), &[&(IMAGENET_CLASSES as i32)])?;
@@ -172,12 +181,14 @@ impl PgCatalog {
     /// query's positive classes in `c`'s snapshot; `None` when lists cannot answer (as
     /// SQLite's `lists::find`: a query matching images without its classes, a taught tag,
     /// a damaged list) or when more lists are missing than `build_limit` (or one in eight
-    /// of the query's classes, when more) allows. Missing lists are built in memory.
+    /// of the query's classes, when more) allows. Missing lists are built in memory. The
+    /// listing has its files' hashes when `hashes`.
     pub(super) fn list_from_lists(
         &self,
         c: &mut impl GenericClient,
         q: &Request,
         build_limit: Option<usize>,
+        hashes: bool,
     ) -> Result<Option<Listing>, CatalogError> {
         let query = &q.query;
         if !answerable(query) {
@@ -186,13 +197,14 @@ impl PgCatalog {
         let started = Instant::now();
         let classes = query.positive_classes();
         let ids: Vec<i32> = classes.iter().map(|&(c, _)| c as i32).collect();
-        // The marks of the true lists: how many bytes of records each query minimum needs.
+        // The marks of the true lists: how many bytes of records (and of hashes) each query
+        // minimum needs.
         let sql = format!(
             "SELECT l.class_index, l.marks, length(l.records)::bigint FROM class_lists l
              WHERE l.class_index = ANY ($1) AND {TRUE_LIST}"
         );
         let rows = c.query(sql.as_str(), &[&ids]).map_err(|e| self.error(e))?;
-        let mut wanted: Vec<Option<usize>> = vec![None; classes.len()];
+        let mut wanted: Vec<Option<Wanted>> = vec![None; classes.len()];
         for r in &rows {
             let class = r.get::<_, i32>(0);
             let Some(i) = ids.iter().position(|&c| c == class) else {
@@ -200,7 +212,7 @@ impl PgCatalog {
             };
             let marks: &[u8] = r.get(1);
             let len = usize::try_from(r.get::<_, i64>(2)).unwrap_or(0);
-            wanted[i] = records_wanted(marks, len, classes[i].1);
+            wanted[i] = records_wanted(marks, len, classes[i].1, hashes);
         }
         let absent = wanted.iter().filter(|w| w.is_none()).count();
         if too_many_absent(build_limit, absent, classes.len()) {
@@ -210,16 +222,21 @@ impl PgCatalog {
             );
             return Ok(None);
         }
-        let mut found = Found::new(q, &classes, Some(&self.host));
-        let (read_ids, read_lens): (Vec<i32>, Vec<i32>) = wanted
-            .iter()
-            .zip(&ids)
-            .filter_map(|(w, &c)| Some((c, i32::try_from((*w)?).ok()?)))
-            .unzip();
-        let reads = split_read::Reads {
-            classes: read_ids,
-            lens: read_lens,
-        };
+        let mut found = Found::new(q, &classes, Some(&self.host), hashes);
+        let mut reads = split_read::Reads::default();
+        for (w, &class) in wanted.iter().zip(&ids) {
+            let Some(w) = w else { continue };
+            let as_i32 = |n: usize| i32::try_from(n).ok();
+            let (Some(records), Some(hashes_at), Some(hashes)) =
+                (as_i32(w.records), as_i32(w.hashes_at + 1), as_i32(w.hashes))
+            else {
+                continue; // past what a bytea holds: not a list phototag wrote
+            };
+            reads.classes.push(class);
+            reads.lens.push(records);
+            reads.hashes_at.push(hashes_at);
+            reads.hashes_lens.push(hashes);
+        }
         let read = split_read::read(
             c,
             &self.connector,
@@ -236,8 +253,8 @@ impl PgCatalog {
             if w.is_none() && readable {
                 let (list, _) = build(c, class, |e| self.error(e))?;
                 bytes += list.len();
-                readable = format::records_of(&list, min)
-                    .is_some_and(|(records, hosts)| found.add(class, records, hosts));
+                readable =
+                    format::records_of(&list, min).is_some_and(|part| found.add(class, part));
             }
         }
         if !readable {
@@ -257,20 +274,43 @@ impl PgCatalog {
     }
 }
 
-/// A list's bytes as stored: its head and marks, then its records.
+/// A list's bytes as stored: its head and marks (`marks`), then its records and hashes
+/// (`records`).
 fn split(list: &[u8]) -> (&[u8], &[u8]) {
-    let marks = format::marks_len(&list[..HEAD.min(list.len())]).map_or(0, |(m, _)| m);
-    list.split_at((HEAD + marks).min(list.len()))
+    let marks = format::head(list).map_or(0, |h| h.len() + h.marks);
+    list.split_at(marks.min(list.len()))
 }
 
-/// How many bytes of a stored list's records (`len` of them) may reach `min`; `None` when
-/// its marks do not parse or are not of a list with hosts.
-fn records_wanted(marks: &[u8], len: usize, min: f32) -> Option<usize> {
-    let (n, hosts) = format::marks_len(marks.get(..HEAD)?)?;
-    if !hosts || marks.len() != HEAD.checked_add(n)? {
+/// What a search reads of a stored list (byte counts; offsets from 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Wanted {
+    /// The first bytes of the records: those that may reach the minimum.
+    records: usize,
+    /// Where the hashes start in the `records` column, and how many bytes of them to
+    /// read (those of the records read, or none).
+    hashes_at: usize,
+    hashes: usize,
+}
+
+/// What to read of a stored list whose `records` column is `len` bytes long, for `min`
+/// (and the hashes of what it reads when `hashes`); `None` when its marks do not parse or
+/// are not of format 3.
+fn records_wanted(marks: &[u8], len: usize, min: f32, hashes: bool) -> Option<Wanted> {
+    let h = format::head(marks)?;
+    if h.format != Format::Shared || marks.len() != h.len().checked_add(h.marks)? {
         return None;
     }
-    format::records_end(&marks[HEAD..], len, min)
+    let records_len = len.checked_sub(h.records.checked_mul(HASH)?)?;
+    let cut = format::records_end(&marks[h.len()..], records_len, min)?;
+    Some(Wanted {
+        records: cut.end,
+        hashes_at: records_len,
+        hashes: if hashes {
+            cut.records.unwrap_or(h.records) * HASH
+        } else {
+            0
+        },
+    })
 }
 
 #[cfg(test)]
@@ -401,9 +441,11 @@ mod tests {
             let stored: Vec<u8> = row.get(0);
             let (built, _) = build(&mut c, class as usize, |e| panic!("{e}")).unwrap();
             assert_eq!(stored, built, "class {class}");
-            let (records, hosts) = format::records_of(&stored, 0.0).unwrap();
-            assert!(hosts);
-            assert_eq!(records.is_empty(), class == 12, "class {class}");
+            let part = format::records_of(&stored, 0.0).unwrap();
+            assert_eq!(part.format, Format::Shared);
+            assert_eq!(part.records.is_empty(), class == 12, "class {class}");
+            assert_eq!(part.hashes.len() % HASH, 0);
+            assert_eq!(part.hashes.is_empty(), class == 12, "class {class}");
         }
         let shown: Vec<PathBuf> = cat
             .search_using(
@@ -524,6 +566,42 @@ mod tests {
         assert!(stale_of(&db.url, &CLASSES).is_empty());
     }
 
+    /// A list an older phototag stored (format 2) counts as missing, is not read (answers
+    /// stay right), and the next refresh rebuilds it in format 3.
+    #[test]
+    fn a_list_of_an_older_format_is_rebuilt() {
+        let Some(db) = test_server::database("pg_a_list_of_an_older_format_is_rebuilt") else {
+            return;
+        };
+        let mut cat = fixtures::random(PgTarget::new(&db.url));
+        cat.refresh_class_lists(None).unwrap();
+        assert_eq!(cat.missing_class_lists().unwrap(), 0);
+        let mut c = db.client();
+        let older = c
+            .execute(
+                "UPDATE class_lists SET marks = overlay(marks PLACING '\\x02'::bytea FROM 1 FOR 1)
+                 WHERE class_index IN (1, 2, 3)",
+                &[],
+            )
+            .unwrap();
+        assert_eq!(older, 3);
+        assert_eq!(cat.missing_class_lists().unwrap(), 3);
+        agrees(&cat);
+        assert_eq!(cat.refresh_class_lists(None).unwrap().rebuilt, 3);
+        assert_eq!(cat.missing_class_lists().unwrap(), 0);
+        let formats: Vec<Vec<u8>> = c
+            .query(
+                "SELECT DISTINCT substring(marks FROM 1 FOR 1) FROM class_lists",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(formats, [vec![format::SHARED]]);
+        agrees(&cat);
+    }
+
     #[test]
     fn a_damaged_list_is_not_believed() {
         let Some(db) = test_server::database("pg_a_damaged_list_is_not_believed") else {
@@ -533,11 +611,22 @@ mod tests {
         cat.refresh_class_lists(None).unwrap();
         let mut c = db.client();
         for (marks, records) in [
-            (&[format::FORMAT_HOSTS, 0xff][..], None),
+            (&[format::SHARED, 0xff][..], None),
             (&[9, 1, 2, 3, 4], None),
             (&[][..], None),
-            (&[format::FORMAT, 0, 0, 0, 0], None),
-            (&[format::FORMAT_HOSTS, 0, 0, 0, 0], Some(&[1u8, 2, 3][..])),
+            (&[format::LOCAL, 0, 0, 0, 0], None),
+            // Format 2, PostgreSQL's before format 3: another format.
+            (&[2, 0, 0, 0, 0], Some(&[1u8, 2, 3][..])),
+            // No marks and no records, and 3 bytes in records that do not parse.
+            (
+                &[format::SHARED, 0, 0, 0, 0, 0, 0, 0, 0],
+                Some(&[1u8, 2, 3][..]),
+            ),
+            // One record: more hashes than bytes.
+            (
+                &[format::SHARED, 0, 0, 0, 0, 1, 0, 0, 0],
+                Some(&[1u8, 2, 3][..]),
+            ),
         ] {
             for class in [1, 2, 3, 4, 7] {
                 c.execute(

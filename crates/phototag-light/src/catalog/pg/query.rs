@@ -298,7 +298,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let mut hits = Vec::new();
-        let listed = self.each_hit(&mut tx, q, way, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, way, true, |path, hash, score| {
             hits.push(Hit {
                 path: path_from(path.to_vec()),
                 hash,
@@ -308,7 +308,9 @@ impl PgCatalog {
             });
         })?;
         if let Some(listing) = listed {
-            hits = listing.to_hits();
+            hits = listing.to_hits().ok_or_else(|| {
+                CatalogError::Corrupt("a search listing was read without its hashes".into())
+            })?;
         }
         if q.with_tags {
             self.add_tags(&mut tx, q, &mut hits)?;
@@ -325,7 +327,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let (mut paths, mut files, mut hashes) = (Vec::new(), Vec::new(), Vec::<Hash>::new());
-        let listed = self.each_hit(&mut tx, q, Way::Auto, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, Way::Auto, false, |path, hash, score| {
             if hashes.last() != Some(&hash) {
                 hashes.push(hash);
             }
@@ -345,13 +347,14 @@ impl PgCatalog {
         Ok(Listing::from_parts(paths, files, order, hashes))
     }
 
-    /// Answers the search `way`: a listing when the class lists answered it, else `None`
-    /// after handing each file to `f` in rank order.
+    /// Answers the search `way`: a listing (with its files' hashes when `hashes`) when the
+    /// class lists answered it, else `None` after handing each file to `f` in rank order.
     fn each_hit(
         &self,
         c: &mut impl GenericClient,
         q: &Request,
         way: Way,
+        hashes: bool,
         mut f: impl FnMut(&[u8], Hash, f32),
     ) -> Result<Option<Listing>, CatalogError> {
         if q.query.classes().is_empty() && !q.query.matches_untagged() {
@@ -387,7 +390,7 @@ impl PgCatalog {
         }
         if way != Way::Statement {
             let build_limit = (way == Way::Auto).then_some(BUILD_IN_SEARCH);
-            if let Some(listing) = self.list_from_lists(c, q, build_limit)? {
+            if let Some(listing) = self.list_from_lists(c, q, build_limit, hashes)? {
                 return Ok(Some(listing));
             }
         }

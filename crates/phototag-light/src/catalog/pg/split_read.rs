@@ -17,6 +17,7 @@ use postgres::{Client, GenericClient};
 
 use super::connect::Connector;
 use super::PgError;
+use crate::catalog::lists::format::{Format, Part};
 use crate::catalog::lists::Found;
 use crate::catalog::CatalogError;
 
@@ -24,10 +25,38 @@ use crate::catalog::CatalogError;
 /// connection's start, about 10 ms).
 pub const SPLIT_FROM_BYTES: usize = 8 << 20;
 
-/// The lists to read: class, bytes of its records wanted (in the caller's snapshot).
+/// The lists to read (in the caller's snapshot): class, bytes of its records wanted, and
+/// where its hashes start in the `records` column (from 1) and how many bytes of them.
+#[derive(Default)]
 pub struct Reads {
     pub classes: Vec<i32>,
     pub lens: Vec<i32>,
+    pub hashes_at: Vec<i32>,
+    pub hashes_lens: Vec<i32>,
+}
+
+impl Reads {
+    /// Those whose index `keep` takes.
+    fn only(&self, keep: impl Fn(usize) -> bool) -> Reads {
+        let pick = |v: &[i32]| {
+            v.iter()
+                .enumerate()
+                .filter(|&(i, _)| keep(i))
+                .map(|(_, &x)| x)
+                .collect()
+        };
+        Reads {
+            classes: pick(&self.classes),
+            lens: pick(&self.lens),
+            hashes_at: pick(&self.hashes_at),
+            hashes_lens: pick(&self.hashes_lens),
+        }
+    }
+
+    /// Bytes to read of list `i`.
+    fn bytes(&self, i: usize) -> usize {
+        self.lens[i].max(0) as usize + self.hashes_lens[i].max(0) as usize
+    }
 }
 
 /// Reads the prefixes into `found` (each class read down to its minimum there), on `c`,
@@ -40,23 +69,22 @@ pub fn read(
     split_from: usize,
     found: &mut Found<'_>,
 ) -> Result<Read, postgres::Error> {
-    let total: usize = reads.lens.iter().map(|&n| n.max(0) as usize).sum();
-    let at = if total >= split_from && reads.classes.len() >= 2 {
-        split_point(&reads.lens, total)
+    let n = reads.classes.len();
+    let lens: Vec<usize> = (0..n).map(|i| reads.bytes(i)).collect();
+    let total: usize = lens.iter().sum();
+    let at = if total >= split_from && n >= 2 {
+        split_point(&lens, total)
     } else {
-        reads.classes.len()
+        n
     };
-    let (mine, theirs) = (
-        (&reads.classes[..at], &reads.lens[..at]),
-        (&reads.classes[at..], &reads.lens[at..]),
-    );
+    let (mine, theirs) = (reads.only(|i| i < at), reads.only(|i| i >= at));
     let mut read = Read {
         bytes: 0,
         readable: true,
         split: false,
     };
-    if theirs.0.is_empty() {
-        read_on(c, mine.0, mine.1, found, &mut read)?;
+    if theirs.classes.is_empty() {
+        read_on(c, &mine, found, &mut read)?;
         return Ok(read);
     }
     let snapshot = export_snapshot(c)?;
@@ -64,12 +92,13 @@ pub fn read(
     // (one thread takes in every list: nothing to merge after).
     let (send, rows) = std::sync::mpsc::sync_channel::<postgres::Row>(8);
     let mut delivered = Vec::new();
+    let theirs = &theirs;
     let (here, there) = std::thread::scope(|s| {
         let helper = s.spawn(move || -> Result<(), CatalogError> {
             let mut h = connector.connect()?;
             let to_catalog = |e: postgres::Error| CatalogError::Postgres(PgError(e));
             let mut tx = in_snapshot(&mut h, &snapshot).map_err(to_catalog)?;
-            let mut it = query(&mut tx, theirs.0, theirs.1).map_err(to_catalog)?;
+            let mut it = query(&mut tx, theirs).map_err(to_catalog)?;
             while let Some(r) = FallibleIterator::next(&mut it).map_err(to_catalog)? {
                 if send.send(r).is_err() {
                     break; // this connection failed
@@ -80,7 +109,7 @@ pub fn read(
             Ok(())
         });
         let here = (|| -> Result<(), postgres::Error> {
-            let mut it = query(c, mine.0, mine.1)?;
+            let mut it = query(c, &mine)?;
             while let Some(r) = FallibleIterator::next(&mut it)? {
                 read.take(found, &r);
                 while let Ok(r) = rows.try_recv() {
@@ -107,13 +136,8 @@ pub fn read(
         Ok(()) => read.split = true,
         Err(e) => {
             tracing::debug!(error = %e, "search: the second connection failed; the first reads its lists");
-            let (classes, lens): (Vec<i32>, Vec<i32>) = theirs
-                .0
-                .iter()
-                .zip(theirs.1)
-                .filter(|(c, _)| !delivered.contains(c))
-                .unzip();
-            read_on(c, &classes, &lens, found, &mut read)?;
+            let rest = theirs.only(|i| !delivered.contains(&theirs.classes[i]));
+            read_on(c, &rest, found, &mut read)?;
         }
     }
     Ok(read)
@@ -129,60 +153,69 @@ pub struct Read {
 }
 
 impl Read {
-    /// Takes a row (class, prefix of its records) into `found`; its class.
+    /// Takes a row (class, prefix of its records, their hashes or none) into `found`; its
+    /// class.
     fn take(&mut self, found: &mut Found<'_>, r: &postgres::Row) -> i32 {
         let class = r.get::<_, i32>(0);
-        let records: &[u8] = r.get(1);
-        self.bytes += records.len();
-        self.readable = self.readable && found.add(class.max(0) as usize, records, true);
+        let part = Part {
+            format: Format::Shared,
+            records: r.get(1),
+            hashes: r.get(2),
+        };
+        self.bytes += part.records.len() + part.hashes.len();
+        self.readable = self.readable && found.add(class.max(0) as usize, part);
         class
     }
 }
 
 /// The first index whose lists, with those after it, are about half the bytes.
-fn split_point(lens: &[i32], total: usize) -> usize {
+fn split_point(lens: &[usize], total: usize) -> usize {
     let mut sum = 0;
     for (i, &n) in lens.iter().enumerate() {
         if sum * 2 >= total {
             return i.max(1);
         }
-        sum += n.max(0) as usize;
+        sum += n;
     }
     lens.len().saturating_sub(1).max(1)
 }
 
-/// Reads the prefixes of `classes` into `found`.
+/// Reads `reads` into `found`.
 fn read_on(
     c: &mut impl GenericClient,
-    classes: &[i32],
-    lens: &[i32],
+    reads: &Reads,
     found: &mut Found<'_>,
     read: &mut Read,
 ) -> Result<(), postgres::Error> {
-    if classes.is_empty() {
+    if reads.classes.is_empty() {
         return Ok(());
     }
-    let mut rows = query(c, classes, lens)?;
+    let mut rows = query(c, reads)?;
     while let Some(r) = FallibleIterator::next(&mut rows)? {
         read.take(found, &r);
     }
     Ok(())
 }
 
-/// The rows (class, prefix of its records) of the lists of `classes`.
+/// The rows (class, prefix of its records, their hashes or none) of `reads`.
 fn query<'c>(
     c: &'c mut impl GenericClient,
-    classes: &[i32],
-    lens: &[i32],
+    reads: &Reads,
 ) -> Result<postgres::RowIter<'c>, postgres::Error> {
     // No ORDER BY: the order lists are taken in does not change the answer (`Found::add`),
     // and sorting the read prefixes made the server write them all to a temporary file
     // first (154 ms, not 32, for the 38 MB of `dog`).
     c.query_raw(
-        "SELECT q.c, substring(l.records FROM 1 FOR q.n)
-         FROM unnest($1::integer[], $2::integer[]) AS q (c, n)
+        "SELECT q.c, substring(l.records FROM 1 FOR q.n), substring(l.records FROM q.h FOR q.hn)
+         FROM unnest($1::integer[], $2::integer[], $3::integer[], $4::integer[])
+              AS q (c, n, h, hn)
          JOIN class_lists l ON l.class_index = q.c",
-        [&classes as &(dyn postgres::types::ToSql + Sync), &lens],
+        [
+            &reads.classes as &(dyn postgres::types::ToSql + Sync),
+            &reads.lens,
+            &reads.hashes_at,
+            &reads.hashes_lens,
+        ],
     )
 }
 

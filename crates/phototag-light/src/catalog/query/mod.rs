@@ -120,7 +120,7 @@ impl Sqlite {
             return Ok(Listing::default());
         }
         let tx = self.snapshot()?;
-        match self.locate(&tx, q, Strategy::Auto)? {
+        match self.locate(&tx, q, Strategy::Auto, false)? {
             Located::Listed(l) => Ok(l),
             Located::Hits(hits) => Ok(Listing::from_hits(&rank(q.limit, hits))),
         }
@@ -136,8 +136,10 @@ impl Sqlite {
             return Ok(Vec::new());
         }
         let tx = self.snapshot()?;
-        let hits = match self.locate(&tx, q, strategy)? {
-            Located::Listed(l) => l.to_hits(),
+        let hits = match self.locate(&tx, q, strategy, true)? {
+            Located::Listed(l) => l.to_hits().ok_or_else(|| {
+                CatalogError::Corrupt("a search listing was read without its hashes".into())
+            })?,
             Located::Hits(hits) => rank(q.limit, hits),
         };
         if q.with_tags {
@@ -147,13 +149,14 @@ impl Sqlite {
         }
     }
 
-    /// The matching files, by the strategy: ranked and cut to the limit when listed, in
-    /// no order otherwise.
+    /// The matching files, by the strategy: ranked and cut to the limit when listed (with
+    /// their hashes when `hashes`), in no order otherwise.
     fn locate(
         &self,
         tx: &Transaction<'_>,
         q: &Request,
         strategy: Strategy,
+        hashes: bool,
     ) -> Result<Located, CatalogError> {
         // Index pages are read in place rather than copied through the page cache.
         self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
@@ -176,7 +179,7 @@ impl Sqlite {
             Strategy::Scan | Strategy::Lookup => Some(0),
         };
         if build_limit != Some(0) {
-            if let Some(listing) = super::lists::find(tx, q, build_limit)? {
+            if let Some(listing) = super::lists::find(tx, q, build_limit, hashes)? {
                 tracing::debug!(
                     files = listing.len(),
                     "search: files listed in {:.1} ms",
