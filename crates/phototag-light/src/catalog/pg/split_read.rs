@@ -3,12 +3,14 @@
 //! in the same snapshot (`pg_export_snapshot` / `SET TRANSACTION SNAPSHOT`).
 //!
 //! Sending tens of megabytes is the server's work, on one backend per connection: two
-//! backends send them in about two thirds of the time (38 MB for `dog`: 190 ms with one
-//! `psql`, 140 ms with two, whole processes). This thread takes in every list, the second
-//! connection's as they arrive (nothing to merge after). On a 2-core machine that also
-//! runs the server, `search dog` went from 190 to 167 ms (median of 15, whole process);
-//! `animal>0.3`, whose client work is larger, stayed the same. What the second connection
-//! cannot read (the server refuses it a connection) is read on the first one.
+//! backends send them in about two thirds of the time (38 MB for `dog` in format 2: 190 ms
+//! with one `psql`, 140 ms with two, whole processes). This thread takes in every list, the
+//! second connection's as they arrive (nothing to merge after). On a 2-core machine that
+//! also runs the server, `search dog` went from 190 to 167 ms (median of 15, whole
+//! process) in format 2. Format 3 halved the bytes and the client's work is most of what
+//! is left: there one connection did as well or better (24 MB for `animal>0.3`: 107 ms
+//! median with two, 103 ms with one), hence the threshold of 32 MB. What the second
+//! connection cannot read (the server refuses it a connection) is read on the first one.
 //!
 //! May not: write, or decide which lists are true (the caller has, in its snapshot).
 
@@ -22,8 +24,8 @@ use crate::catalog::lists::Found;
 use crate::catalog::CatalogError;
 
 /// Below this many bytes to read, one connection reads them all (a second costs a
-/// connection's start, about 10 ms).
-pub const SPLIT_FROM_BYTES: usize = 8 << 20;
+/// connection's start, about 10 ms, and competes with the client for the cores).
+pub const SPLIT_FROM_BYTES: usize = 32 << 20;
 
 /// The lists to read (in the caller's snapshot): class, bytes of its records wanted, and
 /// where its hashes start in the `records` column (from 1) and how many bytes of them.
