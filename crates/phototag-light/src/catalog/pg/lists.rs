@@ -225,17 +225,12 @@ impl PgCatalog {
         let mut found = Found::new(q, &classes, Some(&self.host), hashes);
         let mut reads = split_read::Reads::default();
         for (w, &class) in wanted.iter().zip(&ids) {
-            let Some(w) = w else { continue };
-            let as_i32 = |n: usize| i32::try_from(n).ok();
-            let (Some(records), Some(hashes_at), Some(hashes)) =
-                (as_i32(w.records), as_i32(w.hashes_at + 1), as_i32(w.hashes))
-            else {
-                continue; // past what a bytea holds: not a list phototag wrote
-            };
-            reads.classes.push(class);
-            reads.lens.push(records);
-            reads.hashes_at.push(hashes_at);
-            reads.hashes_lens.push(hashes);
+            if let Some(w) = w {
+                reads.classes.push(class);
+                reads.lens.push(w.records);
+                reads.hashes_at.push(w.hashes_from);
+                reads.hashes_lens.push(w.hashes);
+            }
         }
         let read = split_read::read(
             c,
@@ -281,20 +276,20 @@ fn split(list: &[u8]) -> (&[u8], &[u8]) {
     list.split_at(marks.min(list.len()))
 }
 
-/// What a search reads of a stored list (byte counts; offsets from 0).
+/// What a search reads of a stored list's `records` column, in `substring`'s terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Wanted {
-    /// The first bytes of the records: those that may reach the minimum.
-    records: usize,
-    /// Where the hashes start in the `records` column, and how many bytes of them to
-    /// read (those of the records read, or none).
-    hashes_at: usize,
-    hashes: usize,
+    /// How many of the first bytes: the records that may reach the minimum.
+    records: i32,
+    /// Where the hashes start (from 1), and how many bytes of them to read (those of the
+    /// records read, or none).
+    hashes_from: i32,
+    hashes: i32,
 }
 
 /// What to read of a stored list whose `records` column is `len` bytes long, for `min`
-/// (and the hashes of what it reads when `hashes`); `None` when its marks do not parse or
-/// are not of format 3.
+/// (and the hashes of what it reads when `hashes`); `None` when its marks do not parse, or
+/// are not of format 3, or point past what a `bytea` holds.
 fn records_wanted(marks: &[u8], len: usize, min: f32, hashes: bool) -> Option<Wanted> {
     let h = format::head(marks)?;
     if h.format != Format::Shared || marks.len() != h.len().checked_add(h.marks)? {
@@ -302,14 +297,15 @@ fn records_wanted(marks: &[u8], len: usize, min: f32, hashes: bool) -> Option<Wa
     }
     let records_len = len.checked_sub(h.records.checked_mul(HASH)?)?;
     let cut = format::records_end(&marks[h.len()..], records_len, min)?;
+    let hashes = if hashes {
+        cut.records.unwrap_or(h.records).checked_mul(HASH)?
+    } else {
+        0
+    };
     Some(Wanted {
-        records: cut.end,
-        hashes_at: records_len,
-        hashes: if hashes {
-            cut.records.unwrap_or(h.records) * HASH
-        } else {
-            0
-        },
+        records: i32::try_from(cut.end).ok()?,
+        hashes_from: i32::try_from(records_len.checked_add(1)?).ok()?,
+        hashes: i32::try_from(hashes).ok()?,
     })
 }
 
@@ -564,6 +560,67 @@ mod tests {
         let r = cat.refresh_class_lists(None).unwrap();
         assert_eq!((r.rebuilt, r.missing), (1, 0));
         assert!(stale_of(&db.url, &CLASSES).is_empty());
+    }
+
+    /// What a search asks the server for is the records and hashes a whole list's reader
+    /// takes: the same prefix of the records, the hashes of those records or none.
+    #[test]
+    fn a_search_asks_for_the_records_it_reads_and_their_hashes() {
+        let mut b = Builder::new(Format::Shared);
+        for i in 0..1000u16 {
+            let path = format!("/p/{i}.jpg");
+            let row = Row {
+                probability: 1.0 - f32::from(i) / 1000.0,
+                hash: [(i % 256) as u8; 32],
+                host: b"nas",
+                path: path.as_bytes(),
+                mtime_ns: 0,
+            };
+            b.row(row, 1, 0.5);
+        }
+        let list = b.finish();
+        let (marks, records) = split(&list);
+        for min in [0.0, 0.3, 0.5, 0.999, 2.0] {
+            let whole = format::records_of(&list, min).unwrap();
+            let at = records.len() - 1000 * HASH;
+            for hashes in [false, true] {
+                let w = records_wanted(marks, records.len(), min, hashes).unwrap();
+                let from = w.hashes_from as usize - 1;
+                assert_eq!(
+                    (
+                        &records[..w.records as usize],
+                        &records[from..from + w.hashes as usize]
+                    ),
+                    (whole.records, if hashes { whole.hashes } else { &[][..] }),
+                    "min {min}"
+                );
+                assert_eq!(from, at);
+            }
+        }
+        // Format 1 (SQLite's), or marks cut short: not read.
+        let local = {
+            let mut b = Builder::new(Format::Local);
+            let row = Row {
+                probability: 0.5,
+                hash: [1; 32],
+                host: b"",
+                path: b"/p",
+                mtime_ns: 0,
+            };
+            b.row(row, 1, 0.5);
+            b.finish()
+        };
+        let (m, r) = split(&local);
+        assert_eq!(records_wanted(m, r.len(), 0.0, false), None);
+        assert_eq!(
+            records_wanted(&marks[..marks.len() - 1], records.len(), 0.0, false),
+            None
+        );
+        assert_eq!(
+            records_wanted(marks, 10, 0.0, false),
+            None,
+            "fewer bytes than hashes"
+        );
     }
 
     /// A list an older phototag stored (format 2) counts as missing, is not read (answers
