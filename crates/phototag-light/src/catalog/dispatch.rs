@@ -228,6 +228,12 @@ impl Catalog {
         dispatch!(self, c => c.list(q))
     }
 
+    /// How many files [`Catalog::list`] gives, without keeping or ranking them where it
+    /// can (`search --count`).
+    pub fn count(&self, q: &Request) -> Result<usize, CatalogError> {
+        dispatch!(self, c => c.count(q))
+    }
+
     /// Groups of at least two paths with the same content (only paths strictly under
     /// `under` when given), ordered by their first path.
     pub fn duplicates(&self, under: Option<&Path>) -> Result<Vec<DupeGroup>, CatalogError> {

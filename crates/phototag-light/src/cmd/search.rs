@@ -90,17 +90,18 @@ pub fn search(ctx: &Context, args: &SearchArgs) -> anyhow::Result<Outcome> {
             }
             hits.len()
         }
+        Format::Count => {
+            let n = catalog.count(&request)?;
+            writeln!(out, "{n}")?;
+            n
+        }
         // Paths only: the compact listing (no allocation per file).
-        Format::Paths | Format::Null | Format::Count => {
+        Format::Paths | Format::Null => {
             let listing = catalog.list(&request)?;
-            if format == Format::Count {
-                writeln!(out, "{}", listing.len())?;
-            } else {
-                let end: &[u8] = if format == Format::Null { b"\0" } else { b"\n" };
-                for f in listing.iter() {
-                    out.write_all(f.path)?;
-                    out.write_all(end)?;
-                }
+            let end: &[u8] = if format == Format::Null { b"\0" } else { b"\n" };
+            for f in listing.iter() {
+                out.write_all(f.path)?;
+                out.write_all(end)?;
             }
             listing.len()
         }

@@ -25,13 +25,15 @@ use crate::search::{ClassSet, Request};
 /// lists do not hold them), when more lists are absent than `build_limit` (or one in eight
 /// of the query's classes, when that is more) allows, when it names a taught tag, or when
 /// a stored list is damaged.
-/// Absent lists are built in memory. The listing has its files' hashes when `hashes`.
-pub fn find(
+/// Absent lists are built in memory. `keep` says what is kept of the files found, and
+/// `done` makes the answer of them ([`Found::finish`] or [`Found::count`]).
+pub fn find<'q, T: Send>(
     conn: &Connection,
-    q: &Request,
+    q: &'q Request,
     build_limit: Option<usize>,
-    hashes: bool,
-) -> Result<Option<Listing>, CatalogError> {
+    keep: Keep,
+    done: impl FnOnce(Found<'q>) -> T + Send,
+) -> Result<Option<T>, CatalogError> {
     let query = &q.query;
     if !answerable(query) {
         return Ok(None);
@@ -57,7 +59,7 @@ pub fn find(
         );
         return Ok(None);
     }
-    let found = Found::new(q, &classes, None, hashes);
+    let found = Found::new(q, &classes, None, keep);
     // The lists are read here (the connection stays on this thread) while a second thread
     // takes in those already read; buffers go back and forth.
     let (to_worker, inbox) = mpsc::sync_channel::<(usize, f32, Vec<u8>, bool)>(2);
@@ -84,7 +86,8 @@ pub fn find(
                     return None;
                 }
             }
-            Some(found.finish())
+            let files = found.found();
+            Some((done(found), files))
         });
         let mut blob: Option<Blob<'_>> = None;
         let mut bytes = 0;
@@ -124,17 +127,17 @@ pub fn find(
         });
         Ok((listing, bytes))
     })?;
-    let Some(listing) = listing else {
+    let Some((answer, files)) = listing else {
         return Ok(None);
     };
     tracing::debug!(
         lists = classes.len(),
         absent,
         bytes,
-        files = listing.len(),
+        files,
         "search: read from the class lists"
     );
-    Ok(Some(listing))
+    Ok(Some(answer))
 }
 
 /// Whether lists can answer `query` (on either backend): not when it matches images
@@ -190,6 +193,17 @@ fn read_records(b: &Blob<'_>, min: f32, buf: &mut Vec<u8>) -> Result<bool, Catal
     Ok(true)
 }
 
+/// What a search keeps of the files it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::catalog) enum Keep {
+    /// Their paths and scores (a listing).
+    Paths,
+    /// Their paths, scores and contents' hashes (`find`: JSON and table output).
+    Hashes,
+    /// How many there are (`--count`): nothing kept, nothing ranked.
+    Count,
+}
+
 /// The matching files met so far.
 pub(in crate::catalog) struct Found<'r> {
     q: &'r Request,
@@ -199,8 +213,11 @@ pub(in crate::catalog) struct Found<'r> {
     /// Per class: the minimum its list is read down to (`INFINITY`: not read).
     min_of: Vec<f32>,
     ranges: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Every matching file's path, one after the other.
+    /// Every matching file's path, one after the other (when counting, the last one).
     paths: Vec<u8>,
+    counting: bool,
+    /// Files counted (when counting).
+    counted: usize,
     files: Vec<Entry>,
     /// The matching images' hashes, when the answer shows them.
     hashes: Option<Vec<Hash>>,
@@ -210,13 +227,12 @@ pub(in crate::catalog) struct Found<'r> {
 }
 
 impl<'r> Found<'r> {
-    /// `classes`: the query's positive classes with their minimums; `hashes`: whether the
-    /// listing shows the files' hashes (`find`; not a listing of paths or a count).
+    /// `classes`: the query's positive classes with their minimums.
     pub fn new(
         q: &'r Request,
         classes: &[(usize, f32)],
         host: Option<&'r str>,
-        hashes: bool,
+        keep: Keep,
     ) -> Self {
         let mut min_of = vec![f32::INFINITY; ClassSet::CAPACITY];
         for &(c, min) in classes {
@@ -230,8 +246,10 @@ impl<'r> Found<'r> {
             min_of,
             ranges: q.under.iter().map(|p| under_range(p)).collect(),
             paths: Vec::new(),
+            counting: keep == Keep::Count,
+            counted: 0,
             files: Vec::new(),
-            hashes: hashes.then(Vec::new),
+            hashes: (keep == Keep::Hashes).then(Vec::new),
             tags: Vec::new(),
             best: Vec::new(),
         }
@@ -299,6 +317,11 @@ impl<'r> Found<'r> {
                     self.paths.truncate(start);
                     continue;
                 }
+                if self.counting {
+                    self.paths.truncate(start);
+                    self.counted += 1;
+                    continue;
+                }
                 let image = *image.get_or_insert_with(|| match (&mut self.hashes, hash) {
                     (Some(hashes), Some(h)) => {
                         hashes.push(*h);
@@ -315,6 +338,17 @@ impl<'r> Found<'r> {
             }
         }
         true
+    }
+
+    /// How many files were found (before the request's limit).
+    pub fn found(&self) -> usize {
+        self.files.len() + self.counted
+    }
+
+    /// How many files the listing would hold: those found, at most the request's limit.
+    pub fn count(self) -> usize {
+        let found = self.found();
+        self.q.limit.map_or(found, |l| found.min(l))
     }
 
     /// The files best first, then by path; the first `limit` when the request has one.

@@ -27,7 +27,7 @@ use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::{CatalogError, Sqlite};
 use crate::labels::IMAGENET_CLASSES;
-pub(super) use find::{answerable, find, too_many_absent, Found};
+pub(super) use find::{answerable, find, too_many_absent, Found, Keep};
 use format::build;
 
 /// Classes rebuilt per write transaction by [`Catalog::refresh_class_lists`].
@@ -149,6 +149,7 @@ mod tests {
                 let want = cat.search_using(&sq, Strategy::Scan).unwrap();
                 assert_eq!(cat.search_using(&sq, Strategy::Lists).unwrap(), want);
                 assert_eq!(cat.search_using(&sq, Strategy::Auto).unwrap(), want);
+                assert_eq!(cat.count(&sq).unwrap(), want.len());
             }
         }
     }

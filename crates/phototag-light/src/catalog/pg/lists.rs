@@ -25,9 +25,8 @@ use std::time::{Duration, Instant};
 use postgres::GenericClient;
 
 use super::{hash_of, split_read, PgCatalog};
-use crate::catalog::listing::Listing;
 use crate::catalog::lists::format::{self, Builder, Format, Row, HASH};
-use crate::catalog::lists::{answerable, too_many_absent, Found, ListsRefresh};
+use crate::catalog::lists::{answerable, too_many_absent, Found, Keep, ListsRefresh};
 use crate::catalog::CatalogError;
 use crate::labels::IMAGENET_CLASSES;
 use crate::search::Request;
@@ -181,15 +180,17 @@ impl PgCatalog {
     /// query's positive classes in `c`'s snapshot; `None` when lists cannot answer (as
     /// SQLite's `lists::find`: a query matching images without its classes, a taught tag,
     /// a damaged list) or when more lists are missing than `build_limit` (or one in eight
-    /// of the query's classes, when more) allows. Missing lists are built in memory. The
-    /// listing has its files' hashes when `hashes`.
-    pub(super) fn list_from_lists(
-        &self,
+    /// of the query's classes, when more) allows. Missing lists are built in memory.
+    /// `keep` says what is kept of the files found, and `done` makes the answer of them
+    /// ([`Found::finish`] or [`Found::count`]).
+    pub(super) fn list_from_lists<'s, T>(
+        &'s self,
         c: &mut impl GenericClient,
-        q: &Request,
+        q: &'s Request,
         build_limit: Option<usize>,
-        hashes: bool,
-    ) -> Result<Option<Listing>, CatalogError> {
+        keep: Keep,
+        done: impl FnOnce(Found<'s>) -> T,
+    ) -> Result<Option<T>, CatalogError> {
         let query = &q.query;
         if !answerable(query) {
             return Ok(None);
@@ -212,7 +213,7 @@ impl PgCatalog {
             };
             let marks: &[u8] = r.get(1);
             let len = usize::try_from(r.get::<_, i64>(2)).unwrap_or(0);
-            wanted[i] = records_wanted(marks, len, classes[i].1, hashes);
+            wanted[i] = records_wanted(marks, len, classes[i].1, keep == Keep::Hashes);
         }
         let absent = wanted.iter().filter(|w| w.is_none()).count();
         if too_many_absent(build_limit, absent, classes.len()) {
@@ -222,7 +223,7 @@ impl PgCatalog {
             );
             return Ok(None);
         }
-        let mut found = Found::new(q, &classes, Some(&self.host), hashes);
+        let mut found = Found::new(q, &classes, Some(&self.host), keep);
         let mut reads = split_read::Reads::default();
         for (w, &class) in wanted.iter().zip(&ids) {
             if let Some(w) = w {
@@ -256,16 +257,17 @@ impl PgCatalog {
             tracing::warn!("a search list is unreadable: asking the server instead");
             return Ok(None);
         }
-        let listing = found.finish();
+        let files = found.found();
+        let answer = done(found);
         tracing::debug!(
             lists = classes.len(),
             absent,
             bytes,
-            files = listing.len(),
+            files,
             "search: read from the class lists in {:.1} ms",
             started.elapsed().as_secs_f64() * 1e3
         );
-        Ok(Some(listing))
+        Ok(Some(answer))
     }
 }
 
@@ -341,6 +343,7 @@ mod tests {
                     assert_eq!(lists, want, "{query:?} {limit:?}");
                     assert_eq!(cat.search_using(&sq, Strategy::Auto).unwrap(), want);
                     assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&want));
+                    assert_eq!(cat.count(&sq).unwrap(), want.len());
                 }
             }
         }

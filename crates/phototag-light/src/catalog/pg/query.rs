@@ -41,7 +41,7 @@ use postgres::GenericClient;
 
 use super::{hash_of, PgCatalog};
 use crate::catalog::listing::{Entry, Listing};
-use crate::catalog::lists::BUILD_IN_SEARCH;
+use crate::catalog::lists::{Found, Keep, BUILD_IN_SEARCH};
 use crate::catalog::query::{matched_ranks, DupeGroup};
 use crate::catalog::rows::{path_bytes, path_from, under_range, Hash, Hit, TagRow};
 use crate::catalog::CatalogError;
@@ -298,7 +298,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let mut hits = Vec::new();
-        let listed = self.each_hit(&mut tx, q, way, true, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, way, Keep::Hashes, |path, hash, score| {
             hits.push(Hit {
                 path: path_from(path.to_vec()),
                 hash,
@@ -327,7 +327,7 @@ impl PgCatalog {
         let mut c = self.conn()?;
         let mut tx = self.snapshot(&mut c)?;
         let (mut paths, mut files, mut hashes) = (Vec::new(), Vec::new(), Vec::<Hash>::new());
-        let listed = self.each_hit(&mut tx, q, Way::Auto, false, |path, hash, score| {
+        let listed = self.each_hit(&mut tx, q, Way::Auto, Keep::Paths, |path, hash, score| {
             if hashes.last() != Some(&hash) {
                 hashes.push(hash);
             }
@@ -347,14 +347,33 @@ impl PgCatalog {
         Ok(Listing::from_parts(paths, files, order, hashes))
     }
 
-    /// Answers the search `way`: a listing (with its files' hashes when `hashes`) when the
-    /// class lists answered it, else `None` after handing each file to `f` in rank order.
+    /// How many files [`PgCatalog::list`] gives: counted on the class lists without keeping
+    /// or ranking them when the lists answer and there is no limit.
+    pub fn count(&self, q: &Request) -> Result<usize, CatalogError> {
+        if q.limit.is_none() {
+            let mut c = self.conn()?;
+            let mut tx = self.snapshot(&mut c)?;
+            tx.batch_execute("SET LOCAL jit = off")
+                .map_err(|e| self.error(e))?;
+            let build_limit = Some(BUILD_IN_SEARCH);
+            let counted =
+                self.list_from_lists(&mut tx, q, build_limit, Keep::Count, Found::count)?;
+            tx.commit().map_err(|e| self.error(e))?;
+            if let Some(n) = counted {
+                return Ok(n);
+            }
+        }
+        Ok(self.list(q)?.len())
+    }
+
+    /// Answers the search `way`: a listing (keeping what `keep` says) when the class lists
+    /// answered it, else `None` after handing each file to `f` in rank order.
     fn each_hit(
         &self,
         c: &mut impl GenericClient,
         q: &Request,
         way: Way,
-        hashes: bool,
+        keep: Keep,
         mut f: impl FnMut(&[u8], Hash, f32),
     ) -> Result<Option<Listing>, CatalogError> {
         if q.query.classes().is_empty() && !q.query.matches_untagged() {
@@ -390,7 +409,7 @@ impl PgCatalog {
         }
         if way != Way::Statement {
             let build_limit = (way == Way::Auto).then_some(BUILD_IN_SEARCH);
-            if let Some(listing) = self.list_from_lists(c, q, build_limit, hashes)? {
+            if let Some(listing) = self.list_from_lists(c, q, build_limit, keep, Found::finish)? {
                 return Ok(Some(listing));
             }
         }

@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Transaction;
 
 use super::listing::Listing;
+use super::lists::{Found, Keep};
 use super::read::tags_of;
 use super::rows::{get_u64, path_bytes, path_from, ser_hash, under_range, Hash, Hit, TagRow};
 use super::{CatalogError, Sqlite};
@@ -120,7 +121,7 @@ impl Sqlite {
             return Ok(Listing::default());
         }
         let tx = self.snapshot()?;
-        match self.locate(&tx, q, Strategy::Auto, false)? {
+        match self.locate(&tx, q, Strategy::Auto, Keep::Paths)? {
             Located::Listed(l) => Ok(l),
             Located::Hits(hits) => Ok(Listing::from_hits(&rank(q.limit, hits))),
         }
@@ -136,7 +137,7 @@ impl Sqlite {
             return Ok(Vec::new());
         }
         let tx = self.snapshot()?;
-        let hits = match self.locate(&tx, q, strategy, true)? {
+        let hits = match self.locate(&tx, q, strategy, Keep::Hashes)? {
             Located::Listed(l) => l.to_hits().ok_or_else(|| {
                 CatalogError::Corrupt("a search listing was read without its hashes".into())
             })?,
@@ -149,14 +150,28 @@ impl Sqlite {
         }
     }
 
+    /// How many files [`Sqlite::list`] gives: counted on the class lists without keeping or
+    /// ranking them when the lists answer and there is no limit.
+    pub fn count(&self, q: &Request) -> Result<usize, CatalogError> {
+        if q.limit.is_none() {
+            let tx = self.snapshot()?;
+            self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
+            let build_limit = Some(super::lists::BUILD_IN_SEARCH);
+            if let Some(n) = super::lists::find(&tx, q, build_limit, Keep::Count, Found::count)? {
+                return Ok(n);
+            }
+        }
+        Ok(self.list(q)?.len())
+    }
+
     /// The matching files, by the strategy: ranked and cut to the limit when listed (with
-    /// their hashes when `hashes`), in no order otherwise.
+    /// what `keep` says), in no order otherwise.
     fn locate(
         &self,
         tx: &Transaction<'_>,
         q: &Request,
         strategy: Strategy,
-        hashes: bool,
+        keep: Keep,
     ) -> Result<Located, CatalogError> {
         // Index pages are read in place rather than copied through the page cache.
         self.conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
@@ -179,7 +194,7 @@ impl Sqlite {
             Strategy::Scan | Strategy::Lookup => Some(0),
         };
         if build_limit != Some(0) {
-            if let Some(listing) = super::lists::find(tx, q, build_limit, hashes)? {
+            if let Some(listing) = super::lists::find(tx, q, build_limit, keep, Found::finish)? {
                 tracing::debug!(
                     files = listing.len(),
                     "search: files listed in {:.1} ms",
@@ -486,6 +501,7 @@ mod tests {
                         assert_eq!(all, got, "{name} {query:?} {strategy:?}");
                     }
                     assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(&all), "{name}");
+                    assert_eq!(cat.count(&sq).unwrap(), all.len(), "{name}");
                 }
                 for limit in [1, 2, 5, 17, 1000] {
                     sq.limit = Some(limit);
@@ -497,6 +513,7 @@ mod tests {
                             assert_eq!(got, want, "{name} {query:?} limit {limit} {strategy:?}");
                         }
                         assert_eq!(cat.list(&sq).unwrap(), Listing::from_hits(want), "{name}");
+                        assert_eq!(cat.count(&sq).unwrap(), want.len(), "{name}");
                     }
                 }
             }
