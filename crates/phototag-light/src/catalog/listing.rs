@@ -5,6 +5,7 @@
 //! May not: run SQL.
 
 use super::rows::{hit, path_bytes, Hash, Hit};
+use super::CatalogError;
 
 /// Matching files, best first then by path.
 #[derive(Debug, Clone, Default)]
@@ -90,11 +91,16 @@ impl Listing {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The same files as hits (without tags); `None` when the listing was read without
-    /// hashes.
-    pub fn to_hits(&self) -> Option<Vec<Hit>> {
+    /// The same files as hits (without tags); an error when the listing was read without
+    /// hashes (a caller that makes hits asks for them).
+    pub fn to_hits(&self) -> Result<Vec<Hit>, CatalogError> {
         self.iter()
-            .map(|f| Some(hit(f.path.to_vec(), *f.hash?, f.score)))
+            .map(|f| {
+                let hash = f.hash.ok_or_else(|| {
+                    CatalogError::Corrupt("a search listing was read without its hashes".into())
+                })?;
+                Ok(hit(f.path.to_vec(), *hash, f.score))
+            })
             .collect()
     }
 
@@ -136,7 +142,7 @@ mod tests {
         let l = Listing::from_hits(&hits);
         assert_eq!(l.len(), 4);
         assert_eq!(l.hashes.len(), 3, "neighbours of one content share a hash");
-        assert_eq!(l.to_hits(), Some(hits.clone()));
+        assert_eq!(l.to_hits().unwrap(), hits);
         let f = l.get(2).unwrap();
         assert_eq!(
             (f.path, f.hash, f.score),
@@ -147,7 +153,7 @@ mod tests {
         bare.hashes.clear();
         assert_eq!(bare, l);
         assert_eq!(bare.get(2).unwrap().hash, None);
-        assert_eq!(bare.to_hits(), None);
+        assert!(bare.to_hits().is_err());
         assert!(l.get(4).is_none());
         assert!(Listing::default().is_empty());
         assert_eq!(

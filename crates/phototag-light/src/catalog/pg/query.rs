@@ -308,9 +308,7 @@ impl PgCatalog {
             });
         })?;
         if let Some(listing) = listed {
-            hits = listing.to_hits().ok_or_else(|| {
-                CatalogError::Corrupt("a search listing was read without its hashes".into())
-            })?;
+            hits = listing.to_hits()?;
         }
         if q.with_tags {
             self.add_tags(&mut tx, q, &mut hits)?;

@@ -138,9 +138,7 @@ impl Sqlite {
         }
         let tx = self.snapshot()?;
         let hits = match self.locate(&tx, q, strategy, Keep::Hashes)? {
-            Located::Listed(l) => l.to_hits().ok_or_else(|| {
-                CatalogError::Corrupt("a search listing was read without its hashes".into())
-            })?,
+            Located::Listed(l) => l.to_hits()?,
             Located::Hits(hits) => rank(q.limit, hits),
         };
         if q.with_tags {
